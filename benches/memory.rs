@@ -1,0 +1,2 @@
+//! Memory benchmark (filled in below).
+fn main() {}

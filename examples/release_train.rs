@@ -1,0 +1,364 @@
+//! A five-stage release train, end to end: build → integration → compliance → canary →
+//! production, with gates, approvals, a progressive canary and a soak.
+//!
+//! Run it with `cargo run --example release_train`; add `-- --fail-canary` to watch the canary
+//! analysis fail and the stage roll back automatically. Set `RUST_LOG=info` to see the
+//! engine's tracing spans as well.
+//!
+//! What is real here and what is a stand-in:
+//! - the engine, the state machine, the approval rules and the event log are the library's own;
+//! - gates marked `[scripted]` are test doubles from `promotion::testing` that answer from a
+//!   script; the reference gates (test reports, policies, metrics, canary analysis) replace
+//!   them as the gate issues land;
+//! - the deployer records calls instead of talking to a platform (the host owns deployment);
+//! - time is a virtual clock, so six hours of soak pass in a blink; a host uses `SystemClock`;
+//! - the store is in memory; the tamper-evident SQLite log replaces it with the audit issue.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use promotion::testing::{RecordingDeployer, ScriptedGate, Step};
+use promotion::{
+    ApprovalPolicy, ApprovalRule, Clock, Engine, EngineError, EventStore, GateKind, GateSpec,
+    InMemoryStore, ManualClock, PhasePolicy, Pipeline, Principal, Release, ReleaseId, RolloutPlan,
+    RolloutStep, StageSpec, StageStatus, StreamId, Waiting,
+};
+
+type Error = Box<dyn std::error::Error>;
+
+fn scripted(name: &str, kind: GateKind, steps: impl IntoIterator<Item = Step>) -> GateSpec {
+    GateSpec::new(Arc::new(ScriptedGate::new(name, steps).with_kind(kind)))
+}
+
+fn pass(summary: &str) -> Step {
+    Step::Pass(summary.to_owned())
+}
+
+fn pipeline(fail_canary: bool) -> Result<Pipeline, Error> {
+    use GateKind::{Automated, Compliance};
+    let minutes = |m: u64| Duration::from_secs(60 * m);
+    let canary_error_rate = if fail_canary {
+        vec![
+            pass("5xx ratio 0.02% (budget 1%)"),
+            Step::Fail("5xx ratio 3.8% (budget 1%)".into()),
+        ]
+    } else {
+        vec![
+            pass("5xx ratio 0.02% (budget 1%)"),
+            pass("5xx ratio 0.03% (budget 1%)"),
+            pass("5xx ratio 0.03% (budget 1%)"),
+        ]
+    };
+    let analysis = PhasePolicy {
+        interval: Some(minutes(5)),
+        timeout: Some(minutes(30)),
+        ..PhasePolicy::default()
+    };
+    Ok(Pipeline::builder("shop-api", "2026.11.1")
+        .break_glass_group("incident-commanders")
+        .operator_group("release-managers")
+        .stage(
+            StageSpec::new("build")
+                .entry_gate(scripted(
+                    "compile",
+                    Automated,
+                    [pass("cargo build --release ok")],
+                ))
+                .entry_gate(scripted(
+                    "unit-tests",
+                    Automated,
+                    [pass("1,284 tests, 0 failed, 3 skipped")],
+                )),
+        )
+        .stage(
+            StageSpec::new("integration")
+                .after("build")
+                .entry_gate(scripted(
+                    "integration-tests",
+                    Automated,
+                    [
+                        Step::Pending(minutes(4)),
+                        pass("212 tests against staging, 0 failed"),
+                    ],
+                ))
+                .entry_gate(scripted(
+                    "performance-budget",
+                    Automated,
+                    [pass("p99 41 ms (budget 50 ms), +2.1% vs baseline")],
+                ))
+                .entry_gate(scripted(
+                    "dependency-audit",
+                    Compliance,
+                    [pass("0 advisories above medium")],
+                ))
+                .approval(ApprovalPolicy::new(ApprovalRule::quorum("qa", 1)?)),
+        )
+        .stage(
+            StageSpec::new("compliance")
+                .after("integration")
+                .entry_gate(scripted(
+                    "resilience-drill",
+                    Automated,
+                    [pass("zone failover drill: recovered in 38 s")],
+                ))
+                .entry_gate(scripted(
+                    "change-summary",
+                    Compliance,
+                    [pass("change summary and release notes present")],
+                ))
+                .entry_gate(scripted(
+                    "risk-assessment",
+                    Compliance,
+                    [pass("risk level: medium; rollback plan present")],
+                ))
+                .approval(
+                    ApprovalPolicy::new(ApprovalRule::all([
+                        ApprovalRule::quorum("sre", 1)?,
+                        ApprovalRule::quorum("security", 1)?,
+                    ]))
+                    .distinct_from_upstream()
+                    .expires_after(Duration::from_secs(24 * 3600)),
+                ),
+        )
+        .stage(
+            StageSpec::new("canary")
+                .after("compliance")
+                .rollout(RolloutPlan::new([
+                    RolloutStep::new(1)
+                        .pause(minutes(10))
+                        .analysis(scripted(
+                            "error-rate",
+                            Automated,
+                            canary_error_rate.clone().into_iter().take(1),
+                        ))
+                        .analysis_policy(analysis),
+                    RolloutStep::new(10)
+                        .pause(minutes(10))
+                        .analysis(scripted(
+                            "error-rate",
+                            Automated,
+                            canary_error_rate.into_iter().skip(1),
+                        ))
+                        .analysis(scripted(
+                            "p99-latency",
+                            Automated,
+                            [pass("p99 43 ms (limit 60 ms)")],
+                        ))
+                        .analysis_policy(analysis),
+                    RolloutStep::new(50)
+                        .pause(minutes(10))
+                        .analysis(scripted(
+                            "p99-latency",
+                            Automated,
+                            [pass("p99 44 ms (limit 60 ms)")],
+                        ))
+                        .analysis_policy(analysis),
+                    RolloutStep::new(100),
+                ])),
+        )
+        .stage(
+            StageSpec::new("production")
+                .after("canary")
+                .verification_gate(scripted(
+                    "smoke-tests",
+                    Automated,
+                    [pass("checkout, search and login journeys ok")],
+                ))
+                .soak(Duration::from_secs(6 * 3600)),
+        )
+        .build()?)
+}
+
+/// Prints every event appended since the last call, as a timeline.
+struct Timeline {
+    store: Arc<InMemoryStore>,
+    stream: StreamId,
+    seen: usize,
+    gate_kinds: BTreeMap<String, GateKind>,
+}
+
+impl Timeline {
+    async fn print_new(&mut self) -> Result<(), Error> {
+        let recorded = self.store.read(&self.stream).await?;
+        for r in recorded.iter().skip(self.seen) {
+            let e = &r.event;
+            let stage = e.body.stage().map(|s| s.as_str()).unwrap_or("");
+            let mut line = e.body.to_string();
+            if let promotion::EventBody::GateEvaluated { gate, .. } = &e.body {
+                if self.gate_kinds.contains_key(gate.as_str()) {
+                    line.push_str("  [scripted]");
+                }
+            }
+            println!(
+                "{}  {:<12} {:<22} {}",
+                e.at.format("%m-%d %H:%M:%S"),
+                stage,
+                e.actor.to_string(),
+                line
+            );
+        }
+        self.seen = recorded.len();
+        Ok(())
+    }
+}
+
+struct Desk {
+    people: BTreeMap<&'static str, Principal>,
+}
+
+impl Desk {
+    fn new() -> Result<Self, Error> {
+        let mut people = BTreeMap::new();
+        for (id, groups) in [
+            ("dana", vec!["developers", "qa"]),
+            ("quinn", vec!["qa"]),
+            ("sam", vec!["sre"]),
+            ("sasha", vec!["security"]),
+            ("ci-bot", vec!["ci"]),
+        ] {
+            people.insert(id, Principal::new(id, groups)?);
+        }
+        Ok(Desk { people })
+    }
+    fn get(&self, id: &str) -> Result<&Principal, Error> {
+        self.people
+            .get(id)
+            .ok_or_else(|| format!("no principal `{id}` at the desk").into())
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
+    let fail_canary = std::env::args().any(|a| a == "--fail-canary");
+
+    let clock = Arc::new(ManualClock::auto_advancing("2026-11-26T09:00:00Z".parse()?));
+    let store = Arc::new(InMemoryStore::new());
+    let deployer = RecordingDeployer::new().with_clock(clock.clone(), Duration::from_secs(20));
+    let pipeline = pipeline(fail_canary)?;
+    let gate_kinds = pipeline
+        .stages()
+        .iter()
+        .flat_map(|s| {
+            let mut phases = vec![&s.spec.entry, &s.spec.verification];
+            phases.extend(s.steps().iter().map(|st| &st.analysis));
+            phases
+                .into_iter()
+                .flat_map(|p| p.gates.iter().map(|g| (g.name.clone(), g.gate.kind())))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let engine = Engine::new(
+        pipeline,
+        store.clone(),
+        Arc::new(deployer.clone()),
+        clock.clone(),
+    );
+    let desk = Desk::new()?;
+
+    let release = Release::builder(
+        "shop-api 4.12.0",
+        "git@example.com:shop/api",
+        "9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "2026-11-26T08:12:00Z".parse()?,
+    )
+    .artifact(
+        "api-image",
+        "sha256:6a1f0e1c53b1d6e0b0c1c3e6c8f3b1f7a1a4c2d9e8f7b6a5c4d3e2f1a0b9c8d7",
+    )
+    .artifact(
+        "helm-chart",
+        "sha256:0b5e3f6a9c2d1e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
+    )
+    .built_at("2026-11-26T08:40:00Z".parse()?)
+    .builder("ci.example.com/pipelines/88213")
+    .contributor("dana")
+    .label("service", "shop-api")
+    .build()?;
+
+    println!("promotion: release train for `{}`", release.name());
+    println!(
+        "(gates marked [scripted] are stand-ins; virtual clock; in-memory store){}\n",
+        if fail_canary {
+            "; canary analysis will FAIL"
+        } else {
+            ""
+        }
+    );
+    let id = engine.register(release, desk.get("ci-bot")?).await?;
+    let mut timeline = Timeline {
+        store,
+        stream: StreamId::for_release(&id),
+        seen: 0,
+        gate_kinds,
+    };
+
+    loop {
+        let progress = engine.run_until_blocked(&id).await?;
+        timeline.print_new().await?;
+        if progress.waiting.is_empty() {
+            break;
+        }
+        for w in &progress.waiting {
+            println!("{:>38} waiting for {w}", "");
+            if let Waiting::Approval { stage, .. } = w {
+                approve(&engine, &desk, &id, stage.as_str()).await?;
+            } else {
+                return Err(format!("unexpected wait: {w}").into());
+            }
+        }
+        timeline.print_new().await?;
+    }
+
+    let state = engine.state(&id).await?;
+    println!();
+    for s in engine.pipeline().stages() {
+        println!("{:<12} {}", s.name, state.status(s.name.as_str()));
+    }
+    println!(
+        "deployer calls: {}; virtual time elapsed: {}",
+        deployer.calls().len(),
+        humanize(clock.now() - "2026-11-26T09:00:00Z".parse::<chrono::DateTime<chrono::Utc>>()?)
+    );
+    let production = state.status("production");
+    if fail_canary {
+        if state.status("canary") != StageStatus::RolledBack || production != StageStatus::Waiting {
+            return Err("expected the canary to roll back and production to stay untouched".into());
+        }
+        println!("canary analysis failed: the canary was rolled back automatically; production untouched");
+    } else if production != StageStatus::Promoted {
+        return Err(format!("expected production to be promoted, it is {production}").into());
+    } else {
+        println!("release {} is promoted to production", id.short());
+    }
+    Ok(())
+}
+
+/// The scripted approvers: a developer first tries to approve their own release (refused),
+/// then the eligible people approve.
+async fn approve(engine: &Engine, desk: &Desk, id: &ReleaseId, stage: &str) -> Result<(), Error> {
+    let approvers: &[&str] = match stage {
+        "integration" => &["dana", "quinn"],
+        "compliance" => &["quinn", "sam", "sasha"],
+        other => return Err(format!("no approvers scripted for `{other}`").into()),
+    };
+    for who in approvers {
+        let p = desk.get(who)?;
+        match engine.approve(id, stage, p, "reviewed evidence").await {
+            Ok(_) => {}
+            Err(EngineError::Refused(r)) => println!("{:>38} refused: {r}", ""),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn humanize(d: chrono::Duration) -> String {
+    let m = d.num_minutes();
+    format!("{}h {:02}m", m / 60, m % 60)
+}

@@ -1,0 +1,155 @@
+//! Validated names: stages, gates, groups, principals, pipelines.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} name `{value}`: {problem}")]
+pub struct InvalidName {
+    /// What kind of name it was (stage, gate, group, …).
+    pub kind: &'static str,
+    /// The value that was given (shortened when long).
+    pub value: String,
+    /// What is wrong with it.
+    pub problem: &'static str,
+}
+
+/// Longest accepted name, in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+
+pub(crate) fn check_name(kind: &'static str, value: &str) -> Result<(), InvalidName> {
+    let problem = if value.is_empty() {
+        Some("it is empty")
+    } else if value.len() > MAX_NAME_LEN {
+        Some("it is longer than 200 bytes")
+    } else if value.trim() != value {
+        Some("it starts or ends with whitespace")
+    } else if value.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(InvalidName {
+            kind,
+            value: value.chars().take(60).collect(),
+            problem,
+        }),
+    }
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        ///
+        /// Non-empty, at most 200 bytes, no control characters, no surrounding whitespace.
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps a name.
+            pub fn new(value: impl Into<String>) -> Result<Self, InvalidName> {
+                let value = value.into();
+                check_name($kind, &value)?;
+                Ok(Self(value))
+            }
+            /// The name as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = InvalidName;
+            fn try_from(value: String) -> Result<Self, InvalidName> {
+                Self::new(value)
+            }
+        }
+        impl TryFrom<&str> for $name {
+            type Error = InvalidName;
+            fn try_from(value: &str) -> Result<Self, InvalidName> {
+                Self::new(value)
+            }
+        }
+        impl std::str::FromStr for $name {
+            type Err = InvalidName;
+            fn from_str(value: &str) -> Result<Self, InvalidName> {
+                Self::new(value)
+            }
+        }
+        impl From<$name> for String {
+            fn from(n: $name) -> String {
+                n.0
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.0, f)
+            }
+        }
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+
+name_type!(
+    /// The name of a stage in a pipeline (`dev`, `canary`, `production`).
+    StageName,
+    "stage"
+);
+name_type!(
+    /// The name of a gate, unique within its phase.
+    GateName,
+    "gate"
+);
+name_type!(
+    /// A group of principals (`sre`, `security`), as the host's identity provider names it.
+    Group,
+    "group"
+);
+name_type!(
+    /// The stable identifier of an authenticated principal (a person or a service account).
+    PrincipalId,
+    "principal"
+);
+name_type!(
+    /// The name of a pipeline definition.
+    PipelineName,
+    "pipeline"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        assert!(StageName::new("canary").is_ok());
+        let err = StageName::new("").unwrap_err();
+        assert_eq!(err.to_string(), "invalid stage name ``: it is empty");
+        assert!(GateName::new(" x").is_err());
+        assert!(Group::new("a\nb").is_err());
+        assert!(PrincipalId::new("x".repeat(201)).is_err());
+        let parsed: Result<StageName, _> = serde_json::from_str("\"\"");
+        assert!(parsed.is_err());
+    }
+}

@@ -1,0 +1,210 @@
+//! The event store interface and the in-memory store.
+//!
+//! One trait, many backends, one conformance suite: `promotion-audit` implements
+//! [`EventStore`] with tamper evidence over SQLite and PostgreSQL; [`InMemoryStore`] here is
+//! for tests and examples.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::machine::Event;
+use crate::release::ReleaseId;
+
+/// The name of an event stream: one per release.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StreamId(String);
+
+impl StreamId {
+    /// The stream that holds `release`'s journey.
+    pub fn for_release(release: &ReleaseId) -> Self {
+        StreamId(format!("release-{}", release.digest().to_hex()))
+    }
+    /// A stream with a host-chosen name (non-empty, no control characters).
+    pub fn new(name: impl Into<String>) -> Result<Self, crate::InvalidName> {
+        let name = name.into();
+        crate::name::check_name("stream", &name)?;
+        Ok(StreamId(name))
+    }
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the appender believes the stream's version to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must hold exactly this many events.
+    Exact(u64),
+    /// No check (use only where no decision depends on the current state).
+    Any,
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
+            ExpectedVersion::Any => f.write_str("any version"),
+        }
+    }
+}
+
+/// An event as stored: its stream and its position in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// The stream.
+    pub stream: StreamId,
+    /// Position in the stream, from 1.
+    pub version: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another writer appended first; nothing was appended.
+    #[error("stream {stream} is at version {actual}, expected {expected}; nothing was appended")]
+    Conflict {
+        /// The stream.
+        stream: StreamId,
+        /// What the appender expected.
+        expected: ExpectedVersion,
+        /// The stream's version.
+        actual: u64,
+    },
+    /// Stored bytes do not decode or do not verify.
+    #[error("stream {stream} entry {version} is corrupt: {message}")]
+    Corrupt {
+        /// The stream.
+        stream: StreamId,
+        /// The entry's position.
+        version: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// The storage backend failed.
+    #[error("store backend: {message}")]
+    Backend {
+        /// What happened.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// Append-only storage of event streams with optimistic concurrency.
+#[async_trait]
+pub trait EventStore: Send + Sync + fmt::Debug {
+    /// Appends `events` to `stream` if its version is `expected`; returns the new version.
+    /// All or nothing: on any error nothing is appended.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+    ) -> Result<u64, StoreError>;
+
+    /// Every event of `stream`, in order; empty if the stream does not exist.
+    async fn read(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError>;
+
+    /// Every stream's id, in no particular order.
+    async fn streams(&self) -> Result<Vec<StreamId>, StoreError>;
+}
+
+/// Streams in memory: for tests, examples and benchmarks. Nothing survives the process.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    streams: Mutex<BTreeMap<StreamId, Vec<Event>>>,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Checks `expected` against a stream's current version.
+pub fn check_expected(
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    current: Option<u64>,
+) -> Result<(), StoreError> {
+    let ok = match (expected, current) {
+        (ExpectedVersion::Any, _) => true,
+        (ExpectedVersion::NoStream, None) => true,
+        (ExpectedVersion::NoStream, Some(_)) => false,
+        (ExpectedVersion::Exact(0), None) => true,
+        (ExpectedVersion::Exact(v), Some(c)) => v == c,
+        (ExpectedVersion::Exact(_), None) => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict {
+            stream: stream.clone(),
+            expected,
+            actual: current.unwrap_or(0),
+        })
+    }
+}
+
+#[async_trait]
+impl EventStore for InMemoryStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+    ) -> Result<u64, StoreError> {
+        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = streams.get(stream).map(|s| s.len() as u64);
+        check_expected(stream, expected, current)?;
+        if events.is_empty() {
+            return Ok(current.unwrap_or(0));
+        }
+        let s = streams.entry(stream.clone()).or_default();
+        s.extend_from_slice(events);
+        Ok(s.len() as u64)
+    }
+
+    async fn read(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError> {
+        let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(streams
+            .get(stream)
+            .map(|events| {
+                events
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| Recorded {
+                        stream: stream.clone(),
+                        version: i as u64 + 1,
+                        event: e.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn streams(&self) -> Result<Vec<StreamId>, StoreError> {
+        let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(streams.keys().cloned().collect())
+    }
+}
