@@ -1,10 +1,52 @@
 //! # promotion-audit
 //!
-//! The tamper-evident audit log: `promotion_core::EventStore` implemented over SQLite (the
-//! embedded default), PostgreSQL and memory, with a hash chain, RFC 6962 Merkle proofs, signed
-//! checkpoints and evidence packs.
+//! The tamper-evident audit log of [promotion](https://example.invalid/promotion):
+//! [`AuditStore`] implements `promotion_core::EventStore` so that every event the engine
+//! appends becomes an entry of a hash chain that is also the leaf sequence of an RFC 6962
+//! Merkle tree, with Ed25519-signed checkpoints in the C2SP tlog-checkpoint format.
 //!
-//! This crate depends on `promotion-core` only. The storage backends arrive with the audit-log
-//! issue; until then hosts use [`promotion_core::InMemoryStore`].
+//! ## Overview
+//!
+//! - [`AuditStore::open_sqlite`]: the embedded default, one SQLite file in WAL mode; a
+//!   successful append has reached the disk. [`AuditStore::memory`] for tests.
+//! - Group commit: appends from many tasks share one durable transaction and one checkpoint.
+//! - [`AuditStore::verify`] re-reads every stored byte, recomputes every hash, Merkle node and
+//!   root, checks the checkpoint signature, and names the first entry that does not match.
+//! - Inclusion and consistency proofs ([`merkle`]) that verify with hashes alone.
+//! - [`jsonl`] export and verifying import, for archives and ordinary tools.
+//! - [`conformance`] (feature `conformance`): the suite every [`Backend`] must pass.
+//!
+//! Depends on `promotion-core` only, never on `promotion-gates`.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod backend;
+pub mod checkpoint;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod entry;
+pub mod error;
+pub mod jsonl;
+pub mod memory;
+pub mod merkle;
+pub mod sqlite;
+pub mod store;
+pub mod verify;
+
+pub use backend::{Backend, Head};
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};
+pub use error::{AuditError, BackendError, Tampered};
+pub use memory::MemoryBackend;
+pub use sqlite::SqliteBackend;
+pub use store::{AuditOptions, AuditStore};
+pub use verify::VerifyReport;
 
 pub use promotion_core::{EventStore, ExpectedVersion, Recorded, StoreError, StreamId};

@@ -1860,7 +1860,8 @@ impl<'a> Decision<'a> {
                 ),
                 Some(policy) => {
                     let digest = entry_digest(ps);
-                    let valid = self.valid_approvals(st, policy, &digest);
+                    let valid =
+                        valid_approvals(self.pipeline, self.state, st, policy, &digest, self.now);
                     if policy.rule.is_satisfied_by(&valid) {
                         let approvers = valid.iter().map(|p| p.id.clone()).collect();
                         self.emit(
@@ -1939,25 +1940,6 @@ impl<'a> Decision<'a> {
         }
     }
 
-    fn valid_approvals(
-        &self,
-        st: &'a StageState,
-        policy: &crate::ApprovalPolicy,
-        digest: &Digest,
-    ) -> Vec<&'a Principal> {
-        let mut out: Vec<&Principal> = Vec::new();
-        for a in &st.approvals {
-            let fresh = policy.expiry.is_none_or(|e| self.now < add(a.at, e));
-            let bound = a.binding.evidence_digest == *digest
-                && a.binding.pipeline_version == self.pipeline.version()
-                && Some(a.binding.release) == self.state.release.as_ref().map(Release::id);
-            if fresh && bound && !out.iter().any(|p| p.id == a.principal.id) {
-                out.push(&a.principal);
-            }
-        }
-        out
-    }
-
     fn approve(
         &mut self,
         name: &StageName,
@@ -2012,7 +1994,7 @@ impl<'a> Decision<'a> {
             }
         }
         let digest = entry_digest(&st.entry);
-        let mut valid = self.valid_approvals(st, policy, &digest);
+        let mut valid = valid_approvals(self.pipeline, self.state, st, policy, &digest, self.now);
         if valid.iter().any(|p| p.id == principal.id) {
             return Err(Refusal::DuplicateApproval {
                 stage: name.clone(),
@@ -2423,6 +2405,31 @@ fn group_list<'g>(groups: impl Iterator<Item = &'g crate::Group>) -> String {
     v.join(", ")
 }
 
+/// The approvals on `st` that still count under `policy` at `now`: bound to this release, to
+/// the entry evidence `digest` and to the pipeline's current version, and not expired. Each
+/// principal counts once.
+pub fn valid_approvals<'s>(
+    pipeline: &Pipeline,
+    state: &ReleaseState,
+    st: &'s StageState,
+    policy: &crate::ApprovalPolicy,
+    digest: &Digest,
+    now: DateTime<Utc>,
+) -> Vec<&'s Principal> {
+    let release = state.release.as_ref().map(Release::id);
+    let mut out: Vec<&Principal> = Vec::new();
+    for a in &st.approvals {
+        let fresh = policy.expiry.is_none_or(|e| now < add(a.at, e));
+        let bound = a.binding.evidence_digest == *digest
+            && a.binding.pipeline_version == pipeline.version()
+            && Some(a.binding.release) == release;
+        if fresh && bound && !out.iter().any(|p| p.id == a.principal.id) {
+            out.push(&a.principal);
+        }
+    }
+    out
+}
+
 /// The digest approvals are bound to: every entry gate's latest outcome, evidence digest and
 /// human settlement.
 pub fn entry_digest(ps: &PhaseState) -> Digest {
@@ -2671,14 +2678,8 @@ pub fn plan(pipeline: &Pipeline, state: &ReleaseState, now: DateTime<Utc>) -> Pl
             }
             StageStatus::AwaitingApproval => {
                 if let Some(policy) = &spec.spec.approval {
-                    let d = Decision {
-                        pipeline,
-                        state,
-                        now,
-                        events: Vec::new(),
-                    };
-                    let valid = d
-                        .valid_approvals(st, policy, &entry_digest(&st.entry))
+                    let digest = entry_digest(&st.entry);
+                    let valid = valid_approvals(pipeline, state, st, policy, &digest, now)
                         .iter()
                         .map(|p| p.id.clone())
                         .collect();

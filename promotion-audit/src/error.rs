@@ -1,0 +1,101 @@
+//! Errors of the audit log.
+
+use promotion_core::StoreError;
+
+use crate::checkpoint::CheckpointError;
+use crate::merkle::ProofError;
+
+/// A storage backend failed (I/O, SQL, a lost connection).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    /// What happened, with where.
+    pub message: String,
+    /// The underlying error.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BackendError {
+    /// An error with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        BackendError {
+            message: message.into(),
+            source: None,
+        }
+    }
+    /// An error with a message and a cause.
+    pub fn with(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        BackendError {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// Where a verification found the log not to match what was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entry {seq}: {problem} (expected {expected}, found {found})")]
+pub struct Tampered {
+    /// The first entry (0-based sequence number) that does not match.
+    pub seq: u64,
+    /// What does not match, in words.
+    pub problem: String,
+    /// What verification expected.
+    pub expected: String,
+    /// What the stored bytes say.
+    pub found: String,
+}
+
+/// Why an audit-log operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The storage backend failed.
+    #[error("audit storage: {0}")]
+    Backend(#[from] BackendError),
+    /// The log does not verify: it was edited, truncated, reordered or corrupted.
+    #[error("the audit log does not verify: {0}")]
+    Tampered(#[from] Tampered),
+    /// The file is not a promotion audit log (another application's database, or not a
+    /// database at all).
+    #[error("{path} is not a promotion audit log: {problem}")]
+    ForeignFile {
+        /// The file.
+        path: String,
+        /// What was found.
+        problem: String,
+    },
+    /// A checkpoint is malformed, unsigned by the trusted key, or badly signed.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    /// A proof could not be made or does not verify.
+    #[error("proof: {0}")]
+    Proof(#[from] ProofError),
+    /// A request was out of range or malformed.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// An import file is malformed.
+    #[error("line {line}: {problem}")]
+    Import {
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The store's worker thread stopped (the store was dropped or a worker panicked).
+    #[error("the audit store's worker has stopped")]
+    Stopped,
+}
+
+impl From<AuditError> for StoreError {
+    fn from(e: AuditError) -> Self {
+        StoreError::Backend {
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        }
+    }
+}
