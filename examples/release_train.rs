@@ -2,8 +2,12 @@
 //! production, with gates, approvals, a progressive canary and a soak.
 //!
 //! Run it with `cargo run --example release_train`; add `-- --fail-canary` to watch the canary
-//! analysis fail and the stage roll back automatically. Set `RUST_LOG=info` to see the
-//! engine's tracing spans as well.
+//! analysis fail and the stage roll back automatically, `-- --memory` to keep the log in memory.
+//! Set `RUST_LOG=info` to see the engine's tracing spans as well.
+//!
+//! By default every event goes to a tamper-evident SQLite audit log,
+//! `target/release-train/audit.db`, with signed checkpoints; the example verifies it at the end
+//! and prints the command that verifies it again offline.
 //!
 //! What is real here and what is a stand-in:
 //! - the engine, the state machine, the approval rules and the event log are the library's own;
@@ -12,12 +16,13 @@
 //!   them as the gate issues land;
 //! - the deployer records calls instead of talking to a platform (the host owns deployment);
 //! - time is a virtual clock, so six hours of soak pass in a blink; a host uses `SystemClock`;
-//! - the store is in memory; the tamper-evident SQLite log replaces it with the audit issue.
+//! - the checkpoint key is generated per run; a host keeps its key in a secret store.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use promotion::audit::{AuditOptions, AuditStore, CheckpointSigner};
 use promotion::testing::{RecordingDeployer, ScriptedGate, Step};
 use promotion::{
     ApprovalPolicy, ApprovalRule, Clock, Engine, EngineError, EventStore, GateKind, GateSpec,
@@ -172,7 +177,7 @@ fn pipeline(fail_canary: bool) -> Result<Pipeline, Error> {
 
 /// Prints every event appended since the last call, as a timeline.
 struct Timeline {
-    store: Arc<InMemoryStore>,
+    store: Arc<dyn EventStore>,
     stream: StreamId,
     seen: usize,
     gate_kinds: BTreeMap<String, GateKind>,
@@ -236,9 +241,29 @@ async fn main() -> Result<(), Error> {
             .init();
     }
     let fail_canary = std::env::args().any(|a| a == "--fail-canary");
+    let in_memory = std::env::args().any(|a| a == "--memory");
 
     let clock = Arc::new(ManualClock::auto_advancing("2026-11-26T09:00:00Z".parse()?));
-    let store = Arc::new(InMemoryStore::new());
+    let audit_dir = std::path::Path::new("target").join("release-train");
+    let audit_path = audit_dir.join("audit.db");
+    let audit = if in_memory {
+        None
+    } else {
+        std::fs::create_dir_all(&audit_dir)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", audit_path.display()));
+        }
+        let signer = CheckpointSigner::generate("release-train.promotion.example")?;
+        std::fs::write(audit_dir.join("audit.vkey"), signer.verifier_key())?;
+        let options = AuditOptions::new("release-train.promotion.example")
+            .signer(signer)
+            .clock(clock.clone());
+        Some(AuditStore::open_sqlite(&audit_path, options)?)
+    };
+    let store: Arc<dyn EventStore> = match &audit {
+        Some(a) => Arc::new(a.clone()),
+        None => Arc::new(InMemoryStore::new()),
+    };
     let deployer = RecordingDeployer::new().with_clock(clock.clone(), Duration::from_secs(20));
     let pipeline = pipeline(fail_canary)?;
     let gate_kinds = pipeline
@@ -283,7 +308,12 @@ async fn main() -> Result<(), Error> {
 
     println!("promotion: release train for `{}`", release.name());
     println!(
-        "(gates marked [scripted] are stand-ins; virtual clock; in-memory store){}\n",
+        "(gates marked [scripted] are stand-ins; virtual clock; {}){}\n",
+        if in_memory {
+            "in-memory store".to_owned()
+        } else {
+            format!("audit log {}", audit_path.display())
+        },
         if fail_canary {
             "; canary analysis will FAIL"
         } else {
@@ -325,6 +355,20 @@ async fn main() -> Result<(), Error> {
         deployer.calls().len(),
         humanize(clock.now() - "2026-11-26T09:00:00Z".parse::<chrono::DateTime<chrono::Utc>>()?)
     );
+    if let Some(audit) = &audit {
+        let report = audit.verify(None).await?;
+        println!(
+            "audit log: {} entries in {} streams verified, root {}, checkpoint signed and checked",
+            report.entries,
+            report.streams,
+            hex(&report.root)
+        );
+        println!(
+            "verify it offline: cargo run --example verify_audit -- {} --vkey-file {}",
+            audit_path.display(),
+            audit_dir.join("audit.vkey").display()
+        );
+    }
     let production = state.status("production");
     if fail_canary {
         if state.status("canary") != StageStatus::RolledBack || production != StageStatus::Waiting {
@@ -356,6 +400,10 @@ async fn approve(engine: &Engine, desk: &Desk, id: &ReleaseId, stage: &str) -> R
         }
     }
     Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn humanize(d: chrono::Duration) -> String {

@@ -41,8 +41,8 @@ pub trait Backend: Send + 'static {
 
     /// Number of entries.
     fn size(&self) -> Result<u64, BackendError>;
-    /// The entries of `stream`, by version.
-    fn read_stream(&self, stream: &StreamId) -> Result<Vec<StoredEntry>, BackendError>;
+    /// The entries of `stream` after version `after`, by version.
+    fn read_stream(&self, stream: &StreamId, after: u64) -> Result<Vec<StoredEntry>, BackendError>;
     /// Up to `limit` entries from sequence number `from`, in order. Stored rows are returned as
     /// they are, so verification can see gaps and reordering.
     fn read_range(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, BackendError>;

@@ -147,12 +147,12 @@ impl Backend for MemoryBackend {
         Ok(head_of(&self.rows()).size)
     }
 
-    fn read_stream(&self, stream: &StreamId) -> Result<Vec<StoredEntry>, BackendError> {
+    fn read_stream(&self, stream: &StreamId, after: u64) -> Result<Vec<StoredEntry>, BackendError> {
         let mut out: Vec<StoredEntry> = self
             .rows()
             .entries
             .values()
-            .filter(|e| &e.stream == stream)
+            .filter(|e| &e.stream == stream && e.version > after)
             .cloned()
             .collect();
         out.sort_by_key(|e| e.version);

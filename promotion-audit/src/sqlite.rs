@@ -58,6 +58,21 @@ impl SqliteBackend {
         Ok((writer, reader))
     }
 
+    /// Like [`open_pair`](Self::open_pair) but never creates anything: a missing file, or a
+    /// file that holds no audit log, is refused. Verifiers use this, so that verifying the
+    /// wrong path cannot "succeed" on a freshly created, empty log.
+    pub fn open_existing_pair(path: &Path) -> Result<(SqliteBackend, SqliteBackend), AuditError> {
+        if !path.is_file() {
+            return Err(AuditError::ForeignFile {
+                path: path.display().to_string(),
+                problem: "no such file".into(),
+            });
+        }
+        let writer = Self::open_one(path, false)?;
+        let reader = Self::open_one(path, false)?;
+        Ok((writer, reader))
+    }
+
     fn open_one(path: &Path, create: bool) -> Result<SqliteBackend, AuditError> {
         let foreign = |problem: String| AuditError::ForeignFile {
             path: path.display().to_string(),
@@ -83,7 +98,10 @@ impl SqliteBackend {
             .map_err(|e| foreign(format!("unreadable schema ({e})")))?;
         if app_id == 0 && tables == 0 {
             if !create {
-                return Err(foreign("the log has not been created".into()));
+                return Err(foreign(
+                    "it holds no audit log (was only the .db file copied without its -wal file?)"
+                        .into(),
+                ));
             }
             conn.execute_batch(&format!(
                 "PRAGMA journal_mode = WAL; PRAGMA application_id = {APPLICATION_ID};
@@ -241,15 +259,16 @@ impl Backend for SqliteBackend {
             .map_err(sql("counting entries", &self.path))
     }
 
-    fn read_stream(&self, stream: &StreamId) -> Result<Vec<StoredEntry>, BackendError> {
+    fn read_stream(&self, stream: &StreamId, after: u64) -> Result<Vec<StoredEntry>, BackendError> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT seq, stream, version, bytes, hash FROM entries WHERE stream = ?1 ORDER BY version",
+                "SELECT seq, stream, version, bytes, hash FROM entries
+                 WHERE stream = ?1 AND version > ?2 ORDER BY version",
             )
             .map_err(sql("reading a stream", &self.path))?;
         let rows = stmt
-            .query_map([stream.as_str()], Self::row_entry)
+            .query_map(params![stream.as_str(), int(after)], Self::row_entry)
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(sql("reading a stream", &self.path))?;
         Ok(rows)
@@ -511,6 +530,24 @@ mod tests {
             err.to_string().contains("newer version (schema 99"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn opening_an_existing_log_never_creates_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.db");
+        let err = AuditStore::open_sqlite_existing(&missing, AuditOptions::new("t")).unwrap_err();
+        assert!(err.to_string().contains("no such file"), "{err}");
+        assert!(!missing.exists());
+        let empty = dir.path().join("empty.db");
+        rusqlite::Connection::open(&empty)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 0;")
+            .unwrap();
+        let err = AuditStore::open_sqlite_existing(&empty, AuditOptions::new("t")).unwrap_err();
+        assert!(err.to_string().contains("holds no audit log"), "{err}");
+        drop(open(&empty).unwrap());
+        assert!(AuditStore::open_sqlite_existing(&empty, AuditOptions::new("t")).is_ok());
     }
 
     #[test]

@@ -135,6 +135,21 @@ impl AuditStore {
         )
     }
 
+    /// An existing SQLite log at `path`; never creates one (for verifiers and auditors).
+    pub fn open_sqlite_existing(
+        path: impl AsRef<Path>,
+        options: AuditOptions,
+    ) -> Result<Self, AuditError> {
+        let path = path.as_ref();
+        let (w, r) = SqliteBackend::open_existing_pair(path)?;
+        Self::with_backend(
+            Box::new(w),
+            Box::new(r),
+            format!("sqlite:{}", path.display()),
+            options,
+        )
+    }
+
     /// A log over any backend: `writer` and `reader` are two handles on the same storage.
     pub fn with_backend(
         writer: Box<dyn Backend>,
@@ -528,9 +543,13 @@ impl EventStore for AuditStore {
     }
 
     async fn read(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError> {
+        self.read_from(stream, 0).await
+    }
+
+    async fn read_from(&self, stream: &StreamId, after: u64) -> Result<Vec<Recorded>, StoreError> {
         let s = stream.clone();
         let rows = self
-            .read(move |b| Ok(b.read_stream(&s)?))
+            .read(move |b| Ok(b.read_stream(&s, after)?))
             .await
             .map_err(StoreError::from)?;
         rows.into_iter()

@@ -368,12 +368,25 @@ impl Engine {
     /// [`Waiting::Until`] and continues when `advance` is called again after that time.
     pub async fn advance(&self, id: &ReleaseId) -> Result<Progress, EngineError> {
         let span = tracing::info_span!("advance", release = %id.short());
-        self.advance_inner(id).instrument(span).await
+        self.advance_inner(id, None).instrument(span).await
     }
 
-    async fn advance_inner(&self, id: &ReleaseId) -> Result<Progress, EngineError> {
+    async fn advance_inner(
+        &self,
+        id: &ReleaseId,
+        known: Option<ReleaseState>,
+    ) -> Result<Progress, EngineError> {
         let stream = StreamId::for_release(id);
-        let mut state = self.state(id).await?;
+        let mut state = match known {
+            // Catch up from what the caller already holds instead of replaying the stream.
+            Some(mut state) => {
+                for r in self.store.read_from(&stream, state.version).await? {
+                    apply_mut(&mut state, &r.event);
+                }
+                state
+            }
+            None => self.state(id).await?,
+        };
         let mut appended = 0;
         for _ in 0..self.max_actions {
             let now = self.clock.now();
@@ -405,8 +418,13 @@ impl Engine {
     /// With a [`ManualClock`](crate::ManualClock) in auto-advance mode, hours of soak and
     /// sampling pass in microseconds.
     pub async fn run_until_blocked(&self, id: &ReleaseId) -> Result<Progress, EngineError> {
+        let mut known = None;
         loop {
-            let progress = self.advance(id).await?;
+            let span = tracing::info_span!("advance", release = %id.short());
+            let progress = self
+                .advance_inner(id, known.take())
+                .instrument(span)
+                .await?;
             if progress.needs_human() {
                 return Ok(progress);
             }
@@ -415,6 +433,7 @@ impl Engine {
             };
             let wait = elapsed(self.clock.now(), at);
             self.clock.sleep(wait.max(Duration::from_millis(1))).await;
+            known = Some(progress.state);
         }
     }
 

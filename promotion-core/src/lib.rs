@@ -44,6 +44,7 @@ pub mod principal;
 pub mod release;
 pub mod store;
 pub mod testing;
+pub mod vecmap;
 
 pub use approval::{ApprovalPolicy, ApprovalRule, Unsatisfiable};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -13,8 +13,8 @@
 //!    any active state → Failed | Rejected | Aborted | RollingBack → RolledBack
 //! ```
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -27,6 +27,7 @@ use crate::name::{GateName, PipelineName, PrincipalId, StageName};
 use crate::pipeline::{Percent, Pipeline, Stage};
 use crate::principal::Principal;
 use crate::release::{Release, ReleaseId};
+use crate::vecmap::VecMap;
 
 // ---------------------------------------------------------------------------------------------
 // Events: the log's format. Add variants and optional fields; never rename or remove.
@@ -216,7 +217,7 @@ pub enum EventBody {
     /// The release entered the pipeline.
     Registered {
         /// The release, in full.
-        release: Release,
+        release: Arc<Release>,
         /// Pipeline name.
         pipeline: PipelineName,
         /// Pipeline version at registration.
@@ -261,7 +262,7 @@ pub enum EventBody {
         evidence_digest: Option<Digest>,
         /// The evidence.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        evidence: Option<Evidence>,
+        evidence: Option<Box<Evidence>>,
     },
     /// The phase did not pass this round; it is sampled again at `next_round_at`.
     PhaseWaiting {
@@ -627,8 +628,6 @@ pub struct GateRecord {
     pub outcome: Outcome,
     /// Digest of the latest evidence.
     pub evidence_digest: Option<Digest>,
-    /// Summary of the latest evidence.
-    pub summary: Option<String>,
     /// When it was recorded.
     pub at: DateTime<Utc>,
     /// Round it was recorded in.
@@ -661,7 +660,7 @@ pub struct PhaseState {
     /// Last sampling round.
     pub round: u32,
     /// Latest record per gate.
-    pub gates: BTreeMap<GateName, GateRecord>,
+    pub gates: VecMap<GateName, GateRecord>,
     /// When the next round is due.
     pub next_round_at: Option<DateTime<Utc>>,
     /// Since when every gate has been passing.
@@ -783,7 +782,7 @@ impl StageState {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReleaseState {
     /// The release, once registered.
-    pub release: Option<Release>,
+    pub release: Option<Arc<Release>>,
     /// Pipeline name.
     pub pipeline: Option<PipelineName>,
     /// Pipeline version currently in force.
@@ -791,7 +790,7 @@ pub struct ReleaseState {
     /// Who registered the release.
     pub initiator: Option<Principal>,
     /// Stages that have left Waiting.
-    pub stages: BTreeMap<StageName, StageState>,
+    pub stages: VecMap<StageName, StageState>,
     /// Number of events applied (the stream version).
     pub version: u64,
 }
@@ -803,7 +802,7 @@ static WAITING: StageState = StageState {
     entry: PhaseState {
         started_at: None,
         round: 0,
-        gates: BTreeMap::new(),
+        gates: VecMap::new(),
         next_round_at: None,
         passing_since: None,
         paused_on: None,
@@ -818,7 +817,7 @@ static WAITING: StageState = StageState {
     analysis: PhaseState {
         started_at: None,
         round: 0,
-        gates: BTreeMap::new(),
+        gates: VecMap::new(),
         next_round_at: None,
         passing_since: None,
         paused_on: None,
@@ -828,7 +827,7 @@ static WAITING: StageState = StageState {
     verification: PhaseState {
         started_at: None,
         round: 0,
-        gates: BTreeMap::new(),
+        gates: VecMap::new(),
         next_round_at: None,
         passing_since: None,
         paused_on: None,
@@ -885,8 +884,12 @@ pub fn apply_mut(state: &mut ReleaseState, event: &Event) {
         E::PipelineVersionAdopted { to, .. } => state.pipeline_version.clone_from(to),
         body => {
             let Some(stage) = body.stage() else { return };
-            let s = state.stages.entry(stage.clone()).or_default();
-            apply_stage(s, &event.actor, at, body);
+            if !state.stages.contains_key(stage) {
+                state.stages.insert(stage.clone(), StageState::default());
+            }
+            if let Some(s) = state.stages.get_mut(stage) {
+                apply_stage(s, &event.actor, at, body);
+            }
         }
     }
 }
@@ -914,19 +917,10 @@ fn apply_stage(s: &mut StageState, actor: &Actor, at: DateTime<Utc>, body: &Even
             gate,
             outcome,
             evidence_digest,
-            evidence,
             ..
         } => {
             let ps = s.phase_mut(*phase);
-            record_gate(
-                ps,
-                gate,
-                outcome,
-                *evidence_digest,
-                evidence.as_ref().map(|e| e.summary.clone()),
-                at,
-                *round,
-            );
+            record_gate(ps, gate, outcome, *evidence_digest, at, *round);
         }
         E::PhaseWaiting {
             phase,
@@ -1070,7 +1064,6 @@ fn record_gate(
     gate: &GateName,
     outcome: &Outcome,
     evidence_digest: Option<Digest>,
-    summary: Option<String>,
     at: DateTime<Utc>,
     round: u32,
 ) {
@@ -1086,7 +1079,6 @@ fn record_gate(
         GateRecord {
             outcome: outcome.clone(),
             evidence_digest,
-            summary,
             at,
             round,
             consecutive_errors,
@@ -1412,7 +1404,7 @@ pub fn decide(
         d.emit(
             Actor::principal(initiator),
             EventBody::Registered {
-                release: release.clone(),
+                release: Arc::new(release.clone()),
                 pipeline: pipeline.name().clone(),
                 pipeline_version: pipeline.version().to_owned(),
                 initiator: initiator.clone(),
@@ -1629,9 +1621,7 @@ impl<'a> Decision<'a> {
         let mut after = ps.clone();
         for r in results {
             let digest = r.evidence.as_ref().map(Evidence::digest);
-            record_gate(
-                &mut after, &r.gate, &r.outcome, digest, None, self.now, round,
-            );
+            record_gate(&mut after, &r.gate, &r.outcome, digest, self.now, round);
             self.emit(
                 Actor::Gate {
                     name: r.gate.clone(),
@@ -1644,7 +1634,7 @@ impl<'a> Decision<'a> {
                     outcome: r.outcome.clone(),
                     attempts: r.attempts,
                     evidence_digest: digest,
-                    evidence: r.evidence.clone(),
+                    evidence: r.evidence.clone().map(Box::new),
                 },
             );
         }
@@ -2416,7 +2406,7 @@ pub fn valid_approvals<'s>(
     digest: &Digest,
     now: DateTime<Utc>,
 ) -> Vec<&'s Principal> {
-    let release = state.release.as_ref().map(Release::id);
+    let release = state.release.as_deref().map(Release::id);
     let mut out: Vec<&Principal> = Vec::new();
     for a in &st.approvals {
         let fresh = policy.expiry.is_none_or(|e| now < add(a.at, e));

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -124,14 +124,31 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// Every event of `stream`, in order; empty if the stream does not exist.
     async fn read(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError>;
 
+    /// The events of `stream` after version `after`, in order: what a reader holding the state
+    /// at version `after` needs to catch up. The default reads the whole stream and skips.
+    async fn read_from(&self, stream: &StreamId, after: u64) -> Result<Vec<Recorded>, StoreError> {
+        let mut all = self.read(stream).await?;
+        all.retain(|r| r.version > after);
+        Ok(all)
+    }
+
     /// Every stream's id, in no particular order.
     async fn streams(&self) -> Result<Vec<StreamId>, StoreError>;
 }
 
 /// Streams in memory: for tests, examples and benchmarks. Nothing survives the process.
+///
+/// Each append is kept as one exact-size, shared chunk, so a stream costs what its events
+/// cost (no doubling slack) and reads clone reference counts, not events' allocations twice.
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
-    streams: Mutex<BTreeMap<StreamId, Vec<Event>>>,
+    streams: Mutex<BTreeMap<StreamId, MemStream>>,
+}
+
+#[derive(Debug, Default)]
+struct MemStream {
+    len: u64,
+    chunks: Vec<Arc<[Event]>>,
 }
 
 impl InMemoryStore {
@@ -175,27 +192,34 @@ impl EventStore for InMemoryStore {
         events: &[Event],
     ) -> Result<u64, StoreError> {
         let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = streams.get(stream).map(|s| s.len() as u64);
+        let current = streams.get(stream).map(|s| s.len);
         check_expected(stream, expected, current)?;
         if events.is_empty() {
             return Ok(current.unwrap_or(0));
         }
         let s = streams.entry(stream.clone()).or_default();
-        s.extend_from_slice(events);
-        Ok(s.len() as u64)
+        s.chunks.push(Arc::from(events));
+        s.len += events.len() as u64;
+        Ok(s.len)
     }
 
     async fn read(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError> {
+        self.read_from(stream, 0).await
+    }
+
+    async fn read_from(&self, stream: &StreamId, after: u64) -> Result<Vec<Recorded>, StoreError> {
         let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(streams
             .get(stream)
-            .map(|events| {
-                events
+            .map(|s| {
+                s.chunks
                     .iter()
-                    .enumerate()
-                    .map(|(i, e)| Recorded {
+                    .flat_map(|c| c.iter())
+                    .zip(1u64..)
+                    .skip(usize::try_from(after).unwrap_or(usize::MAX))
+                    .map(|(e, version)| Recorded {
                         stream: stream.clone(),
-                        version: i as u64 + 1,
+                        version,
                         event: e.clone(),
                     })
                     .collect()
