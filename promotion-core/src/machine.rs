@@ -1532,23 +1532,41 @@ impl<'a> Decision<'a> {
         }
     }
 
+    /// Why `spec` may not be entered now, by its availability rule; `None` when it may.
+    fn unavailable(&self, spec: &Stage) -> Option<Refusal> {
+        let status = |u: &StageName| self.state.status(u.as_str());
+        let blocking = match spec.spec.availability {
+            crate::pipeline::Availability::AllUpstreams => spec
+                .upstream
+                .iter()
+                .find(|u| status(u) != StageStatus::Promoted),
+            crate::pipeline::Availability::AnyUpstream => {
+                if spec
+                    .upstream
+                    .iter()
+                    .any(|u| status(u) == StageStatus::Promoted)
+                {
+                    None
+                } else {
+                    spec.upstream.first()
+                }
+            }
+        };
+        blocking.map(|u| Refusal::UpstreamNotPromoted {
+            stage: spec.name.clone(),
+            upstream: u.clone(),
+            status: status(u),
+        })
+    }
+
     fn start(&mut self, name: &StageName, by: Option<&Principal>) -> Result<(), Refusal> {
         let (spec, st) = self.stage(name)?;
         match st.status {
             StageStatus::Ready => {}
             StageStatus::Waiting => {
-                let blocking = spec
-                    .upstream
-                    .iter()
-                    .find(|u| self.state.status(u.as_str()) != StageStatus::Promoted);
-                return Err(match blocking {
-                    Some(u) => Refusal::UpstreamNotPromoted {
-                        stage: name.clone(),
-                        upstream: u.clone(),
-                        status: self.state.status(u.as_str()),
-                    },
-                    None => wrong(name, st.status, "start"),
-                });
+                return Err(self
+                    .unavailable(spec)
+                    .unwrap_or_else(|| wrong(name, st.status, "start")));
             }
             status => return Err(wrong(name, status, "start")),
         }
@@ -1850,8 +1868,15 @@ impl<'a> Decision<'a> {
                 ),
                 Some(policy) => {
                     let digest = entry_digest(ps);
-                    let valid =
-                        valid_approvals(self.pipeline, self.state, st, policy, &digest, self.now);
+                    let valid = valid_approvals(
+                        self.pipeline,
+                        self.state,
+                        spec,
+                        st,
+                        policy,
+                        &digest,
+                        self.now,
+                    );
                     if policy.rule.is_satisfied_by(&valid) {
                         let approvers = valid.iter().map(|p| p.id.clone()).collect();
                         self.emit(
@@ -1984,7 +2009,15 @@ impl<'a> Decision<'a> {
             }
         }
         let digest = entry_digest(&st.entry);
-        let mut valid = valid_approvals(self.pipeline, self.state, st, policy, &digest, self.now);
+        let mut valid = valid_approvals(
+            self.pipeline,
+            self.state,
+            spec,
+            st,
+            policy,
+            &digest,
+            self.now,
+        );
         if valid.iter().any(|p| p.id == principal.id) {
             return Err(Refusal::DuplicateApproval {
                 stage: name.clone(),
@@ -2102,6 +2135,13 @@ impl<'a> Decision<'a> {
             } else {
                 wrong(name, st.status, "override an entry gate")
             });
+        }
+        // Reviving a failed stage must not bypass its upstreams: one may have been rolled
+        // back since the stage failed.
+        if entry_failed {
+            if let Some(refusal) = self.unavailable(spec) {
+                return Err(refusal);
+            }
         }
         let Some(record) = st.entry.gates.get(gate) else {
             return Err(Refusal::NothingToOverride {
@@ -2401,19 +2441,34 @@ fn group_list<'g>(groups: impl Iterator<Item = &'g crate::Group>) -> String {
 pub fn valid_approvals<'s>(
     pipeline: &Pipeline,
     state: &ReleaseState,
+    spec: &Stage,
     st: &'s StageState,
     policy: &crate::ApprovalPolicy,
     digest: &Digest,
     now: DateTime<Utc>,
 ) -> Vec<&'s Principal> {
     let release = state.release.as_deref().map(Release::id);
+    // Distinctness is a property of the set counted now, not only of the moment an approval
+    // was given: an upstream (with any-upstream availability) may be approved later by the
+    // same person.
+    let approved_upstream = |p: &Principal| {
+        policy.distinct_from_upstream
+            && spec
+                .upstream
+                .iter()
+                .any(|u| state.stage(u.as_str()).approvers.contains(&p.id))
+    };
     let mut out: Vec<&Principal> = Vec::new();
     for a in &st.approvals {
         let fresh = policy.expiry.is_none_or(|e| now < add(a.at, e));
         let bound = a.binding.evidence_digest == *digest
             && a.binding.pipeline_version == pipeline.version()
             && Some(a.binding.release) == release;
-        if fresh && bound && !out.iter().any(|p| p.id == a.principal.id) {
+        if fresh
+            && bound
+            && !approved_upstream(&a.principal)
+            && !out.iter().any(|p| p.id == a.principal.id)
+        {
             out.push(&a.principal);
         }
     }
@@ -2669,7 +2724,7 @@ pub fn plan(pipeline: &Pipeline, state: &ReleaseState, now: DateTime<Utc>) -> Pl
             StageStatus::AwaitingApproval => {
                 if let Some(policy) = &spec.spec.approval {
                     let digest = entry_digest(&st.entry);
-                    let valid = valid_approvals(pipeline, state, st, policy, &digest, now)
+                    let valid = valid_approvals(pipeline, state, spec, st, policy, &digest, now)
                         .iter()
                         .map(|p| p.id.clone())
                         .collect();

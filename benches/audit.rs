@@ -1,0 +1,2 @@
+//! Audit log benchmarks (being written).
+fn main() {}
