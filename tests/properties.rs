@@ -28,7 +28,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use promotion::clock::add;
+use promotion::clock::{add, elapsed};
 use promotion::machine::{entry_digest, ApprovalBinding};
 use promotion::testing::ScriptedGate;
 use promotion::*;
@@ -1206,7 +1206,7 @@ impl Run {
         };
         let mut out: Vec<(PrincipalId, BTreeSet<Group>)> = Vec::new();
         for g in self.model.approvals.get(stage).into_iter().flatten() {
-            let fresh = policy.expiry.is_none_or(|x| at < add(g.at, x));
+            let fresh = policy.expiry.is_none_or(|x| elapsed(g.at, at) < x);
             let bound = g.binding.evidence_digest == digest
                 && g.binding.pipeline_version == self.pipeline.version()
                 && g.binding.release == self.release_id;

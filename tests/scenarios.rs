@@ -867,3 +867,42 @@ fn rollback_of_a_promoted_stage_is_refused_while_downstream_moved_on() {
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("canary"), StageStatus::RolledBack);
 }
+
+#[test]
+fn approvals_near_the_end_of_time_still_count() {
+    // `given_at + expiry` saturates near DateTime::MAX; expiry must be measured as elapsed
+    // time, or a fresh approval would count as already expired (found by the property tests).
+    let pipeline = Pipeline::builder("shop", "1")
+        .stage(
+            StageSpec::new("prod").approval(
+                ApprovalPolicy::new(ApprovalRule::quorum("security", 2).unwrap())
+                    .expires_after(Duration::from_secs(1800)),
+            ),
+        )
+        .build()
+        .unwrap();
+    let end = DateTime::<Utc>::MAX_UTC;
+    let h = harness(pipeline, ManualClock::at(end));
+    let id = h.register(release("1"));
+    block_on(h.engine.advance(&id)).unwrap();
+    block_on(
+        h.engine
+            .approve(&id, "prod", &who("ann", &["security"]), ""),
+    )
+    .unwrap();
+    block_on(
+        h.engine
+            .approve(&id, "prod", &who("bob", &["security"]), ""),
+    )
+    .unwrap();
+    let p = block_on(h.engine.advance(&id)).unwrap();
+    assert_eq!(p.status("prod"), StageStatus::Promoted);
+    let approvers: Vec<&str> = p
+        .state
+        .stage("prod")
+        .approvers
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    assert_eq!(approvers, ["ann", "bob"]);
+}

@@ -2460,7 +2460,7 @@ pub fn valid_approvals<'s>(
     };
     let mut out: Vec<&Principal> = Vec::new();
     for a in &st.approvals {
-        let fresh = policy.expiry.is_none_or(|e| now < add(a.at, e));
+        let fresh = policy.expiry.is_none_or(|e| elapsed(a.at, now) < e);
         let bound = a.binding.evidence_digest == *digest
             && a.binding.pipeline_version == pipeline.version()
             && Some(a.binding.release) == release;
