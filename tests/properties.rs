@@ -627,6 +627,8 @@ fn satisfiable(rule: &ApprovalRule, approvers: &[&BTreeSet<Group>], available: u
         }
         ApprovalRule::Any(rules) => rules.iter().any(|r| satisfiable(r, approvers, available)),
         ApprovalRule::All(rules) => all_satisfiable(rules, approvers, available),
+        // Conditional rules depend on gate facts; tests/scenarios.rs covers them.
+        ApprovalRule::When { .. } => panic!("the generator produces no conditional rules"),
     }
 }
 
@@ -660,6 +662,7 @@ fn rule_groups(rule: &ApprovalRule, out: &mut BTreeSet<Group>) {
         ApprovalRule::All(rules) | ApprovalRule::Any(rules) => {
             rules.iter().for_each(|r| rule_groups(r, out))
         }
+        ApprovalRule::When { then, .. } => rule_groups(then, out),
     }
 }
 

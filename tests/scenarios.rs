@@ -906,3 +906,95 @@ fn approvals_near_the_end_of_time_still_count() {
         .collect();
     assert_eq!(approvers, ["ann", "bob"]);
 }
+
+/// A gate that declares a fact, as a change-record gate declares the risk level.
+#[derive(Debug)]
+struct RiskGate(&'static str);
+
+#[async_trait::async_trait]
+impl Gate for RiskGate {
+    fn name(&self) -> &str {
+        "change-record"
+    }
+    async fn evaluate(&self, ctx: &GateContext<'_>) -> Result<Verdict, GateError> {
+        let ev = Evidence::new("change-record", ctx.now(), format!("risk {}", self.0))
+            .with_fact("risk", self.0);
+        Ok(Verdict::Pass(ev))
+    }
+}
+
+#[test]
+fn a_high_risk_fact_requires_an_extra_approval_group() {
+    let build = |risk: &'static str| {
+        Pipeline::builder("shop", "1")
+            .stage(
+                StageSpec::new("prod")
+                    .entry_gate(RiskGate(risk))
+                    .approval(ApprovalPolicy::new(ApprovalRule::all([
+                        ApprovalRule::quorum("sre", 1).unwrap(),
+                        ApprovalRule::when(
+                            "change-record",
+                            "risk",
+                            "high",
+                            ApprovalRule::quorum("cab", 1).unwrap(),
+                        )
+                        .unwrap(),
+                    ]))),
+            )
+            .build()
+            .unwrap()
+    };
+    // Low risk: the SRE's approval is enough.
+    let h = harness(build("low"), ManualClock::at(t0()));
+    let id = h.register(release("1"));
+    block_on(h.engine.advance(&id)).unwrap();
+    block_on(h.engine.approve(&id, "prod", &who("sam", &["sre"]), "")).unwrap();
+    assert_eq!(
+        block_on(h.engine.advance(&id)).unwrap().status("prod"),
+        StageStatus::Promoted
+    );
+    // High risk: the change advisory board must approve too.
+    let h = harness(build("high"), ManualClock::at(t0()));
+    let id = h.register(release("1"));
+    block_on(h.engine.advance(&id)).unwrap();
+    block_on(h.engine.approve(&id, "prod", &who("sam", &["sre"]), "")).unwrap();
+    let p = block_on(h.engine.advance(&id)).unwrap();
+    assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
+    let facts = &p
+        .state
+        .stage("prod")
+        .entry
+        .gates
+        .get("change-record")
+        .unwrap()
+        .facts;
+    assert_eq!(facts.get("risk").map(String::as_str), Some("high"));
+    block_on(h.engine.approve(&id, "prod", &who("carl", &["cab"]), "")).unwrap();
+    assert_eq!(
+        block_on(h.engine.advance(&id)).unwrap().status("prod"),
+        StageStatus::Promoted
+    );
+    h.replay_matches(&id);
+}
+
+#[test]
+fn a_condition_must_name_an_entry_gate_of_its_stage() {
+    let err = Pipeline::builder("shop", "1")
+        .stage(
+            StageSpec::new("prod").approval(ApprovalPolicy::new(
+                ApprovalRule::when(
+                    "change-record",
+                    "risk",
+                    "high",
+                    ApprovalRule::quorum("cab", 1).unwrap(),
+                )
+                .unwrap(),
+            )),
+        )
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "stage `prod`: approval rule cannot be satisfied: a condition reads gate `change-record`, which is not an entry gate of this stage"
+    );
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::name::Group;
+use crate::name::{GateName, Group};
 use crate::principal::Principal;
 
 /// A composable approval expression: "2 of sre AND 1 of security".
@@ -27,7 +27,23 @@ pub enum ApprovalRule {
     All(Vec<ApprovalRule>),
     /// At least one sub-rule holds.
     Any(Vec<ApprovalRule>),
+    /// A rule that applies only when an entry gate of the stage reported a fact: "when
+    /// `change-record` says `risk` = `high`, also 1 of cab". When the fact is absent or
+    /// differs, this part holds without approvers.
+    When {
+        /// The entry gate whose evidence declares the fact.
+        gate: GateName,
+        /// The fact's name.
+        fact: String,
+        /// The value that triggers the rule.
+        equals: String,
+        /// The rule that then applies.
+        then: Box<ApprovalRule>,
+    },
 }
+
+/// Answers "did entry gate `gate` report fact `name` with value `value`?".
+pub type FactCheck<'a> = &'a dyn Fn(&GateName, &str, &str) -> bool;
 
 /// Upper bound on the alternatives an expression may expand to (keeps evaluation cheap).
 pub const MAX_ALTERNATIVES: usize = 256;
@@ -58,10 +74,40 @@ impl ApprovalRule {
     pub fn any(rules: impl IntoIterator<Item = ApprovalRule>) -> Self {
         ApprovalRule::Any(rules.into_iter().collect())
     }
+    /// `then` applies only when entry gate `gate` reported `fact` = `equals`.
+    pub fn when(
+        gate: &str,
+        fact: impl Into<String>,
+        equals: impl Into<String>,
+        then: ApprovalRule,
+    ) -> Result<Self, crate::InvalidName> {
+        Ok(ApprovalRule::When {
+            gate: GateName::new(gate)?,
+            fact: fact.into(),
+            equals: equals.into(),
+            then: Box::new(then),
+        })
+    }
+
+    /// The entry gates whose facts the rule depends on.
+    pub fn conditions(&self) -> Vec<&GateName> {
+        match self {
+            ApprovalRule::Quorum { .. } => Vec::new(),
+            ApprovalRule::All(rules) | ApprovalRule::Any(rules) => {
+                rules.iter().flat_map(ApprovalRule::conditions).collect()
+            }
+            ApprovalRule::When { gate, then, .. } => {
+                let mut v = vec![gate];
+                v.extend(then.conditions());
+                v
+            }
+        }
+    }
 
     /// Checks that the rule can be met at all and stays small enough to evaluate.
     pub fn check(&self) -> Result<(), Unsatisfiable> {
-        let alternatives = self.alternatives()?;
+        // Every condition may turn out true: the rule must be satisfiable in the worst case.
+        let alternatives = self.alternatives(&|_, _, _| true)?;
         if alternatives.iter().all(|alt| seats(alt) > MAX_SEATS) {
             return Err(Unsatisfiable(format!(
                 "every way to satisfy `{self}` needs more than {MAX_SEATS} approvers"
@@ -85,6 +131,7 @@ impl ApprovalRule {
             ApprovalRule::All(rules) | ApprovalRule::Any(rules) => {
                 rules.iter().for_each(|r| r.collect_groups(out))
             }
+            ApprovalRule::When { then, .. } => then.collect_groups(out),
         }
     }
 
@@ -93,9 +140,15 @@ impl ApprovalRule {
         self.groups().iter().any(|g| principal.groups.contains(*g))
     }
 
-    /// Whether distinct `approvers` satisfy the rule.
+    /// Whether distinct `approvers` satisfy the rule, with every [`When`](Self::When)
+    /// condition false.
     pub fn is_satisfied_by(&self, approvers: &[&Principal]) -> bool {
-        match self.alternatives() {
+        self.is_satisfied_with(approvers, &|_, _, _| false)
+    }
+
+    /// Whether distinct `approvers` satisfy the rule, given the facts the entry gates reported.
+    pub fn is_satisfied_with(&self, approvers: &[&Principal], facts: FactCheck<'_>) -> bool {
+        match self.alternatives(facts) {
             Ok(alts) => alts.iter().any(|alt| assignable(alt, approvers)),
             Err(_) => false,
         }
@@ -103,8 +156,20 @@ impl ApprovalRule {
 
     /// The rule in disjunctive normal form: each alternative is a list of (group, count)
     /// seats that must all be filled by distinct approvers.
-    fn alternatives(&self) -> Result<Vec<Alternative>, Unsatisfiable> {
+    fn alternatives(&self, facts: FactCheck<'_>) -> Result<Vec<Alternative>, Unsatisfiable> {
         match self {
+            ApprovalRule::When {
+                gate,
+                fact,
+                equals,
+                then,
+            } => {
+                if facts(gate, fact, equals) {
+                    then.alternatives(facts)
+                } else {
+                    Ok(vec![Vec::new()])
+                }
+            }
             ApprovalRule::Quorum { count: 0, group } => Err(Unsatisfiable(format!(
                 "a quorum of 0 from `{group}` approves nothing; use no approval rule instead"
             ))),
@@ -115,7 +180,7 @@ impl ApprovalRule {
                 }
                 let mut out = Vec::new();
                 for r in rules {
-                    out.extend(r.alternatives()?);
+                    out.extend(r.alternatives(facts)?);
                     if out.len() > MAX_ALTERNATIVES {
                         return Err(too_large());
                     }
@@ -130,7 +195,7 @@ impl ApprovalRule {
                 }
                 let mut acc: Vec<Alternative> = vec![Vec::new()];
                 for r in rules {
-                    let alts = r.alternatives()?;
+                    let alts = r.alternatives(facts)?;
                     if acc.len().saturating_mul(alts.len()) > MAX_ALTERNATIVES {
                         return Err(too_large());
                     }
@@ -229,6 +294,12 @@ impl fmt::Display for ApprovalRule {
             ApprovalRule::Quorum { group, count } => write!(f, "{count} of {group}"),
             ApprovalRule::All(rules) => join(f, rules, "AND"),
             ApprovalRule::Any(rules) => join(f, rules, "OR"),
+            ApprovalRule::When {
+                gate,
+                fact,
+                equals,
+                then,
+            } => write!(f, "(if {gate}.{fact} = {equals} then {then})"),
         }
     }
 }
@@ -324,6 +395,38 @@ mod tests {
         assert!(rule.is_satisfied_by(&[&p("a", &["sre"]), &p("b", &["sre"])]));
         assert!(rule.is_satisfied_by(&[&p("c", &["cto"])]));
         assert_eq!(rule.to_string(), "(2 of sre OR 1 of cto)");
+    }
+
+    #[test]
+    fn conditional_rules_apply_only_when_the_fact_holds() {
+        let rule = ApprovalRule::all([
+            ApprovalRule::quorum("sre", 1).unwrap(),
+            ApprovalRule::when(
+                "change-record",
+                "risk",
+                "high",
+                ApprovalRule::quorum("cab", 1).unwrap(),
+            )
+            .unwrap(),
+        ]);
+        let sre = p("sam", &["sre"]);
+        let cab = p("carl", &["cab"]);
+        let high =
+            |g: &GateName, f: &str, v: &str| g == "change-record" && f == "risk" && v == "high";
+        let low = |_: &GateName, _: &str, _: &str| false;
+        assert!(rule.is_satisfied_with(&[&sre], &low));
+        assert!(!rule.is_satisfied_with(&[&sre], &high));
+        assert!(rule.is_satisfied_with(&[&sre, &cab], &high));
+        assert!(rule.is_eligible(&cab));
+        assert_eq!(
+            rule.to_string(),
+            "(1 of sre AND (if change-record.risk = high then 1 of cab))"
+        );
+        let bad = ApprovalRule::when("x", "risk", "high", ApprovalRule::quorum("cab", 0).unwrap());
+        assert!(
+            bad.unwrap().check().is_err(),
+            "a condition's rule must itself be satisfiable"
+        );
     }
 
     #[test]

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::future::{join_all, select, Either};
+use futures::future::join_all;
 use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::clock::{elapsed, Clock};
-use crate::gate::{GateContext, GateError, GateSpec, PhaseId, Verdict};
+use crate::gate::{GateContext, GateSpec, PhaseId, Verdict};
 use crate::machine::{
     apply_mut, decide, plan, Action, Command, Event, GateResult, Outcome, Refusal, ReleaseState,
     StageStatus, Waiting,
@@ -522,70 +522,61 @@ impl Engine {
         phase: PhaseId,
         round: u32,
     ) -> GateResult {
-        let mut attempt = 1u32;
-        loop {
-            let ctx = GateContext {
-                release,
-                pipeline: self.pipeline.name(),
-                pipeline_version: self.pipeline.version(),
-                stage,
-                phase,
-                gate: name,
-                round,
-                attempt,
-                state,
-                clock: self.clock.as_ref(),
-            };
-            let evaluation = AssertUnwindSafe(spec.gate.evaluate(&ctx))
-                .catch_unwind()
-                .map(|r| r.unwrap_or_else(|p| Err(GateError::other(panic_message(&p)))));
-            let result = match spec.policy.timeout {
-                None => evaluation.await,
-                Some(t) => match select(Box::pin(evaluation), self.clock.sleep(t)).await {
-                    Either::Left((r, _)) => r,
-                    Either::Right(_) => Err(GateError::TimedOut(t)),
-                },
-            };
-            match result {
-                Ok(verdict) => {
-                    let (outcome, evidence) = match verdict {
-                        Verdict::Pass(e) => (Outcome::Pass, e),
-                        Verdict::Fail(e) => (Outcome::Fail, e),
-                        Verdict::Inconclusive(e) => (Outcome::Inconclusive, e),
-                        Verdict::Pending {
-                            evidence,
-                            retry_after,
-                        } => (
-                            Outcome::Pending {
-                                retry_after_ms: u64::try_from(retry_after.as_millis())
-                                    .unwrap_or(u64::MAX),
-                            },
-                            evidence,
-                        ),
-                    };
-                    tracing::info!(outcome = %outcome, summary = %evidence.summary, "gate verdict");
-                    return GateResult {
-                        gate: name.clone(),
-                        outcome,
-                        evidence: Some(evidence),
-                        attempts: attempt,
-                    };
-                }
-                Err(e) if attempt <= spec.policy.retries => {
-                    tracing::warn!(error = %e.report(), attempt, "gate could not decide; retrying");
-                    self.clock.sleep(spec.policy.backoff.delay(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e.report(), attempt, "gate could not decide");
-                    return GateResult {
-                        gate: name.clone(),
-                        outcome: Outcome::Error {
-                            message: e.report(),
+        let ctx = GateContext {
+            release,
+            pipeline: self.pipeline.name(),
+            pipeline_version: self.pipeline.version(),
+            stage,
+            phase,
+            gate: name,
+            round,
+            attempt: 1,
+            state,
+            clock: self.clock.as_ref(),
+        };
+        let policy = spec.policy;
+        let (result, attempts) = crate::layer::retrying(
+            spec.gate.as_ref(),
+            &ctx,
+            policy.retries,
+            policy.backoff,
+            policy.timeout,
+        )
+        .await;
+        match result {
+            Ok(verdict) => {
+                let (outcome, evidence) = match verdict {
+                    Verdict::Pass(e) => (Outcome::Pass, e),
+                    Verdict::Fail(e) => (Outcome::Fail, e),
+                    Verdict::Inconclusive(e) => (Outcome::Inconclusive, e),
+                    Verdict::Pending {
+                        evidence,
+                        retry_after,
+                    } => (
+                        Outcome::Pending {
+                            retry_after_ms: u64::try_from(retry_after.as_millis())
+                                .unwrap_or(u64::MAX),
                         },
-                        evidence: None,
-                        attempts: attempt,
-                    };
+                        evidence,
+                    ),
+                };
+                tracing::info!(outcome = %outcome, summary = %evidence.summary, attempts, "gate verdict");
+                GateResult {
+                    gate: name.clone(),
+                    outcome,
+                    evidence: Some(evidence),
+                    attempts,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.report(), attempts, "gate could not decide");
+                GateResult {
+                    gate: name.clone(),
+                    outcome: Outcome::Error {
+                        message: e.report(),
+                    },
+                    evidence: None,
+                    attempts,
                 }
             }
         }
@@ -608,17 +599,11 @@ where
             }
             Err(msg)
         }
-        Err(p) => Err(format!("deployer panicked: {}", panic_message(&p))),
+        Err(p) => Err(format!(
+            "deployer {}",
+            crate::layer::panic_message(p.as_ref())
+        )),
     }
-}
-
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    let msg = p
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned());
-    format!("panicked: {msg}")
 }
 
 fn log_events(events: &[Event]) {

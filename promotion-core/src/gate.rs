@@ -3,6 +3,7 @@
 //! A gate is one trait with one async method. Retries, timeouts and sampling are not the gate's
 //! business: the engine applies a [`GatePolicy`] and a [`PhasePolicy`] around it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,11 @@ pub struct Evidence {
     /// Digests of the raw material the gate read (logs, reports).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// Small named results other rules may depend on (`risk` = `high`): kept in the release's
+    /// state, usable in approval conditions ([`ApprovalRule::When`](crate::ApprovalRule::When))
+    /// and by later gates.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub facts: BTreeMap<String, String>,
 }
 
 /// A reference, by digest, to raw material behind a piece of evidence.
@@ -71,7 +77,13 @@ impl Evidence {
             summary: summary.into(),
             data: serde_json::Value::Null,
             attachments: Vec::new(),
+            facts: BTreeMap::new(),
         }
+    }
+    /// Declares a fact (`risk` = `high`).
+    pub fn with_fact(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.facts.insert(name.into(), value.into());
+        self
     }
     /// Attaches structured data.
     pub fn with_data(mut self, data: serde_json::Value) -> Self {
@@ -413,9 +425,18 @@ impl<G: Gate + 'static> From<G> for GateSpec {
     }
 }
 
-impl From<Arc<dyn Gate>> for GateSpec {
-    fn from(gate: Arc<dyn Gate>) -> Self {
-        GateSpec::new(gate)
+/// A shared gate is a gate: hosts can keep a handle on it (to read its counters) while a
+/// pipeline or a layer owns it.
+#[async_trait]
+impl<G: Gate + ?Sized> Gate for Arc<G> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn kind(&self) -> GateKind {
+        (**self).kind()
+    }
+    async fn evaluate(&self, ctx: &GateContext<'_>) -> Result<Verdict, GateError> {
+        (**self).evaluate(ctx).await
     }
 }
 

@@ -37,6 +37,7 @@ pub mod clock;
 pub mod digest;
 pub mod engine;
 pub mod gate;
+pub mod layer;
 pub mod machine;
 pub mod name;
 pub mod pipeline;

@@ -638,6 +638,8 @@ pub struct GateRecord {
     pub overridden_by: Option<PrincipalId>,
     /// Who judged it and how, if it was inconclusive.
     pub judged: Option<(PrincipalId, bool)>,
+    /// Facts its latest evidence declared.
+    pub facts: std::collections::BTreeMap<String, String>,
 }
 
 impl GateRecord {
@@ -917,10 +919,15 @@ fn apply_stage(s: &mut StageState, actor: &Actor, at: DateTime<Utc>, body: &Even
             gate,
             outcome,
             evidence_digest,
+            evidence,
             ..
         } => {
             let ps = s.phase_mut(*phase);
-            record_gate(ps, gate, outcome, *evidence_digest, at, *round);
+            let facts = evidence
+                .as_ref()
+                .map(|e| e.facts.clone())
+                .unwrap_or_default();
+            record_gate(ps, gate, outcome, *evidence_digest, facts, at, *round);
         }
         E::PhaseWaiting {
             phase,
@@ -1064,6 +1071,7 @@ fn record_gate(
     gate: &GateName,
     outcome: &Outcome,
     evidence_digest: Option<Digest>,
+    facts: std::collections::BTreeMap<String, String>,
     at: DateTime<Utc>,
     round: u32,
 ) {
@@ -1084,6 +1092,7 @@ fn record_gate(
             consecutive_errors,
             overridden_by: None,
             judged: None,
+            facts,
         },
     );
 }
@@ -1639,7 +1648,14 @@ impl<'a> Decision<'a> {
         let mut after = ps.clone();
         for r in results {
             let digest = r.evidence.as_ref().map(Evidence::digest);
-            record_gate(&mut after, &r.gate, &r.outcome, digest, self.now, round);
+            let facts = r
+                .evidence
+                .as_ref()
+                .map(|e| e.facts.clone())
+                .unwrap_or_default();
+            record_gate(
+                &mut after, &r.gate, &r.outcome, digest, facts, self.now, round,
+            );
             self.emit(
                 Actor::Gate {
                     name: r.gate.clone(),
@@ -1877,7 +1893,7 @@ impl<'a> Decision<'a> {
                         &digest,
                         self.now,
                     );
-                    if policy.rule.is_satisfied_by(&valid) {
+                    if policy.rule.is_satisfied_with(&valid, &facts_of(ps)) {
                         let approvers = valid.iter().map(|p| p.id.clone()).collect();
                         self.emit(
                             Actor::Engine,
@@ -2038,7 +2054,9 @@ impl<'a> Decision<'a> {
             },
         );
         valid.push(principal);
-        if st.status == StageStatus::AwaitingApproval && policy.rule.is_satisfied_by(&valid) {
+        if st.status == StageStatus::AwaitingApproval
+            && policy.rule.is_satisfied_with(&valid, &facts_of(&st.entry))
+        {
             self.emit(
                 Actor::Engine,
                 EventBody::StageScheduled {
@@ -2473,6 +2491,16 @@ pub fn valid_approvals<'s>(
         }
     }
     out
+}
+
+/// The facts the entry gates of a phase reported, for approval conditions.
+pub fn facts_of(ps: &PhaseState) -> impl Fn(&GateName, &str, &str) -> bool + '_ {
+    move |gate, fact, value| {
+        ps.gates
+            .get(gate)
+            .and_then(|r| r.facts.get(fact))
+            .is_some_and(|v| v == value)
+    }
 }
 
 /// The digest approvals are bound to: every entry gate's latest outcome, evidence digest and

@@ -617,6 +617,19 @@ fn validate_stage(
                 stage: stage.clone(),
                 reason: e.0,
             })?;
+        if let Some(g) = policy
+            .rule
+            .conditions()
+            .into_iter()
+            .find(|g| !spec.entry.gates.iter().any(|e| e.name == g.as_str()))
+        {
+            return Err(PipelineError::UnsatisfiableApproval {
+                stage: stage.clone(),
+                reason: format!(
+                    "a condition reads gate `{g}`, which is not an entry gate of this stage"
+                ),
+            });
+        }
     }
     let mut gate_names = BTreeMap::new();
     let mut phases: Vec<(PhaseId, &Phase)> = vec![
