@@ -253,3 +253,122 @@ impl Deployer for RecordingDeployer {
         Ok(())
     }
 }
+
+/// Evaluates a gate outside any pipeline, for gate authors' tests: a release, a stage, a
+/// recorded state and a [`ManualClock`](crate::ManualClock), all adjustable.
+///
+/// ```
+/// use promotion_core::testing::{GateProbe, ScriptedGate};
+/// use promotion_core::Verdict;
+///
+/// let probe = GateProbe::new().stage("canary");
+/// let verdict = futures::executor::block_on(probe.evaluate(&ScriptedGate::passing("smoke")));
+/// assert!(matches!(verdict, Ok(Verdict::Pass(_))));
+/// ```
+#[derive(Debug, Clone)]
+pub struct GateProbe {
+    release: Release,
+    pipeline: crate::PipelineName,
+    stage: StageName,
+    phase: crate::PhaseId,
+    round: u32,
+    state: crate::ReleaseState,
+    clock: crate::ManualClock,
+}
+
+impl Default for GateProbe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GateProbe {
+    /// A probe at 2026-11-26T09:00:00Z for a sample release (`svc 1.0`, one artifact, commit
+    /// `aaaa…`, contributor `dana`) in stage `test` of pipeline `probe`.
+    pub fn new() -> Self {
+        let t0 = DateTime::<Utc>::from_timestamp(1_795_683_600, 0).unwrap_or_default();
+        #[allow(clippy::unwrap_used)] // constant, valid input
+        let release = Release::builder("svc 1.0", "git@example.com:probe/svc", "a".repeat(40), t0)
+            .artifact(
+                "image",
+                "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+            )
+            .builder("ci.example.com")
+            .contributor("dana")
+            .build()
+            .unwrap();
+        #[allow(clippy::unwrap_used)] // constant, valid names
+        GateProbe {
+            release,
+            pipeline: crate::PipelineName::new("probe").unwrap(),
+            stage: StageName::new("test").unwrap(),
+            phase: crate::PhaseId::Entry,
+            round: 1,
+            state: crate::ReleaseState::default(),
+            clock: crate::ManualClock::at(t0),
+        }
+    }
+    /// Uses `release`.
+    pub fn release(mut self, release: Release) -> Self {
+        self.release = release;
+        self
+    }
+    /// Evaluates in stage `stage` (an invalid name keeps the current one).
+    pub fn stage(mut self, stage: &str) -> Self {
+        if let Ok(s) = StageName::new(stage) {
+            self.stage = s;
+        }
+        self
+    }
+    /// Evaluates in `phase`, round `round`.
+    pub fn phase(mut self, phase: crate::PhaseId, round: u32) -> Self {
+        self.phase = phase;
+        self.round = round;
+        self
+    }
+    /// Uses `state` as what was recorded so far.
+    pub fn state(mut self, state: crate::ReleaseState) -> Self {
+        self.state = state;
+        self
+    }
+    /// Sets the clock's time.
+    pub fn at(self, at: DateTime<Utc>) -> Self {
+        let clock = crate::ManualClock::at(at);
+        GateProbe { clock, ..self }
+    }
+    /// Uses an auto-advancing clock (for gates that wait on the clock).
+    pub fn auto_advancing(self) -> Self {
+        let now = crate::Clock::now(&self.clock);
+        GateProbe {
+            clock: crate::ManualClock::auto_advancing(now),
+            ..self
+        }
+    }
+    /// The probe's clock.
+    pub fn clock(&self) -> &crate::ManualClock {
+        &self.clock
+    }
+    /// The release.
+    pub fn release_ref(&self) -> &Release {
+        &self.release
+    }
+    /// Evaluates `gate` once.
+    pub async fn evaluate(&self, gate: &dyn Gate) -> Result<Verdict, GateError> {
+        let name = crate::GateName::new(gate.name())
+            .or_else(|_| crate::GateName::new("gate"))
+            .map_err(|e| GateError::Misconfigured(e.to_string()))?;
+        let ctx = GateContext {
+            release: &self.release,
+            pipeline: &self.pipeline,
+            pipeline_version: "1",
+            stage: &self.stage,
+            phase: self.phase,
+            gate: &name,
+            round: self.round,
+            attempt: 1,
+            state: &self.state,
+            clock: &self.clock,
+        };
+        crate::layer::guarded(gate, &ctx, None).await
+    }
+}

@@ -1,10 +1,37 @@
 //! # promotion-gates
 //!
-//! Reference gates for promotion pipelines: process and test runners, test reports, policy,
-//! vulnerability reports, metrics, canary analysis, webhooks, signatures.
+//! Reference gates for promotion pipelines: process and test runners, test reports and
+//! performance budgets, Rego policies, vulnerability reports, configuration baselines, change
+//! records, deployment windows and reproducibility.
 //!
-//! This crate depends on `promotion-core` only. Its gates arrive with their own issues
-//! (promotion-gates part 1 and part 2); until then the release-train example uses the scripted
-//! gates of [`promotion_core::testing`], labelled as such.
+//! Every gate reads real inputs, records the digest of everything it read as evidence, and
+//! turns malformed input into a [`GateError`] naming the file and the problem — never a pass.
+//!
+//! This crate depends on `promotion-core` only.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+#[cfg(feature = "wip-baseline")]
+pub mod baseline;
+#[cfg(feature = "wip-change")]
+pub mod change;
+#[cfg(feature = "wip-policy")]
+pub mod policy;
+#[cfg(feature = "wip-process")]
+pub mod process;
+#[cfg(feature = "wip-testreport")]
+pub mod testreport;
+#[cfg(feature = "wip-vuln")]
+pub mod vuln;
+#[cfg(feature = "wip-window")]
+pub mod window;
 
 pub use promotion_core::{Evidence, Gate, GateContext, GateError, GateKind, Verdict};
