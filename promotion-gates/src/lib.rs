@@ -21,7 +21,6 @@
 
 #[cfg(feature = "wip-baseline")]
 pub mod baseline;
-#[cfg(feature = "wip-change")]
 pub mod change;
 #[cfg(feature = "wip-policy")]
 pub mod policy;
@@ -31,7 +30,9 @@ pub mod process;
 pub mod testreport;
 #[cfg(feature = "wip-vuln")]
 pub mod vuln;
-#[cfg(feature = "wip-window")]
 pub mod window;
+
+pub use change::ChangeRecordGate;
+pub use window::DeploymentWindowGate;
 
 pub use promotion_core::{Evidence, Gate, GateContext, GateError, GateKind, Verdict};
