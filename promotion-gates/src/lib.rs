@@ -22,7 +22,6 @@
 #[cfg(feature = "wip-baseline")]
 pub mod baseline;
 pub mod change;
-#[cfg(feature = "wip-policy")]
 pub mod policy;
 #[cfg(feature = "wip-process")]
 pub mod process;
@@ -33,6 +32,7 @@ pub mod vuln;
 pub mod window;
 
 pub use change::ChangeRecordGate;
+pub use policy::PolicyGate;
 pub use window::DeploymentWindowGate;
 
 pub use promotion_core::{Evidence, Gate, GateContext, GateError, GateKind, Verdict};

@@ -1,0 +1,5 @@
+package release.checks
+
+deny contains "always" if {
+	true
+}
