@@ -25,7 +25,6 @@ pub mod change;
 pub mod policy;
 #[cfg(feature = "wip-process")]
 pub mod process;
-#[cfg(feature = "wip-testreport")]
 pub mod testreport;
 #[cfg(feature = "wip-vuln")]
 pub mod vuln;
@@ -33,6 +32,7 @@ pub mod window;
 
 pub use change::ChangeRecordGate;
 pub use policy::PolicyGate;
+pub use testreport::{PerfBudgetGate, TestReportGate};
 pub use window::DeploymentWindowGate;
 
 pub use promotion_core::{Evidence, Gate, GateContext, GateError, GateKind, Verdict};
