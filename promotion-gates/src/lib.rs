@@ -19,7 +19,6 @@
     )
 )]
 
-#[cfg(feature = "wip-baseline")]
 pub mod baseline;
 pub mod change;
 pub mod policy;
@@ -30,6 +29,7 @@ pub mod testreport;
 pub mod vuln;
 pub mod window;
 
+pub use baseline::{ConfigBaselineGate, ReproducibilityGate};
 pub use change::ChangeRecordGate;
 pub use policy::PolicyGate;
 pub use testreport::{PerfBudgetGate, TestReportGate};
