@@ -22,7 +22,6 @@
 pub mod baseline;
 pub mod change;
 pub mod policy;
-#[cfg(feature = "wip-process")]
 pub mod process;
 pub mod testreport;
 #[cfg(feature = "wip-vuln")]
@@ -32,6 +31,7 @@ pub mod window;
 pub use baseline::{ConfigBaselineGate, ReproducibilityGate};
 pub use change::ChangeRecordGate;
 pub use policy::PolicyGate;
+pub use process::ProcessGate;
 pub use testreport::{PerfBudgetGate, TestReportGate};
 pub use window::DeploymentWindowGate;
 
