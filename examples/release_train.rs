@@ -11,9 +11,13 @@
 //!
 //! What is real here and what is a stand-in:
 //! - the engine, the state machine, the approval rules and the event log are the library's own;
-//! - gates marked `[scripted]` are test doubles from `promotion::testing` that answer from a
-//!   script; the reference gates (test reports, policies, metrics, canary analysis) replace
-//!   them as the gate issues land;
+//! - the first three stages and production's deployment window use the reference gates of
+//!   `promotion-gates` on real inputs in `examples/data/` (nextest and pytest JUnit reports,
+//!   benchmark figures, a change record, a Rego policy, a configuration baseline, windows)
+//!   and a real process;
+//! - gates marked `[scripted]` (the canary's metric analysis, production's smoke test) are
+//!   test doubles from `promotion::testing`; the metric and canary-analysis gates replace them
+//!   with their issue;
 //! - the deployer records calls instead of talking to a platform (the host owns deployment);
 //! - time is a virtual clock, so six hours of soak pass in a blink; a host uses `SystemClock`;
 //! - the checkpoint key is generated per run; a host keeps its key in a secret store.
@@ -23,6 +27,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use promotion::audit::{AuditOptions, AuditStore, CheckpointSigner};
+use promotion::gates::testreport::Direction;
+use promotion::gates::{
+    ChangeRecordGate, ConfigBaselineGate, DeploymentWindowGate, PerfBudgetGate, PolicyGate,
+    ProcessGate, TestReportGate,
+};
 use promotion::testing::{RecordingDeployer, ScriptedGate, Step};
 use promotion::{
     ApprovalPolicy, ApprovalRule, Clock, Engine, EngineError, EventStore, GateKind, GateSpec,
@@ -40,8 +49,16 @@ fn pass(summary: &str) -> Step {
     Step::Pass(summary.to_owned())
 }
 
+/// Where the example's real inputs live (JUnit reports, benchmark figures, the change record,
+/// the Rego policy, the configuration and its approved baseline, deployment windows).
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
+
+fn data(path: &str) -> String {
+    format!("{DATA}/{path}")
+}
+
 fn pipeline(fail_canary: bool) -> Result<Pipeline, Error> {
-    use GateKind::{Automated, Compliance};
+    use GateKind::Automated;
     let minutes = |m: u64| Duration::from_secs(60 * m);
     let canary_error_rate = if fail_canary {
         vec![
@@ -60,67 +77,79 @@ fn pipeline(fail_canary: bool) -> Result<Pipeline, Error> {
         timeout: Some(minutes(30)),
         ..PhasePolicy::default()
     };
+    // Build: a real process (a smoke check of the build's identity) and nextest's JUnit report.
+    let smoke = ProcessGate::builder("sh")
+        .name("build-smoke")
+        .args([
+            "-c",
+            "test -n \"$PROMOTION_COMMIT\" && echo \"built {PROMOTION_RELEASE_NAME} from $PROMOTION_COMMIT\"",
+        ])
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let unit_tests = TestReportGate::builder()
+        .name("unit-tests")
+        .file(data("reports/unit-tests.xml"))
+        .build()?;
+    // Integration: pytest's JUnit report, a performance budget against the last release.
+    let integration_tests = TestReportGate::builder()
+        .name("integration-tests")
+        .file(data("reports/integration-tests.xml"))
+        .build()?;
+    let perf = PerfBudgetGate::builder(data("perf/current.json"))
+        .name("performance-budget")
+        .baseline(data("perf/baseline.json"))
+        .max("p99_ms", 50.0)
+        .max_regression("p99_ms", 10.0, Direction::LowerIsBetter)
+        .max_regression("throughput_rps", 5.0, Direction::HigherIsBetter)
+        .build()?;
+    // Compliance: the change record (its risk fact feeds the approval rule), the release
+    // policy in Rego, and the production configuration against its approved baseline.
+    let change = ChangeRecordGate::builder(data("change-record.toml"))
+        .ticket_pattern("CHG-[0-9]{4,}")
+        .build()?;
+    let policy = PolicyGate::builder()
+        .name("release-policy")
+        .bundle(data("policy"))
+        .build()?;
+    let config = ConfigBaselineGate::builder(data("config"), data("config-approved.json"))
+        .name("config-baseline")
+        .build()?;
+    let window = DeploymentWindowGate::builder()
+        .name("deployment-window")
+        .toml_file(data("windows.toml"))?
+        .build()?;
     Ok(Pipeline::builder("shop-api", "2026.11.1")
         .break_glass_group("incident-commanders")
         .operator_group("release-managers")
         .stage(
             StageSpec::new("build")
-                .entry_gate(scripted(
-                    "compile",
-                    Automated,
-                    [pass("cargo build --release ok")],
-                ))
-                .entry_gate(scripted(
-                    "unit-tests",
-                    Automated,
-                    [pass("1,284 tests, 0 failed, 3 skipped")],
-                )),
+                .entry_gate(smoke)
+                .entry_gate(unit_tests),
         )
         .stage(
             StageSpec::new("integration")
                 .after("build")
-                .entry_gate(scripted(
-                    "integration-tests",
-                    Automated,
-                    [
-                        Step::Pending(minutes(4)),
-                        pass("212 tests against staging, 0 failed"),
-                    ],
-                ))
-                .entry_gate(scripted(
-                    "performance-budget",
-                    Automated,
-                    [pass("p99 41 ms (budget 50 ms), +2.1% vs baseline")],
-                ))
-                .entry_gate(scripted(
-                    "dependency-audit",
-                    Compliance,
-                    [pass("0 advisories above medium")],
-                ))
+                .entry_gate(integration_tests)
+                .entry_gate(perf)
                 .approval(ApprovalPolicy::new(ApprovalRule::quorum("qa", 1)?)),
         )
         .stage(
             StageSpec::new("compliance")
                 .after("integration")
-                .entry_gate(scripted(
-                    "resilience-drill",
-                    Automated,
-                    [pass("zone failover drill: recovered in 38 s")],
-                ))
-                .entry_gate(scripted(
-                    "change-summary",
-                    Compliance,
-                    [pass("change summary and release notes present")],
-                ))
-                .entry_gate(scripted(
-                    "risk-assessment",
-                    Compliance,
-                    [pass("risk level: medium; rollback plan present")],
-                ))
+                .entry_gate(change)
+                .entry_gate(policy)
+                .entry_gate(config)
                 .approval(
                     ApprovalPolicy::new(ApprovalRule::all([
                         ApprovalRule::quorum("sre", 1)?,
                         ApprovalRule::quorum("security", 1)?,
+                        // A high-risk change also needs the change advisory board.
+                        ApprovalRule::when(
+                            "change-record",
+                            "risk",
+                            "high",
+                            ApprovalRule::quorum("cab", 1)?,
+                        )?,
                     ]))
                     .distinct_from_upstream()
                     .expires_after(Duration::from_secs(24 * 3600)),
@@ -165,6 +194,7 @@ fn pipeline(fail_canary: bool) -> Result<Pipeline, Error> {
         .stage(
             StageSpec::new("production")
                 .after("canary")
+                .entry_gate(window)
                 .verification_gate(scripted(
                     "smoke-tests",
                     Automated,
@@ -180,7 +210,6 @@ struct Timeline {
     store: Arc<dyn EventStore>,
     stream: StreamId,
     seen: usize,
-    gate_kinds: BTreeMap<String, GateKind>,
 }
 
 impl Timeline {
@@ -190,8 +219,11 @@ impl Timeline {
             let e = &r.event;
             let stage = e.body.stage().map(|s| s.as_str()).unwrap_or("");
             let mut line = e.body.to_string();
-            if let promotion::EventBody::GateEvaluated { gate, .. } = &e.body {
-                if self.gate_kinds.contains_key(gate.as_str()) {
+            if let promotion::EventBody::GateEvaluated {
+                evidence: Some(ev), ..
+            } = &e.body
+            {
+                if ev.producer.starts_with("scripted:") {
                     line.push_str("  [scripted]");
                 }
             }
@@ -220,6 +252,7 @@ impl Desk {
             ("quinn", vec!["qa"]),
             ("sam", vec!["sre"]),
             ("sasha", vec!["security"]),
+            ("carl", vec!["cab"]),
             ("ci-bot", vec!["ci"]),
         ] {
             people.insert(id, Principal::new(id, groups)?);
@@ -266,18 +299,6 @@ async fn main() -> Result<(), Error> {
     };
     let deployer = RecordingDeployer::new().with_clock(clock.clone(), Duration::from_secs(20));
     let pipeline = pipeline(fail_canary)?;
-    let gate_kinds = pipeline
-        .stages()
-        .iter()
-        .flat_map(|s| {
-            let mut phases = vec![&s.spec.entry, &s.spec.verification];
-            phases.extend(s.steps().iter().map(|st| &st.analysis));
-            phases
-                .into_iter()
-                .flat_map(|p| p.gates.iter().map(|g| (g.name.clone(), g.gate.kind())))
-                .collect::<Vec<_>>()
-        })
-        .collect();
     let engine = Engine::new(
         pipeline,
         store.clone(),
@@ -304,6 +325,7 @@ async fn main() -> Result<(), Error> {
     .builder("ci.example.com/pipelines/88213")
     .contributor("dana")
     .label("service", "shop-api")
+    .label("rollback-plan", "shipctl rollback checkout")
     .build()?;
 
     println!("promotion: release train for `{}`", release.name());
@@ -325,7 +347,6 @@ async fn main() -> Result<(), Error> {
         store,
         stream: StreamId::for_release(&id),
         seen: 0,
-        gate_kinds,
     };
 
     loop {
@@ -388,7 +409,7 @@ async fn main() -> Result<(), Error> {
 async fn approve(engine: &Engine, desk: &Desk, id: &ReleaseId, stage: &str) -> Result<(), Error> {
     let approvers: &[&str] = match stage {
         "integration" => &["dana", "quinn"],
-        "compliance" => &["quinn", "sam", "sasha"],
+        "compliance" => &["quinn", "sam", "sasha", "carl"],
         other => return Err(format!("no approvers scripted for `{other}`").into()),
     };
     for who in approvers {
