@@ -30,7 +30,7 @@ use promotion::audit::{AuditOptions, AuditStore, CheckpointSigner};
 use promotion::gates::testreport::Direction;
 use promotion::gates::{
     ChangeRecordGate, ConfigBaselineGate, DeploymentWindowGate, PerfBudgetGate, PolicyGate,
-    ProcessGate, TestReportGate,
+    ProcessGate, TestReportGate, VulnGate,
 };
 use promotion::testing::{RecordingDeployer, ScriptedGate, Step};
 use promotion::{
@@ -90,7 +90,8 @@ fn pipeline(fail_canary: bool) -> Result<Pipeline, Error> {
         .name("unit-tests")
         .file(data("reports/unit-tests.xml"))
         .build()?;
-    // Integration: pytest's JUnit report, a performance budget against the last release.
+    // Integration: pytest's JUnit report, a performance budget against the last release, and
+    // the dependency audit (cargo-audit's JSON and Trivy's SARIF).
     let integration_tests = TestReportGate::builder()
         .name("integration-tests")
         .file(data("reports/integration-tests.xml"))
@@ -101,6 +102,11 @@ fn pipeline(fail_canary: bool) -> Result<Pipeline, Error> {
         .max("p99_ms", 50.0)
         .max_regression("p99_ms", 10.0, Direction::LowerIsBetter)
         .max_regression("throughput_rps", 5.0, Direction::HigherIsBetter)
+        .build()?;
+    let dependencies = VulnGate::builder()
+        .name("dependency-audit")
+        .cargo_audit(data("vuln/cargo-audit.json"))
+        .sarif(data("vuln/trivy.sarif"))
         .build()?;
     // Compliance: the change record (its risk fact feeds the approval rule), the release
     // policy in Rego, and the production configuration against its approved baseline.
@@ -131,6 +137,7 @@ fn pipeline(fail_canary: bool) -> Result<Pipeline, Error> {
                 .after("build")
                 .entry_gate(integration_tests)
                 .entry_gate(perf)
+                .entry_gate(dependencies)
                 .approval(ApprovalPolicy::new(ApprovalRule::quorum("qa", 1)?)),
         )
         .stage(

@@ -24,7 +24,6 @@ pub mod change;
 pub mod policy;
 pub mod process;
 pub mod testreport;
-#[cfg(feature = "wip-vuln")]
 pub mod vuln;
 pub mod window;
 
@@ -33,6 +32,7 @@ pub use change::ChangeRecordGate;
 pub use policy::PolicyGate;
 pub use process::ProcessGate;
 pub use testreport::{PerfBudgetGate, TestReportGate};
+pub use vuln::VulnGate;
 pub use window::DeploymentWindowGate;
 
 pub use promotion_core::{Evidence, Gate, GateContext, GateError, GateKind, Verdict};
