@@ -7,6 +7,18 @@
 //! Every gate reads real inputs, records the digest of everything it read as evidence, and
 //! turns malformed input into a [`GateError`] naming the file and the problem — never a pass.
 //!
+//! | gate | module |
+//! |---|---|
+//! | [`ProcessGate`]: a real command as an isolated runner | [`process`] |
+//! | [`TestReportGate`], [`PerfBudgetGate`]: JUnit reports, benchmark budgets | [`testreport`] |
+//! | [`PolicyGate`]: Rego policies, Conftest conventions | [`policy`] |
+//! | [`VulnGate`]: SARIF and cargo-audit findings, expiring accepted risks | [`vuln`] |
+//! | [`ConfigBaselineGate`], [`ReproducibilityGate`]: file digests against manifests | [`baseline`] |
+//! | [`ChangeRecordGate`]: change documentation, the `risk` fact | [`change`] |
+//! | [`DeploymentWindowGate`]: windows and freezes in IANA zones | [`window`] |
+//!
+//! Decorators (timeout, retry, dry run) are in `promotion_core::layer`.
+//!
 //! This crate depends on `promotion-core` only.
 
 #![cfg_attr(
