@@ -35,6 +35,10 @@ pub struct AuditOptions {
     pub clock: Arc<dyn Clock>,
     /// Most appends committed in one transaction (group commit).
     pub max_batch: usize,
+    /// How long the writer may wait for more appends when fewer are queued than in its last
+    /// batch: a little latency buys fuller batches (fewer syncs) under concurrency. A lone
+    /// appender never waits.
+    pub batch_fill_wait: std::time::Duration,
 }
 
 impl fmt::Debug for AuditOptions {
@@ -55,6 +59,7 @@ impl AuditOptions {
             signer: None,
             clock: Arc::new(SystemClock),
             max_batch: 1024,
+            batch_fill_wait: std::time::Duration::from_micros(200),
         }
     }
     /// Signs checkpoints with `signer`.
@@ -349,14 +354,28 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, jobs: mpsc::Receiver<AppendJob>) {
+        let max = self.options.max_batch.max(1);
+        let wait = self.options.batch_fill_wait;
+        let mut last = 0usize;
         while let Ok(first) = jobs.recv() {
             let mut batch = vec![first];
-            while batch.len() < self.options.max_batch.max(1) {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
+            drain(&jobs, &mut batch, max);
+            // After a commit the first appenders to wake come back before the rest: wait a
+            // moment for the others rather than committing a nearly empty batch.
+            if batch.len() < last && !wait.is_zero() {
+                let deadline = std::time::Instant::now() + wait;
+                while batch.len() < last.min(max) {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    match jobs.recv_timeout(left) {
+                        Ok(job) => {
+                            batch.push(job);
+                            drain(&jobs, &mut batch, max);
+                        }
+                        Err(_) => break,
+                    }
                 }
             }
+            last = batch.len();
             self.commit_batch(batch);
         }
     }
@@ -512,6 +531,15 @@ impl Writer {
 
 type Reply = oneshot::Sender<Result<u64, StoreError>>;
 type Staged = (Vec<(Reply, u64)>, Frontier, Head);
+
+fn drain(jobs: &mpsc::Receiver<AppendJob>, batch: &mut Vec<AppendJob>, max: usize) {
+    while batch.len() < max {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
 
 fn backend_error(msg: &str) -> StoreError {
     StoreError::Backend {

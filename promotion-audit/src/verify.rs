@@ -8,7 +8,7 @@ use promotion_core::StreamId;
 
 use crate::backend::Backend;
 use crate::checkpoint::{Checkpoint, CheckpointVerifier};
-use crate::entry::{decode, GENESIS_PREV};
+use crate::entry::{decode_frame, GENESIS_PREV};
 use crate::error::{AuditError, Tampered};
 use crate::merkle::{leaf_hash, Frontier, Hash};
 
@@ -111,7 +111,7 @@ pub fn verify(
                     hex::encode(hash),
                 ));
             }
-            let entry = decode(&row.bytes).map_err(|e| {
+            let entry = decode_frame(&row.bytes).map_err(|e| {
                 tampered(
                     seq,
                     "stored bytes do not decode as an entry",
