@@ -127,6 +127,15 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// `Pass(evidence)` when `passed`, else `Fail(evidence)`.
+    pub fn pass_if(passed: bool, evidence: Evidence) -> Self {
+        if passed {
+            Verdict::Pass(evidence)
+        } else {
+            Verdict::Fail(evidence)
+        }
+    }
+
     /// The evidence behind the verdict.
     pub fn evidence(&self) -> &Evidence {
         match self {
@@ -268,7 +277,7 @@ impl GateContext<'_> {
 ///     async fn evaluate(&self, ctx: &GateContext<'_>) -> Result<Verdict, GateError> {
 ///         let ok = ctx.release.labels().contains_key("changelog");
 ///         let ev = Evidence::new(self.name(), ctx.now(), format!("changelog label present: {ok}"));
-///         Ok(if ok { Verdict::Pass(ev) } else { Verdict::Fail(ev) })
+///         Ok(Verdict::pass_if(ok, ev))
 ///     }
 /// }
 /// ```

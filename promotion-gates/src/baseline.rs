@@ -1217,10 +1217,8 @@ impl ConfigBaselineGate {
         }
         Ok(if report.files.is_empty() && in_scope == 0 {
             Verdict::Inconclusive(evidence)
-        } else if failures > 0 {
-            Verdict::Fail(evidence)
         } else {
-            Verdict::Pass(evidence)
+            Verdict::pass_if(failures == 0, evidence)
         })
     }
 }
@@ -1852,11 +1850,7 @@ impl Gate for ReproducibilityGate {
             digest: report.manifest_digest,
             size: report.manifest_size,
         });
-        Ok(if reproducible {
-            Verdict::Pass(evidence)
-        } else {
-            Verdict::Fail(evidence)
-        })
+        Ok(Verdict::pass_if(reproducible, evidence))
     }
 }
 

@@ -701,11 +701,7 @@ impl Gate for ChangeRecordGate {
         if let Some(t) = ticket.filter(|_| ticket_matches != Some(false)) {
             evidence = evidence.with_fact(TICKET_FACT, t);
         }
-        Ok(if problems.is_empty() {
-            Verdict::Pass(evidence)
-        } else {
-            Verdict::Fail(evidence)
-        })
+        Ok(Verdict::pass_if(problems.is_empty(), evidence))
     }
 }
 

@@ -694,11 +694,7 @@ impl Gate for PolicyGate {
                 .map(LoadedFile::attachment),
         );
         let evidence = evidence.with_attachment("input.json", &input_bytes);
-        Ok(if failed {
-            Verdict::Fail(evidence)
-        } else {
-            Verdict::Pass(evidence)
-        })
+        Ok(Verdict::pass_if(!failed, evidence))
     }
 }
 

@@ -1197,11 +1197,7 @@ impl ProcessGate {
         }
         ev.attachments.push(run.stdout.attachment("stdout"));
         ev.attachments.push(run.stderr.attachment("stderr"));
-        Ok(if passed {
-            Verdict::Pass(ev)
-        } else {
-            Verdict::Fail(ev)
-        })
+        Ok(Verdict::pass_if(passed, ev))
     }
 
     fn expected(&self) -> String {

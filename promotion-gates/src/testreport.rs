@@ -613,11 +613,7 @@ impl Gate for TestReportGate {
         for (name, bytes) in &inputs {
             evidence = evidence.with_attachment(name.clone(), bytes);
         }
-        Ok(if violations.is_empty() {
-            Verdict::Pass(evidence)
-        } else {
-            Verdict::Fail(evidence)
-        })
+        Ok(Verdict::pass_if(violations.is_empty(), evidence))
     }
 }
 
@@ -1700,11 +1696,7 @@ impl Gate for PerfBudgetGate {
         if let Some((name, bytes, _)) = &baseline {
             evidence = evidence.with_attachment(name.clone(), bytes);
         }
-        Ok(if failed_figures.is_empty() {
-            Verdict::Pass(evidence)
-        } else {
-            Verdict::Fail(evidence)
-        })
+        Ok(Verdict::pass_if(failed_figures.is_empty(), evidence))
     }
 }
 

@@ -1585,11 +1585,7 @@ impl Gate for VulnGate {
         for (name, bytes) in &inputs {
             evidence = evidence.with_attachment(name.clone(), bytes);
         }
-        Ok(if assessment.blocking.is_empty() {
-            Verdict::Pass(evidence)
-        } else {
-            Verdict::Fail(evidence)
-        })
+        Ok(Verdict::pass_if(assessment.blocking.is_empty(), evidence))
     }
 }
 
