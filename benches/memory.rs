@@ -31,12 +31,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use futures::executor::block_on;
 use futures::future::join_all;
 use promotion::audit::{AuditOptions, AuditStore, CheckpointSigner};
 use promotion::machine::{GateRecord, PhaseState};
-use promotion::testing::{RecordingDeployer, ScriptedGate};
+use promotion::testing::RecordingDeployer;
 use promotion::*;
 
 const RELEASES: usize = 10_000;
@@ -46,95 +45,15 @@ const CONCURRENT: usize = 500;
 /// Set (to `sqlite`) in the child process that runs the second configuration.
 const CHILD_ENV: &str = "PROMOTION_BENCH_MEMORY_CHILD";
 
-fn t0() -> DateTime<Utc> {
-    "2026-11-26T09:00:00Z".parse().expect("valid time")
-}
-
-fn release(tag: &str) -> Release {
-    Release::builder(
-        format!("api {tag}"),
-        "git@example.com:shop/api",
-        "c".repeat(40),
-        "2026-11-26T08:00:00Z".parse().expect("valid time"),
-    )
-    .artifact("api-image", format!("sha256:{}", "ab".repeat(32)))
-    .artifact("api-chart", format!("sha256:{}", "cd".repeat(32)))
-    .builder("ci.example.com")
-    .contributor("dana")
-    .contributor("lee")
-    .label("tag", tag)
-    .label("team", "checkout")
-    .build()
-    .expect("valid release")
-}
-
-fn who(id: &str, groups: &[&str]) -> Principal {
-    Principal::new(id, groups.iter().copied()).expect("valid principal")
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{release, t0, who};
 
 /// The realistic pipeline of `benches/engine.rs` (production verification: 30 minutes).
 fn realistic_pipeline() -> Pipeline {
-    let every_minute = |min_success: Duration| PhasePolicy {
-        interval: Some(Duration::from_secs(60)),
-        min_success,
-        ..PhasePolicy::default()
-    };
-    Pipeline::builder("shop", "1")
-        .break_glass_group("incident-commanders")
-        .stage(
-            StageSpec::new("dev")
-                .entry_gate(ScriptedGate::passing("unit-tests"))
-                .entry_gate(ScriptedGate::passing("lint")),
-        )
-        .stage(
-            StageSpec::new("integration")
-                .after("dev")
-                .entry_gate(ScriptedGate::passing("integration-tests"))
-                .entry_policy(every_minute(Duration::from_secs(300)))
-                .approval(ApprovalPolicy::new(
-                    ApprovalRule::quorum("qa", 1).expect("valid rule"),
-                )),
-        )
-        .stage(
-            StageSpec::new("compliance")
-                .after("integration")
-                .entry_gate(ScriptedGate::passing("change-record"))
-                .entry_gate(ScriptedGate::passing("sbom-scan"))
-                .approval(
-                    ApprovalPolicy::new(ApprovalRule::all([
-                        ApprovalRule::quorum("sre", 1).expect("valid rule"),
-                        ApprovalRule::quorum("security", 1).expect("valid rule"),
-                    ]))
-                    .distinct_from_upstream(),
-                ),
-        )
-        .stage(
-            StageSpec::new("canary")
-                .after("compliance")
-                .rollout(RolloutPlan::new([
-                    RolloutStep::new(1)
-                        .pause(Duration::from_secs(600))
-                        .analysis(ScriptedGate::passing("error-rate")),
-                    RolloutStep::new(10)
-                        .pause(Duration::from_secs(600))
-                        .analysis(ScriptedGate::passing("error-rate")),
-                    RolloutStep::new(100),
-                ])),
-        )
-        .stage(
-            StageSpec::new("production")
-                .after("canary")
-                .verification_gate(ScriptedGate::passing("smoke"))
-                .verification_gate(ScriptedGate::passing("error-rate"))
-                .verification_gate(ScriptedGate::passing("latency-p99"))
-                .verification_policy(every_minute(Duration::from_secs(30 * 60)))
-                .soak(Duration::from_secs(6 * 3600)),
-        )
-        .build()
-        .expect("valid pipeline")
+    common::realistic_pipeline(Duration::from_secs(30 * 60))
 }
 
-/// A field of `/proc/self/status` in bytes (`RssAnon`, `VmRSS`).
 fn proc_status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
