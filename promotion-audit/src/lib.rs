@@ -14,7 +14,7 @@
 //!   root, checks the checkpoint signature, and names the first entry that does not match.
 //! - Inclusion and consistency proofs ([`merkle`]) that verify with hashes alone.
 //! - [`jsonl`] export and verifying import, for archives and ordinary tools.
-//! - [`conformance`] (feature `conformance`): the suite every [`Backend`] must pass.
+//! - `conformance` (behind the feature of that name): the suite every [`Backend`] must pass.
 //!
 //! Depends on `promotion-core` only, never on `promotion-gates`.
 
