@@ -20,6 +20,7 @@ use crate::entry::{decode, encode, StoredEntry};
 use crate::error::{AuditError, BackendError};
 use crate::memory::MemoryBackend;
 use crate::merkle::{self, Frontier, Hash, NodeSource, ProofError};
+use crate::postgres::PostgresBackend;
 use crate::sqlite::SqliteBackend;
 use crate::verify::{self, VerifyReport};
 
@@ -138,6 +139,16 @@ impl AuditStore {
             format!("sqlite:{}", path.display()),
             options,
         )
+    }
+
+    /// A log in PostgreSQL: the database at `url` (`postgres://user:password@host/db`), in
+    /// schema [`DEFAULT_SCHEMA`](crate::postgres::DEFAULT_SCHEMA), migrated on open and shared
+    /// safely by every process that opens it. For another schema, open
+    /// [`PostgresBackend::open_pair_in`] and pass the pair to [`with_backend`](Self::with_backend).
+    pub fn open_postgres(url: &str, options: AuditOptions) -> Result<Self, AuditError> {
+        let (w, r) = PostgresBackend::open_pair(url)?;
+        let description = format!("postgres:{}", w.describe());
+        Self::with_backend(Box::new(w), Box::new(r), description, options)
     }
 
     /// An existing SQLite log at `path`; never creates one (for verifiers and auditors).
