@@ -98,6 +98,7 @@ fn gate_event(round: u32) -> Event {
     Event {
         at,
         actor: Actor::Gate { name: gate.clone() },
+        request: None,
         body: EventBody::GateEvaluated {
             stage: StageName::new("production").expect("valid stage name"),
             phase: PhaseId::Verification,

@@ -83,6 +83,7 @@ fn event(i: u64) -> Event {
     Event {
         at: t0(),
         actor: Actor::Engine,
+        request: None,
         body: EventBody::StageReady {
             stage: StageName::new(format!("stage{i}")).unwrap(),
         },

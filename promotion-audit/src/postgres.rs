@@ -901,6 +901,7 @@ mod tests {
         Event {
             at: "2026-11-26T09:00:00Z".parse().unwrap(),
             actor: Actor::Engine,
+            request: None,
             body: EventBody::StageReady {
                 stage: StageName::new(format!("stage{i}")).unwrap(),
             },

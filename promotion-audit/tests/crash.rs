@@ -29,6 +29,7 @@ fn event(n: u64) -> Event {
     Event {
         at,
         actor: Actor::Engine,
+        request: None,
         body: EventBody::StageReady {
             stage: StageName::new(format!("s{n}")).unwrap(),
         },

@@ -65,6 +65,7 @@ fn event(n: usize) -> Event {
     Event {
         at: t0(),
         actor: Actor::Engine,
+        request: None,
         body: EventBody::StageReady {
             stage: StageName::new(format!("stage{n}")).unwrap(),
         },

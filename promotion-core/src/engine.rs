@@ -211,20 +211,47 @@ impl Engine {
         id: &ReleaseId,
         stream: &StreamId,
     ) -> Result<ReleaseState, EngineError> {
-        let mut state = ReleaseState::default();
-        for r in self.store.read(stream).await? {
-            apply_mut(&mut state, &r.event);
+        let recorded = self.store.read(stream).await?;
+        fold_stream(id, stream, &recorded)
+    }
+
+    /// Submits `command` at most once for `request`. When the stream already holds events of
+    /// that request — an earlier attempt was committed although its caller saw an error (a
+    /// connection lost during commit, a timeout) — they are returned and nothing is done;
+    /// otherwise the command is decided and its events are appended marked with `request`.
+    /// Optimistic concurrency makes the check and the append one step: a concurrent retry
+    /// gets a conflict, and its next retry finds the events. A refused command records
+    /// nothing, so retrying a refused request decides it afresh.
+    pub async fn submit_once(
+        &self,
+        id: &ReleaseId,
+        request: &crate::RequestId,
+        command: Command,
+    ) -> Result<Vec<Event>, EngineError> {
+        let stream = StreamId::for_release(id);
+        let recorded = self.store.read(&stream).await?;
+        let earlier: Vec<Event> = recorded
+            .iter()
+            .filter(|r| r.event.request.as_ref() == Some(request))
+            .map(|r| r.event.clone())
+            .collect();
+        if !earlier.is_empty() {
+            tracing::info!(%request, "request already applied; returning its events");
+            return Ok(earlier);
         }
-        if let Some(found) = &state.release {
-            if found.id() != *id {
-                return Err(EngineError::WrongStream {
-                    stream: stream.clone(),
-                    expected: *id,
-                    found: found.id().to_string(),
-                });
-            }
+        let state = fold_stream(id, &stream, &recorded)?;
+        if state.release.is_none() {
+            return Err(EngineError::UnknownRelease(*id));
         }
-        Ok(state)
+        let mut events = decide(&self.pipeline, &state, &command, self.clock.now())?;
+        for e in &mut events {
+            e.request = Some(request.clone());
+        }
+        self.store
+            .append(&stream, ExpectedVersion::Exact(state.version), &events)
+            .await?;
+        log_events(&events);
+        Ok(events)
     }
 
     /// Submits a command on behalf of a principal (approve, reject, override, judge, start,
@@ -581,6 +608,28 @@ impl Engine {
             }
         }
     }
+}
+
+/// Folds a stream's recorded events into the state, checking it belongs to release `id`.
+fn fold_stream(
+    id: &ReleaseId,
+    stream: &StreamId,
+    recorded: &[crate::store::Recorded],
+) -> Result<ReleaseState, EngineError> {
+    let mut state = ReleaseState::default();
+    for r in recorded {
+        apply_mut(&mut state, &r.event);
+    }
+    if let Some(found) = &state.release {
+        if found.id() != *id {
+            return Err(EngineError::WrongStream {
+                stream: stream.clone(),
+                expected: *id,
+                found: found.id().to_string(),
+            });
+        }
+    }
+    Ok(state)
 }
 
 async fn catch<F>(f: F) -> Result<(), String>

@@ -59,7 +59,7 @@ pub use machine::{
     apply, decide, plan, Action, Actor, Command, Event, EventBody, FailureReason, GateResult,
     Outcome, Plan, Refusal, ReleaseState, StageState, StageStatus, Waiting,
 };
-pub use name::{GateName, Group, InvalidName, PipelineName, PrincipalId, StageName};
+pub use name::{GateName, Group, InvalidName, PipelineName, PrincipalId, RequestId, StageName};
 pub use pipeline::{
     Availability, Percent, Pipeline, PipelineBuilder, PipelineError, RolloutPlan, RolloutStep,
     Stage, StageSpec,

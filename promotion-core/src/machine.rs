@@ -43,6 +43,9 @@ pub struct Event {
     pub at: DateTime<Utc>,
     /// Who or what caused it.
     pub actor: Actor,
+    /// The host's id of the request that caused it, when it was submitted with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<crate::name::RequestId>,
     /// What happened.
     #[serde(flatten)]
     pub body: EventBody,
@@ -1465,6 +1468,7 @@ impl<'a> Decision<'a> {
         self.events.push(Event {
             at: self.now,
             actor,
+            request: None,
             body,
         });
     }

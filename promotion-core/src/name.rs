@@ -136,6 +136,13 @@ name_type!(
     PipelineName,
     "pipeline"
 );
+name_type!(
+    /// A host-chosen id for one request (an approval click, an API call), so that retrying it
+    /// after an ambiguous failure never applies it twice. See
+    /// [`Engine::submit_once`](crate::Engine::submit_once).
+    RequestId,
+    "request"
+);
 
 #[cfg(test)]
 mod tests {
