@@ -29,7 +29,7 @@ use std::fmt;
 
 use postgres::config::Host;
 use postgres::{Client, Config, NoTls, Row, Statement};
-use promotion_core::StreamId;
+use promotion_core::{report_chain, StreamId};
 
 use crate::backend::{Backend, Head};
 use crate::entry::{StoredEntry, GENESIS_PREV};
@@ -94,7 +94,7 @@ impl fmt::Display for Place {
 
 impl Place {
     fn err(&self, what: &str, e: postgres::Error) -> BackendError {
-        BackendError::with(format!("{what} in {self}: {}", describe(&e)), e)
+        BackendError::with(format!("{what} in {self}: {}", report_chain(&e)), e)
     }
     fn foreign(&self, problem: String) -> AuditError {
         AuditError::ForeignFile {
@@ -102,18 +102,6 @@ impl Place {
             problem,
         }
     }
-}
-
-/// An error with its causes (`postgres::Error` displays only its kind).
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
 
 /// `postgres://user@host:port/db` for `config`: every part but the password.
@@ -313,7 +301,7 @@ fn migrate(client: &mut Client, place: &Place) -> Result<(), AuditError> {
         .map_err(|e| {
             place.foreign(format!(
                 "its {MIGRATIONS_TABLE} table is not promotion-audit's ({})",
-                describe(&e)
+                report_chain(&e)
             ))
         })?;
     if current > SCHEMA_VERSION {
@@ -388,7 +376,7 @@ impl PostgresBackend {
         let mut config: Config = url.parse().map_err(|e: postgres::Error| {
             AuditError::InvalidRequest(format!(
                 "the PostgreSQL connection string does not parse: {}",
-                describe(&e)
+                report_chain(&e)
             ))
         })?;
         if config.get_application_name().is_none() {

@@ -638,16 +638,7 @@ where
 {
     match AssertUnwindSafe(f).catch_unwind().await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => {
-            let mut msg = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                msg.push_str(": ");
-                msg.push_str(&c.to_string());
-                cause = c.source();
-            }
-            Err(msg)
-        }
+        Ok(Err(e)) => Err(crate::gate::report_chain(&e)),
         Err(p) => Err(format!(
             "deployer {}",
             crate::layer::panic_message(p.as_ref())

@@ -193,15 +193,21 @@ impl GateError {
     }
     /// The message with its chain of causes, as recorded in the log.
     pub fn report(&self) -> String {
-        let mut out = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            out.push_str(": ");
-            out.push_str(&c.to_string());
-            cause = c.source();
-        }
-        out
+        report_chain(self)
     }
+}
+
+/// An error's message followed by each of its causes (`query failed: connection refused`), as
+/// recorded in the log: many errors display only their own level.
+pub fn report_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// Which part of a stage a gate belongs to.

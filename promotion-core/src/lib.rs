@@ -52,8 +52,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::{canonical_json, Digest, DigestError};
 pub use engine::{DeployError, Deployer, Engine, EngineError, Progress};
 pub use gate::{
-    Attachment, Backoff, Evidence, Gate, GateContext, GateError, GateKind, GatePolicy, GateSpec,
-    Phase, PhaseId, PhasePolicy, Verdict,
+    report_chain, Attachment, Backoff, Evidence, Gate, GateContext, GateError, GateKind,
+    GatePolicy, GateSpec, Phase, PhaseId, PhasePolicy, Verdict,
 };
 pub use machine::{
     apply, decide, plan, Action, Actor, Command, Event, EventBody, FailureReason, GateResult,
