@@ -2,11 +2,17 @@
 //! written in transactions. All hashing, chaining and signing is done once, above it, by
 //! [`AuditStore`](crate::AuditStore); a backend only keeps bytes and enforces uniqueness.
 
+use chrono::{DateTime, Utc};
+use promotion_core::lease::LeaseRow;
 use promotion_core::StreamId;
 
 use crate::entry::StoredEntry;
 use crate::error::BackendError;
 use crate::merkle::Hash;
+
+/// How [`Backend::update_lease`] changes a lease: given the current row (`None` when no lease
+/// was ever granted) and the time to judge it by, the new row, or `None` to leave it as it is.
+pub type LeaseChange<'a> = &'a mut dyn FnMut(Option<&LeaseRow>, DateTime<Utc>) -> Option<LeaseRow>;
 
 /// The head of the log as read at the start of a write transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,4 +65,24 @@ pub trait Backend: Send + 'static {
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, BackendError>;
     /// Every stream.
     fn streams(&self) -> Result<Vec<StreamId>, BackendError>;
+
+    /// Reads the lease on `key` (`None` when none was ever granted) and the time leases are
+    /// judged by, lets `change` compute the new row, and stores it if there is one: one durable
+    /// transaction of its own, never inside [`begin`](Backend::begin)/[`commit`](Backend::commit).
+    /// `now` is the store's clock; a backend that several machines share judges by its own
+    /// (PostgreSQL: the server's `clock_timestamp()`), so replicas' clock skew cannot matter.
+    fn update_lease(
+        &mut self,
+        key: &str,
+        now: DateTime<Utc>,
+        change: LeaseChange<'_>,
+    ) -> Result<(), BackendError>;
+
+    /// Inside a write transaction: the lease on `key` and the time to judge it by, with the
+    /// lease kept from changing until the transaction ends (a fence check).
+    fn lease_in_transaction(
+        &mut self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<LeaseRow>, DateTime<Utc>), BackendError>;
 }

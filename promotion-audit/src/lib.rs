@@ -42,7 +42,7 @@ pub mod sqlite;
 pub mod store;
 pub mod verify;
 
-pub use backend::{Backend, Head};
+pub use backend::{Backend, Head, LeaseChange};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};
 pub use error::{AuditError, BackendError, Tampered};
 pub use memory::MemoryBackend;

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use chrono::{DateTime, Utc};
+use promotion_core::lease::LeaseRow;
 use promotion_core::StreamId;
 
-use crate::backend::{Backend, Head};
+use crate::backend::{Backend, Head, LeaseChange};
 use crate::entry::{StoredEntry, GENESIS_PREV};
 use crate::error::BackendError;
 use crate::merkle::Hash;
@@ -20,6 +22,8 @@ pub struct MemoryRows {
     pub nodes: BTreeMap<(u8, u64), Hash>,
     /// Signed checkpoint notes by tree size.
     pub checkpoints: BTreeMap<u64, String>,
+    /// Leases by key.
+    pub leases: BTreeMap<String, LeaseRow>,
 }
 
 /// A handle on an in-memory log. Clones share the rows.
@@ -206,6 +210,28 @@ impl Backend for MemoryBackend {
         s.sort();
         s.dedup();
         Ok(s)
+    }
+
+    fn update_lease(
+        &mut self,
+        key: &str,
+        now: DateTime<Utc>,
+        change: LeaseChange<'_>,
+    ) -> Result<(), BackendError> {
+        let mut rows = self.rows();
+        if let Some(row) = change(rows.leases.get(key), now) {
+            rows.leases.insert(key.to_owned(), row);
+        }
+        Ok(())
+    }
+
+    fn lease_in_transaction(
+        &mut self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<LeaseRow>, DateTime<Utc>), BackendError> {
+        self.pending.as_ref().ok_or_else(no_txn)?;
+        Ok((self.rows().leases.get(key).cloned(), now))
     }
 }
 

@@ -27,11 +27,13 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use postgres::config::Host;
 use postgres::{Client, Config, NoTls, Row, Statement};
+use promotion_core::lease::{LeaseRow, ReplicaId};
 use promotion_core::{report_chain, StreamId};
 
-use crate::backend::{Backend, Head};
+use crate::backend::{Backend, Head, LeaseChange};
 use crate::entry::{StoredEntry, GENESIS_PREV};
 use crate::error::{AuditError, BackendError};
 use crate::merkle::Hash;
@@ -45,12 +47,13 @@ pub const WRITER_LOCK_CLASS: i32 = 0x5052_414c; // "PRAL"
 /// The table that records applied migrations.
 pub const MIGRATIONS_TABLE: &str = "promotion_audit_migrations";
 /// The newest schema migration this build applies and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The migrations, in order: (version, SQL with `{schema}` for the quoted schema name).
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE {schema}.entries (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE {schema}.entries (
          seq     BIGINT PRIMARY KEY,
          stream  TEXT   NOT NULL,
          version BIGINT NOT NULL,
@@ -68,10 +71,22 @@ const MIGRATIONS: &[(i32, &str)] = &[(
          size BIGINT PRIMARY KEY,
          note TEXT   NOT NULL
      );",
-)];
+    ),
+    (
+        2,
+        // Coordination state for replicas (promotion_core::lease); not part of the log. A row
+        // with token 0 is a placeholder: no lease was ever granted.
+        "CREATE TABLE {schema}.leases (
+         key        TEXT   PRIMARY KEY,
+         holder     TEXT   NOT NULL,
+         token      BIGINT NOT NULL,
+         expires_us BIGINT NOT NULL
+     );",
+    ),
+];
 
 /// The tables of the log (besides the migrations table).
-const TABLES: [&str; 3] = ["entries", "nodes", "checkpoints"];
+const TABLES: [&str; 4] = ["entries", "nodes", "checkpoints", "leases"];
 
 /// Where a log lives, for messages: never holds a password.
 #[derive(Debug, Clone)]
@@ -169,7 +184,14 @@ struct Statements {
     node: Statement,
     latest_checkpoint: Statement,
     streams: Statement,
+    lease_placeholder: Statement,
+    lease_for_update: Statement,
+    lease_for_share: Statement,
+    lease_put: Statement,
 }
+
+/// The server's clock in microseconds since the epoch: the one clock every replica shares.
+const SERVER_NOW_US: &str = "(extract(epoch FROM clock_timestamp()) * 1000000)::int8";
 
 impl Statements {
     fn prepare(c: &mut Client) -> Result<Statements, postgres::Error> {
@@ -207,6 +229,20 @@ impl Statements {
             latest_checkpoint: c
                 .prepare("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")?,
             streams: c.prepare("SELECT DISTINCT stream FROM entries ORDER BY stream")?,
+            lease_placeholder: c.prepare(
+                "INSERT INTO leases (key, holder, token, expires_us) VALUES ($1, '', 0, 0)
+                 ON CONFLICT (key) DO NOTHING",
+            )?,
+            lease_for_update: c.prepare(&format!(
+                "SELECT holder, token, expires_us, {SERVER_NOW_US} FROM leases WHERE key = $1 FOR UPDATE"
+            ))?,
+            lease_for_share: c.prepare(&format!(
+                "SELECT l.holder, l.token, l.expires_us, {SERVER_NOW_US}
+                 FROM (SELECT 1) AS one LEFT JOIN (SELECT * FROM leases WHERE key = $1 FOR SHARE) AS l ON true"
+            ))?,
+            lease_put: c.prepare(
+                "UPDATE leases SET holder = $2, token = $3, expires_us = $4 WHERE key = $1",
+            )?,
         })
     }
 }
@@ -476,6 +512,54 @@ impl PostgresBackend {
         })
     }
 
+    fn update_lease_in(&mut self, key: &str, change: LeaseChange<'_>) -> Result<(), BackendError> {
+        // The placeholder makes sure a row exists to lock, so two replicas taking a lease that
+        // was never granted serialise on it instead of racing on an insert.
+        self.run("creating a lease row", |s| {
+            s.client.execute(&s.st.lease_placeholder, &[&key])
+        })?;
+        let rows = self.rows("locking a lease", |st| &st.lease_for_update, &[&key])?;
+        let row = rows
+            .first()
+            .ok_or_else(|| BackendError::new("locking a lease: no row"))?;
+        let (current, now) = self.lease_of(row)?;
+        if let Some(new) = change(current.as_ref(), now) {
+            let token = int(new.token);
+            let expires = new.expires_at.timestamp_micros();
+            let holder = new.holder.as_str();
+            self.run("writing a lease", |s| {
+                s.client
+                    .execute(&s.st.lease_put, &[&key, &holder, &token, &expires])
+            })?;
+        }
+        Ok(())
+    }
+
+    /// (lease, server time) from a row of `holder, token, expires_us, now_us`; a missing or
+    /// placeholder lease (token 0) is `None`.
+    fn lease_of(&self, r: &Row) -> Result<(Option<LeaseRow>, DateTime<Utc>), BackendError> {
+        let get = |e| self.place.err("decoding a lease", e);
+        let holder: Option<String> = r.try_get(0).map_err(get)?;
+        let token: Option<i64> = r.try_get(1).map_err(get)?;
+        let expires: Option<i64> = r.try_get(2).map_err(get)?;
+        let now: i64 = r.try_get(3).map_err(get)?;
+        let time = |us: i64| {
+            DateTime::from_timestamp_micros(us)
+                .ok_or_else(|| BackendError::new(format!("a lease time ({us} µs) is out of range")))
+        };
+        let now = time(now)?;
+        let lease = match (holder, token, expires) {
+            (Some(holder), Some(token), Some(expires)) if token > 0 => Some(LeaseRow {
+                holder: ReplicaId::new(holder)
+                    .map_err(|e| BackendError::with("a lease's holder", e))?,
+                token: unsigned(token, "a lease token")?,
+                expires_at: time(expires)?,
+            }),
+            _ => None,
+        };
+        Ok((lease, now))
+    }
+
     fn begin_locked(&mut self) -> Result<Head, BackendError> {
         self.in_tx.set(false);
         self.run("starting a write transaction", |s| {
@@ -674,6 +758,44 @@ impl Backend for PostgresBackend {
                 StreamId::new(s).map_err(|e| BackendError::with("a stored stream name", e))
             })
             .collect()
+    }
+
+    fn update_lease(
+        &mut self,
+        key: &str,
+        _now: DateTime<Utc>,
+        change: LeaseChange<'_>,
+    ) -> Result<(), BackendError> {
+        self.in_tx.set(false);
+        self.run("starting a lease transaction", |s| {
+            s.client.batch_execute("BEGIN")
+        })?;
+        self.in_tx.set(true);
+        let done = self.update_lease_in(key, change);
+        match done {
+            Ok(()) => {
+                let committed =
+                    self.run("committing a lease", |s| s.client.batch_execute("COMMIT"));
+                self.in_tx.set(false);
+                committed
+            }
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn lease_in_transaction(
+        &mut self,
+        key: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<(Option<LeaseRow>, DateTime<Utc>), BackendError> {
+        let rows = self.rows("reading a lease", |st| &st.lease_for_share, &[&key])?;
+        let row = rows
+            .first()
+            .ok_or_else(|| BackendError::new("reading a lease: no row"))?;
+        self.lease_of(row)
     }
 }
 
@@ -903,8 +1025,34 @@ mod tests {
         let (w, r) = PostgresBackend::open_pair_in(&url, &g.schema).unwrap();
         drop((w, r));
         let (w, _r) = PostgresBackend::open_pair_in(&url, &g.schema).unwrap();
-        assert_eq!(migration_rows(&url, &g.schema), [super::SCHEMA_VERSION]);
+        assert_eq!(migration_rows(&url, &g.schema), all_migrations());
         assert_eq!(crate::Backend::size(&w).unwrap(), 0);
+    }
+
+    fn all_migrations() -> Vec<i32> {
+        (1..=super::SCHEMA_VERSION).collect()
+    }
+
+    #[test]
+    fn a_schema_at_migration_1_gains_the_leases_table() {
+        let Some(url) = url() else { return };
+        let g = SchemaGuard::new(&url);
+        drop(PostgresBackend::open_pair_in(&url, &g.schema).unwrap());
+        // Back to what a build with only migration 1 left behind.
+        raw_client(&url, &g.schema)
+            .batch_execute(
+                "DROP TABLE leases; DELETE FROM promotion_audit_migrations WHERE version = 2;",
+            )
+            .unwrap();
+        assert_eq!(migration_rows(&url, &g.schema), [1]);
+        let (mut w, _r) = PostgresBackend::open_pair_in(&url, &g.schema).unwrap();
+        assert_eq!(migration_rows(&url, &g.schema), all_migrations());
+        let t = chrono::Utc::now();
+        crate::Backend::update_lease(&mut w, "k", t, &mut |current, _| {
+            assert!(current.is_none());
+            None
+        })
+        .unwrap();
     }
 
     #[test]
@@ -925,7 +1073,7 @@ mod tests {
         for t in threads {
             t.join().unwrap().unwrap();
         }
-        assert_eq!(migration_rows(&url, &g.schema), [super::SCHEMA_VERSION]);
+        assert_eq!(migration_rows(&url, &g.schema), all_migrations());
     }
 
     #[test]

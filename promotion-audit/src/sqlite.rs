@@ -2,18 +2,21 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
+use promotion_core::lease::{LeaseRow, ReplicaId};
 use promotion_core::StreamId;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use crate::backend::{Backend, Head};
+use crate::backend::{Backend, Head, LeaseChange};
 use crate::entry::{StoredEntry, GENESIS_PREV};
 use crate::error::{AuditError, BackendError};
 use crate::merkle::Hash;
 
 /// `PRAGMA application_id` of a promotion audit log ("PRAL").
 pub const APPLICATION_ID: i32 = 0x5052_414c;
-/// Schema version written to `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i32 = 1;
+/// Schema version written to `PRAGMA user_version`: 1 had the log's tables, 2 added
+/// `leases` (applied to a version 1 file when a writer opens it).
+pub const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entries (
@@ -33,6 +36,16 @@ CREATE TABLE IF NOT EXISTS nodes (
 CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY,
     note TEXT    NOT NULL
+);
+";
+
+/// Migration from schema 1 to 2: coordination state for replicas; not part of the log.
+const LEASES: &str = "
+CREATE TABLE IF NOT EXISTS leases (
+    key        TEXT    PRIMARY KEY,
+    holder     TEXT    NOT NULL,
+    token      INTEGER NOT NULL,
+    expires_us INTEGER NOT NULL
 );
 ";
 
@@ -105,7 +118,7 @@ impl SqliteBackend {
             }
             conn.execute_batch(&format!(
                 "PRAGMA journal_mode = WAL; PRAGMA application_id = {APPLICATION_ID};
-                 PRAGMA user_version = {SCHEMA_VERSION}; {SCHEMA}"
+                 PRAGMA user_version = {SCHEMA_VERSION}; {SCHEMA} {LEASES}"
             ))
             .map_err(sql("creating the schema", path))?;
         } else if app_id != APPLICATION_ID {
@@ -116,6 +129,11 @@ impl SqliteBackend {
             return Err(foreign(format!(
                 "written by a newer version (schema {user_version}; this build reads up to {SCHEMA_VERSION})"
             )));
+        } else if user_version < SCHEMA_VERSION && create {
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {LEASES} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(sql("migrating the schema to version 2", path))?;
         }
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
             .map_err(sql("setting durability", path))?;
@@ -157,6 +175,23 @@ impl SqliteBackend {
 
 fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn lease_row(conn: &Connection, key: &str) -> rusqlite::Result<Option<LeaseRow>> {
+    conn.prepare_cached("SELECT holder, token, expires_us FROM leases WHERE key = ?1")?
+        .query_row([key], |r| {
+            let holder: String = r.get(0)?;
+            let bad = |i, e: Box<dyn std::error::Error + Send + Sync>| {
+                rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e)
+            };
+            Ok(LeaseRow {
+                holder: ReplicaId::new(holder).map_err(|e| bad(0, e.into()))?,
+                token: u64::try_from(r.get::<_, i64>(1)?).map_err(|e| bad(1, e.into()))?,
+                expires_at: DateTime::from_timestamp_micros(r.get(2)?)
+                    .ok_or_else(|| bad(2, "lease expiry out of range".into()))?,
+            })
+        })
+        .optional()
 }
 
 impl Backend for SqliteBackend {
@@ -347,6 +382,45 @@ impl Backend for SqliteBackend {
         rows.into_iter()
             .map(|s| StreamId::new(s).map_err(|e| BackendError::with("a stored stream name", e)))
             .collect()
+    }
+
+    fn update_lease(
+        &mut self,
+        key: &str,
+        now: DateTime<Utc>,
+        change: LeaseChange<'_>,
+    ) -> Result<(), BackendError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql("starting a lease transaction", &path))?;
+        let current = lease_row(&tx, key).map_err(sql("reading a lease", &path))?;
+        if let Some(row) = change(current.as_ref(), now) {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO leases (key, holder, token, expires_us) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    key,
+                    row.holder.as_str(),
+                    int(row.token),
+                    row.expires_at.timestamp_micros()
+                ])
+            })
+            .map_err(sql("writing a lease", &path))?;
+        }
+        tx.commit().map_err(sql("committing a lease", &path))
+    }
+
+    fn lease_in_transaction(
+        &mut self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<LeaseRow>, DateTime<Utc>), BackendError> {
+        // BEGIN IMMEDIATE holds the database's write lock: no lease changes until commit.
+        let row = lease_row(&self.conn, key).map_err(sql("reading a lease", &self.path))?;
+        Ok((row, now))
     }
 }
 
@@ -548,6 +622,34 @@ mod tests {
         assert!(err.to_string().contains("holds no audit log"), "{err}");
         drop(open(&empty).unwrap());
         assert!(AuditStore::open_sqlite_existing(&empty, AuditOptions::new("t")).is_ok());
+    }
+
+    #[test]
+    fn a_schema_1_file_gains_the_leases_table_when_a_writer_opens_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        drop(open(&path).unwrap());
+        // Back to what a build with schema 1 wrote.
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TABLE leases; PRAGMA user_version = 1;")
+            .unwrap();
+        // An auditor's open changes nothing.
+        drop(AuditStore::open_sqlite_existing(&path, AuditOptions::new("t")).unwrap());
+        let version = |p: &std::path::Path| -> i32 {
+            rusqlite::Connection::open(p)
+                .unwrap()
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(version(&path), 1);
+        let (mut w, _r) = super::SqliteBackend::open_pair(&path).unwrap();
+        assert_eq!(version(&path), super::SCHEMA_VERSION);
+        crate::Backend::update_lease(&mut w, "k", chrono::Utc::now(), &mut |current, _| {
+            assert!(current.is_none());
+            None
+        })
+        .unwrap();
     }
 
     #[test]

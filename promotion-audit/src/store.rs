@@ -9,6 +9,7 @@ use std::thread;
 
 use async_trait::async_trait;
 use futures::channel::oneshot;
+use promotion_core::lease::{Acquired, Lease, LeaseKey, LeaseRow, LeaseStore, ReplicaId};
 use promotion_core::store::check_expected;
 use promotion_core::{
     Clock, Event, EventStore, ExpectedVersion, Recorded, StoreError, StreamId, SystemClock,
@@ -81,7 +82,27 @@ struct AppendJob {
     stream: StreamId,
     expected: ExpectedVersion,
     events: Vec<Event>,
+    fence: Option<Lease>,
     reply: Reply,
+}
+
+/// A lease operation, run by the writer between batches in a transaction of its own.
+enum LeaseJob {
+    Acquire {
+        key: LeaseKey,
+        holder: ReplicaId,
+        ttl: std::time::Duration,
+        reply: oneshot::Sender<Result<Acquired, StoreError>>,
+    },
+    Release {
+        lease: Lease,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+enum WriterJob {
+    Append(AppendJob),
+    Lease(LeaseJob),
 }
 
 /// A tamper-evident event store: a hash chain of entries that are also the leaves of an
@@ -97,7 +118,7 @@ pub struct AuditStore {
 }
 
 struct Inner {
-    writer: mpsc::Sender<AppendJob>,
+    writer: mpsc::Sender<WriterJob>,
     reader: mpsc::Sender<ReadJob>,
     verifier: Option<CheckpointVerifier>,
     origin: String,
@@ -179,7 +200,7 @@ impl AuditStore {
             ));
         }
         let verifier = options.signer.as_ref().map(|s| s.verifier());
-        let (wtx, wrx) = mpsc::channel::<AppendJob>();
+        let (wtx, wrx) = mpsc::channel::<WriterJob>();
         let (rtx, rrx) = mpsc::channel::<ReadJob>();
         let writer_state = Writer {
             backend: writer,
@@ -364,30 +385,92 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, jobs: mpsc::Receiver<AppendJob>) {
+    fn run(mut self, jobs: mpsc::Receiver<WriterJob>) {
         let max = self.options.max_batch.max(1);
         let wait = self.options.batch_fill_wait;
         let mut last = 0usize;
         while let Ok(first) = jobs.recv() {
-            let mut batch = vec![first];
-            drain(&jobs, &mut batch, max);
+            let mut batch = Vec::new();
+            let mut leases = Vec::new();
+            sort(first, &mut batch, &mut leases);
+            drain(&jobs, &mut batch, &mut leases, max);
             // After a commit the first appenders to wake come back before the rest: wait a
             // moment for the others rather than committing a nearly empty batch.
-            if batch.len() < last && !wait.is_zero() {
+            if !batch.is_empty() && batch.len() < last && !wait.is_zero() {
                 let deadline = std::time::Instant::now() + wait;
                 while batch.len() < last.min(max) {
                     let left = deadline.saturating_duration_since(std::time::Instant::now());
                     match jobs.recv_timeout(left) {
                         Ok(job) => {
-                            batch.push(job);
-                            drain(&jobs, &mut batch, max);
+                            sort(job, &mut batch, &mut leases);
+                            drain(&jobs, &mut batch, &mut leases, max);
                         }
                         Err(_) => break,
                     }
                 }
             }
-            last = batch.len();
-            self.commit_batch(batch);
+            for job in leases {
+                self.lease(job);
+            }
+            if !batch.is_empty() {
+                last = batch.len();
+                self.commit_batch(batch);
+            }
+        }
+    }
+
+    fn lease(&mut self, job: LeaseJob) {
+        let now = self.options.clock.now();
+        match job {
+            LeaseJob::Acquire {
+                key,
+                holder,
+                ttl,
+                reply,
+            } => {
+                let mut answer = None;
+                let done =
+                    self.backend
+                        .update_lease(&key.to_key_string(), now, &mut |current, now| {
+                            match LeaseRow::acquire(current, &holder, now, ttl) {
+                                Ok(row) => {
+                                    answer = Some(Acquired::Granted(Lease {
+                                        key: key.clone(),
+                                        holder: row.holder.clone(),
+                                        token: row.token,
+                                        expires_at: row.expires_at,
+                                    }));
+                                    Some(row)
+                                }
+                                Err(held) => {
+                                    answer = Some(held);
+                                    None
+                                }
+                            }
+                        });
+                let _ = reply.send(
+                    done.map_err(|e| StoreError::from(AuditError::from(e)))
+                        .and_then(|()| {
+                            answer.ok_or_else(|| backend_error("the lease was not read"))
+                        }),
+                );
+            }
+            LeaseJob::Release { lease, reply } => {
+                let done = self.backend.update_lease(
+                    &lease.key.to_key_string(),
+                    now,
+                    &mut |current, now| match current {
+                        Some(row) if row.holder == lease.holder && row.token == lease.token => {
+                            Some(LeaseRow {
+                                expires_at: now.min(row.expires_at),
+                                ..row.clone()
+                            })
+                        }
+                        _ => None,
+                    },
+                );
+                let _ = reply.send(done.map_err(|e| StoreError::from(AuditError::from(e))));
+            }
         }
     }
 
@@ -479,6 +562,20 @@ impl Writer {
                 let _ = job.reply.send(Err(conflict));
                 continue;
             }
+            if let Some(fence) = &job.fence {
+                let checked = self
+                    .backend
+                    .lease_in_transaction(&fence.key.to_key_string(), at);
+                match checked {
+                    Ok((row, now)) => {
+                        if let Err(fenced) = LeaseRow::check_fence(row.as_ref(), fence, now) {
+                            let _ = job.reply.send(Err(fenced));
+                            continue;
+                        }
+                    }
+                    Err(e) => return fail(e.into(), job.reply, accepted, jobs),
+                }
+            }
             for (i, event) in job.events.iter().enumerate() {
                 let version = current + 1 + i as u64;
                 let entry = match encode(seq, &job.stream, version, at, &prev, event) {
@@ -543,10 +640,22 @@ impl Writer {
 type Reply = oneshot::Sender<Result<u64, StoreError>>;
 type Staged = (Vec<(Reply, u64)>, Frontier, Head);
 
-fn drain(jobs: &mpsc::Receiver<AppendJob>, batch: &mut Vec<AppendJob>, max: usize) {
+fn sort(job: WriterJob, batch: &mut Vec<AppendJob>, leases: &mut Vec<LeaseJob>) {
+    match job {
+        WriterJob::Append(a) => batch.push(a),
+        WriterJob::Lease(l) => leases.push(l),
+    }
+}
+
+fn drain(
+    jobs: &mpsc::Receiver<WriterJob>,
+    batch: &mut Vec<AppendJob>,
+    leases: &mut Vec<LeaseJob>,
+    max: usize,
+) {
     while batch.len() < max {
         match jobs.try_recv() {
-            Ok(job) => batch.push(job),
+            Ok(job) => sort(job, batch, leases),
             Err(_) => break,
         }
     }
@@ -559,6 +668,75 @@ fn backend_error(msg: &str) -> StoreError {
     }
 }
 
+impl AuditStore {
+    async fn submit_append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+        fence: Option<Lease>,
+    ) -> Result<u64, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .writer
+            .send(WriterJob::Append(AppendJob {
+                stream: stream.clone(),
+                expected,
+                events: events.to_vec(),
+                fence,
+                reply,
+            }))
+            .map_err(|_| StoreError::from(AuditError::Stopped))?;
+        rx.await
+            .map_err(|_| StoreError::from(AuditError::Stopped))?
+    }
+
+    async fn submit_lease<R>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<R, StoreError>>) -> LeaseJob,
+    ) -> Result<R, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .writer
+            .send(WriterJob::Lease(job(reply)))
+            .map_err(|_| StoreError::from(AuditError::Stopped))?;
+        rx.await
+            .map_err(|_| StoreError::from(AuditError::Stopped))?
+    }
+}
+
+/// Leases live beside the log, in the same database (a `leases` table), and are not part of
+/// it: they are coordination state, not audit evidence. Lease operations go through the writer,
+/// each in a transaction of its own; a fenced append checks its lease inside the append's
+/// transaction. Expiry is judged by the store's clock ([`AuditOptions::clock`]), except on
+/// PostgreSQL, which judges by the database server's clock so that replicas on different
+/// machines agree.
+#[async_trait]
+impl LeaseStore for AuditStore {
+    async fn acquire(
+        &self,
+        key: &LeaseKey,
+        holder: &ReplicaId,
+        ttl: std::time::Duration,
+    ) -> Result<Acquired, StoreError> {
+        self.submit_lease(|reply| LeaseJob::Acquire {
+            key: key.clone(),
+            holder: holder.clone(),
+            ttl,
+            reply,
+        })
+        .await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.submit_lease(|reply| LeaseJob::Release {
+            lease: lease.clone(),
+            reply,
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl EventStore for AuditStore {
     async fn append(
@@ -567,18 +745,22 @@ impl EventStore for AuditStore {
         expected: ExpectedVersion,
         events: &[Event],
     ) -> Result<u64, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.inner
-            .writer
-            .send(AppendJob {
-                stream: stream.clone(),
-                expected,
-                events: events.to_vec(),
-                reply,
-            })
-            .map_err(|_| StoreError::from(AuditError::Stopped))?;
-        rx.await
-            .map_err(|_| StoreError::from(AuditError::Stopped))?
+        self.submit_append(stream, expected, events, None).await
+    }
+
+    async fn append_fenced(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+        fence: &Lease,
+    ) -> Result<u64, StoreError> {
+        self.submit_append(stream, expected, events, Some(fence.clone()))
+            .await
+    }
+
+    fn leases(&self) -> Option<&dyn LeaseStore> {
+        Some(self)
     }
 
     async fn read(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError> {

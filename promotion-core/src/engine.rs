@@ -13,8 +13,9 @@ use futures::future::join_all;
 use futures::FutureExt;
 use tracing::Instrument;
 
-use crate::clock::{elapsed, Clock};
+use crate::clock::{add, elapsed, Clock};
 use crate::gate::{GateContext, GateSpec, PhaseId, Verdict};
+use crate::lease::{Acquired, Lease, LeaseKey, LeaseStore, ReplicaId};
 use crate::machine::{
     apply_mut, decide, plan, Action, Command, Event, GateResult, Outcome, Refusal, ReleaseState,
     StageStatus, Waiting,
@@ -89,6 +90,9 @@ pub enum EngineError {
         /// Release found.
         found: String,
     },
+    /// Replica mode was asked of an engine whose options or store cannot support it.
+    #[error("cannot run as replica: {0}")]
+    InvalidReplica(String),
     /// `advance` took more steps than any pipeline should need (a bug, reported not looped).
     #[error("advance performed {0} actions without settling; stopping")]
     Runaway(usize),
@@ -103,10 +107,25 @@ pub struct Progress {
     pub waiting: Vec<Waiting>,
     /// Events appended by this call.
     pub appended: usize,
+    /// Stages with work to do that another replica holds the lease on (replica mode only):
+    /// that replica is doing the work, or will be until its lease lapses.
+    pub held_elsewhere: Vec<HeldElsewhere>,
+}
+
+/// A stage whose lease another replica holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldElsewhere {
+    /// The stage.
+    pub stage: StageName,
+    /// The replica holding it.
+    pub holder: ReplicaId,
+    /// When its lease lapses unless renewed.
+    pub until: DateTime<Utc>,
 }
 
 impl Progress {
-    /// The earliest time the release waits for, if it waits for a time.
+    /// The earliest time the release waits for, if it waits for a time (including the expiry
+    /// of a lease held elsewhere).
     pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
         self.waiting
             .iter()
@@ -114,6 +133,7 @@ impl Progress {
                 Waiting::Until { at, .. } => Some(*at),
                 _ => None,
             })
+            .chain(self.held_elsewhere.iter().map(|h| h.until))
             .min()
     }
     /// Whether it waits for a person (approval, judgement, manual start).
@@ -140,7 +160,36 @@ pub struct Engine {
     deployer: Arc<dyn Deployer>,
     clock: Arc<dyn Clock>,
     max_actions: usize,
+    replica: Option<ReplicaOptions>,
 }
+
+/// How an engine shares a store with other replicas (see [`crate::lease`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaOptions {
+    /// This replica's identity as a lease holder.
+    pub id: ReplicaId,
+    /// How long a lease lasts unless renewed. While the engine works on a stage it renews the
+    /// lease every third of this; a replica that dies is replaced this long after its last
+    /// renewal at the latest.
+    pub ttl: Duration,
+    /// How often [`Engine::run_until_blocked`] looks again at a stage another replica holds.
+    pub poll: Duration,
+}
+
+impl ReplicaOptions {
+    /// Leases of `ttl`, polled every fifth of it.
+    pub fn new(id: ReplicaId, ttl: Duration) -> Self {
+        ReplicaOptions {
+            id,
+            ttl,
+            poll: ttl / 5,
+        }
+    }
+}
+
+/// The most conflicting appends (another replica or a person appended first) one action is
+/// re-decided for before `advance` gives up with the conflict.
+const MAX_CONFLICT_RETRIES: usize = 16;
 
 impl Engine {
     /// An engine for `pipeline` over `store`, deploying with `deployer`, timed by `clock`.
@@ -156,7 +205,41 @@ impl Engine {
             deployer,
             clock,
             max_actions: 10_000,
+            replica: None,
         }
+    }
+
+    /// Makes this engine one replica among several sharing its store: before it runs a
+    /// stage's gates or calls the deployer for it, it takes the lease on that (release, stage)
+    /// and it appends with the lease as a fence, so no two replicas act on the same stage at
+    /// once and a replica that has lost its lease records nothing. Fails if the store keeps no
+    /// leases or the durations are unusable.
+    pub fn replica(mut self, options: ReplicaOptions) -> Result<Self, EngineError> {
+        if self.store.leases().is_none() {
+            return Err(EngineError::InvalidReplica(format!(
+                "the store {:?} keeps no leases",
+                self.store
+            )));
+        }
+        if options.ttl < Duration::from_millis(10) {
+            return Err(EngineError::InvalidReplica(format!(
+                "lease ttl {:?} is shorter than 10 ms",
+                options.ttl
+            )));
+        }
+        if options.poll.is_zero() || options.poll > options.ttl {
+            return Err(EngineError::InvalidReplica(format!(
+                "poll interval {:?} must be more than zero and at most the ttl {:?}",
+                options.poll, options.ttl
+            )));
+        }
+        self.replica = Some(options);
+        Ok(self)
+    }
+
+    /// The replica options, when the engine runs as one replica among several.
+    pub fn replica_options(&self) -> Option<&ReplicaOptions> {
+        self.replica.as_ref()
     }
 
     /// The pipeline.
@@ -404,40 +487,236 @@ impl Engine {
         known: Option<ReleaseState>,
     ) -> Result<Progress, EngineError> {
         let stream = StreamId::for_release(id);
-        let mut state = match known {
+        let state = match known {
             // Catch up from what the caller already holds instead of replaying the stream.
             Some(mut state) => {
-                for r in self.store.read_from(&stream, state.version).await? {
-                    apply_mut(&mut state, &r.event);
-                }
+                self.catch_up(&stream, &mut state).await?;
                 state
             }
             None => self.state(id).await?,
         };
+        let mut held = Vec::new();
+        let result = self.advance_loop(id, &stream, state, &mut held).await;
+        // Leases are held only while this call works; the next call (on any replica) takes
+        // them again.
+        if let Some(leases) = self.store.leases() {
+            for lease in &held {
+                if let Err(e) = leases.release(lease).await {
+                    tracing::warn!(lease = %lease.key, error = %e, "could not release a lease; it will lapse");
+                }
+            }
+        }
+        result
+    }
+
+    async fn catch_up(
+        &self,
+        stream: &StreamId,
+        state: &mut ReleaseState,
+    ) -> Result<(), EngineError> {
+        for r in self.store.read_from(stream, state.version).await? {
+            apply_mut(state, &r.event);
+        }
+        Ok(())
+    }
+
+    async fn advance_loop(
+        &self,
+        id: &ReleaseId,
+        stream: &StreamId,
+        mut state: ReleaseState,
+        held: &mut Vec<Lease>,
+    ) -> Result<Progress, EngineError> {
         let mut appended = 0;
         for _ in 0..self.max_actions {
             let now = self.clock.now();
             let next = plan(&self.pipeline, &state, now);
-            let Some(action) = next.actions.into_iter().next() else {
+            let mut held_elsewhere = Vec::new();
+            let mut chosen = None;
+            let mut fresh = false;
+            for action in next.actions {
+                let Some(options) = &self.replica else {
+                    chosen = Some((action, None));
+                    break;
+                };
+                let key = LeaseKey::new(*id, action.stage().clone());
+                match self.lease_for(options, key, held, now).await? {
+                    LeaseFor::Kept(lease) => {
+                        chosen = Some((action, Some(lease)));
+                        break;
+                    }
+                    LeaseFor::Fresh => {
+                        fresh = true;
+                        break;
+                    }
+                    LeaseFor::Busy(h) => held_elsewhere.push(h),
+                }
+            }
+            if fresh {
+                // Newly ours: another replica may have worked on it until now.
+                self.catch_up(stream, &mut state).await?;
+                continue;
+            }
+            let Some((action, lease)) = chosen else {
                 return Ok(Progress {
                     state,
                     waiting: next.waiting,
                     appended,
+                    held_elsewhere,
                 });
             };
-            let command = self.perform(&state, action).await?;
-            let now = self.clock.now();
-            let events = decide(&self.pipeline, &state, &command, now)?;
-            self.store
-                .append(&stream, ExpectedVersion::Exact(state.version), &events)
+            let command = match &lease {
+                Some(lease) => self.perform_leased(&state, action, lease, held).await?,
+                None => self.perform(&state, action).await?,
+            };
+            appended += self
+                .record(stream, &mut state, &command, lease.as_ref(), held)
                 .await?;
-            log_events(&events);
-            appended += events.len();
-            for e in &events {
-                apply_mut(&mut state, e);
-            }
         }
         Err(EngineError::Runaway(self.max_actions))
+    }
+
+    /// Decides `command` on the state and appends the events; returns how many. In replica
+    /// mode a conflicting append (someone else appended to the stream first) is decided again
+    /// on the caught-up state, so a side effect already performed is not forgotten, and a
+    /// fenced one is dropped: the lease has moved on and its new holder will redo the work.
+    async fn record(
+        &self,
+        stream: &StreamId,
+        state: &mut ReleaseState,
+        command: &Command,
+        lease: Option<&Lease>,
+        held: &mut Vec<Lease>,
+    ) -> Result<usize, EngineError> {
+        let mut conflicts = 0;
+        loop {
+            let fence = lease
+                .and_then(|l| held.iter().find(|h| h.key == l.key))
+                .cloned();
+            let events = match decide(&self.pipeline, state, command, self.clock.now()) {
+                Ok(events) => events,
+                Err(refusal) if conflicts > 0 => {
+                    tracing::warn!(%refusal, "after catching up, the action's result no longer applies; dropped");
+                    return Ok(0);
+                }
+                Err(refusal) => return Err(refusal.into()),
+            };
+            let expected = ExpectedVersion::Exact(state.version);
+            let appended = match (&self.replica, &fence) {
+                (Some(_), Some(fence)) => {
+                    self.store
+                        .append_fenced(stream, expected, &events, fence)
+                        .await
+                }
+                _ => self.store.append(stream, expected, &events).await,
+            };
+            match appended {
+                Ok(_) => {
+                    log_events(&events);
+                    for e in &events {
+                        apply_mut(state, e);
+                    }
+                    return Ok(events.len());
+                }
+                Err(StoreError::Conflict { .. })
+                    if self.replica.is_some() && conflicts < MAX_CONFLICT_RETRIES =>
+                {
+                    conflicts += 1;
+                    tracing::debug!(conflicts, "stream moved on while acting; deciding again");
+                    self.catch_up(stream, state).await?;
+                }
+                Err(e @ StoreError::Fenced { .. }) if self.replica.is_some() => {
+                    tracing::warn!(error = %e, "lease lost while acting; the result is dropped");
+                    if let Some(l) = lease {
+                        held.retain(|h| h.key != l.key);
+                    }
+                    self.catch_up(stream, state).await?;
+                    return Ok(0);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Makes sure this replica holds the lease on `key`: renews it when half its time has
+    /// passed, takes it when free.
+    async fn lease_for(
+        &self,
+        options: &ReplicaOptions,
+        key: LeaseKey,
+        held: &mut Vec<Lease>,
+        now: DateTime<Utc>,
+    ) -> Result<LeaseFor, EngineError> {
+        let leases = self
+            .store
+            .leases()
+            .ok_or(StoreError::Unsupported("leases"))?;
+        let mine = held.iter().position(|l| l.key == key);
+        if let Some(i) = mine {
+            if let Some(lease) = held.get(i) {
+                if add(now, options.ttl / 2) < lease.expires_at {
+                    return Ok(LeaseFor::Kept(lease.clone()));
+                }
+            }
+        }
+        match leases.acquire(&key, &options.id, options.ttl).await? {
+            Acquired::Granted(lease) => {
+                let same = mine
+                    .and_then(|i| held.get(i))
+                    .is_some_and(|l| l.token == lease.token);
+                held.retain(|l| l.key != key);
+                held.push(lease.clone());
+                Ok(if same {
+                    LeaseFor::Kept(lease)
+                } else {
+                    tracing::debug!(lease = %key, token = lease.token, "lease taken");
+                    LeaseFor::Fresh
+                })
+            }
+            Acquired::HeldBy {
+                holder, expires_at, ..
+            } => {
+                held.retain(|l| l.key != key);
+                Ok(LeaseFor::Busy(HeldElsewhere {
+                    stage: key.stage,
+                    holder,
+                    until: expires_at,
+                }))
+            }
+        }
+    }
+
+    /// Performs `action` while renewing `lease` every third of its time, so that a long gate
+    /// or a slow deployer keeps it.
+    async fn perform_leased(
+        &self,
+        state: &ReleaseState,
+        action: Action,
+        lease: &Lease,
+        held: &mut [Lease],
+    ) -> Result<Command, EngineError> {
+        let (Some(options), Some(leases)) = (&self.replica, self.store.leases()) else {
+            return self.perform(state, action).await;
+        };
+        let current = std::sync::Mutex::new(lease.clone());
+        let result = {
+            let heartbeat = heartbeat(self.clock.as_ref(), leases, options, &current);
+            let work = self.perform(state, action);
+            futures::pin_mut!(work, heartbeat);
+            match futures::future::select(work, heartbeat).await {
+                futures::future::Either::Left((result, _)) => result,
+                futures::future::Either::Right(((), work)) => work.await,
+            }
+        };
+        let renewed = current
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for l in held.iter_mut() {
+            if l.key == renewed.key && l.token == renewed.token {
+                *l = renewed.clone();
+            }
+        }
+        result
     }
 
     /// Calls [`advance`](Self::advance) repeatedly, sleeping on the engine's clock while the
@@ -455,9 +734,12 @@ impl Engine {
             if progress.needs_human() {
                 return Ok(progress);
             }
-            let Some(at) = progress.next_wakeup() else {
+            let Some(mut at) = progress.next_wakeup() else {
                 return Ok(progress);
             };
+            if let (Some(options), false) = (&self.replica, progress.held_elsewhere.is_empty()) {
+                at = at.min(add(self.clock.now(), options.poll));
+            }
             let wait = elapsed(self.clock.now(), at);
             self.clock.sleep(wait.max(Duration::from_millis(1))).await;
             known = Some(progress.state);
@@ -608,6 +890,48 @@ impl Engine {
             }
         }
     }
+}
+
+enum LeaseFor {
+    /// Held by this replica since before: act.
+    Kept(Lease),
+    /// Just taken: catch up before acting.
+    Fresh,
+    /// Another replica holds it.
+    Busy(HeldElsewhere),
+}
+
+/// Renews `current` every third of the ttl until a renewal fails or returns another token;
+/// then stops renewing (the fenced append will be refused) and never completes.
+async fn heartbeat(
+    clock: &dyn Clock,
+    leases: &dyn LeaseStore,
+    options: &ReplicaOptions,
+    current: &std::sync::Mutex<Lease>,
+) {
+    loop {
+        clock.sleep(options.ttl / 3).await;
+        let lease = current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match leases.acquire(&lease.key, &options.id, options.ttl).await {
+            Ok(Acquired::Granted(renewed)) if renewed.token == lease.token => {
+                *current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = renewed;
+            }
+            Ok(other) => {
+                tracing::warn!(lease = %lease.key, answer = ?other, "lease lost while acting");
+                break;
+            }
+            Err(e) => {
+                // A transient store error: keep trying; the fence decides in the end.
+                tracing::warn!(lease = %lease.key, error = %e, "could not renew a lease");
+            }
+        }
+    }
+    futures::future::pending::<()>().await
 }
 
 /// Folds a stream's recorded events into the state, checking it belongs to release `id`.

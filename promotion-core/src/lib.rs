@@ -38,6 +38,7 @@ pub mod digest;
 pub mod engine;
 pub mod gate;
 pub mod layer;
+pub mod lease;
 pub mod machine;
 pub mod name;
 pub mod pipeline;
@@ -50,11 +51,14 @@ pub mod vecmap;
 pub use approval::{ApprovalPolicy, ApprovalRule, Unsatisfiable};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::{canonical_json, Digest, DigestError};
-pub use engine::{DeployError, Deployer, Engine, EngineError, Progress};
+pub use engine::{
+    DeployError, Deployer, Engine, EngineError, HeldElsewhere, Progress, ReplicaOptions,
+};
 pub use gate::{
     report_chain, Attachment, Backoff, Evidence, Gate, GateContext, GateError, GateKind,
     GatePolicy, GateSpec, Phase, PhaseId, PhasePolicy, Verdict,
 };
+pub use lease::{Acquired, Lease, LeaseKey, LeaseStore, ReplicaId};
 pub use machine::{
     apply, decide, plan, Action, Actor, Command, Event, EventBody, FailureReason, GateResult,
     Outcome, Plan, Refusal, ReleaseState, StageState, StageStatus, Waiting,

@@ -2568,6 +2568,19 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The stage the action concerns.
+    pub fn stage(&self) -> &StageName {
+        match self {
+            Action::Start { stage }
+            | Action::Evaluate { stage, .. }
+            | Action::Deploy { stage, .. }
+            | Action::RollBack { stage }
+            | Action::Tick { stage } => stage,
+        }
+    }
+}
+
 /// What a release waits for before it can move on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Waiting {

@@ -11,6 +11,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::lease::{Acquired, Lease, LeaseKey, LeaseRow, LeaseStore, ReplicaId};
 use crate::machine::Event;
 use crate::release::ReleaseId;
 
@@ -98,6 +102,21 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
+    /// The append was fenced by a lease that is no longer the caller's; nothing was appended.
+    #[error("lease {key} (holder {holder}, token {token}) no longer fences appends: {reason}; nothing was appended")]
+    Fenced {
+        /// The lease's key.
+        key: String,
+        /// Who appended.
+        holder: ReplicaId,
+        /// The token the append carried.
+        token: u64,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The store does not offer this operation (leases on a store that cannot share them).
+    #[error("this store does not support {0}")]
+    Unsupported(&'static str),
     /// The storage backend failed.
     #[error("store backend: {message}")]
     Backend {
@@ -134,15 +153,52 @@ pub trait EventStore: Send + Sync + fmt::Debug {
 
     /// Every stream's id, in no particular order.
     async fn streams(&self) -> Result<Vec<StreamId>, StoreError>;
+
+    /// The store's leases, when it can coordinate replicas (see [`crate::lease`]). The default
+    /// has none.
+    fn leases(&self) -> Option<&dyn LeaseStore> {
+        None
+    }
+
+    /// Like [`append`](Self::append), but only while `fence` is still the caller's: checked in
+    /// the same transaction as the append, so a replica whose lease has expired or passed on
+    /// cannot record anything. Refused appends are [`StoreError::Fenced`] and append nothing.
+    /// The default (stores without leases) is [`StoreError::Unsupported`].
+    async fn append_fenced(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+        fence: &Lease,
+    ) -> Result<u64, StoreError> {
+        let _ = (stream, expected, events, fence);
+        Err(StoreError::Unsupported("fenced appends"))
+    }
 }
 
 /// Streams in memory: for tests, examples and benchmarks. Nothing survives the process.
 ///
 /// Each append is kept as one exact-size, shared chunk, so a stream costs what its events
 /// cost (no doubling slack) and reads clone reference counts, not events' allocations twice.
-#[derive(Debug, Default)]
+///
+/// It keeps [leases](crate::lease) too, timed by its clock ([`SystemClock`] unless
+/// [`with_clock`](Self::with_clock) says otherwise), so several engines in one process can
+/// share it as replicas would share a database.
+#[derive(Debug)]
 pub struct InMemoryStore {
     streams: Mutex<BTreeMap<StreamId, MemStream>>,
+    leases: Mutex<BTreeMap<LeaseKey, LeaseRow>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for InMemoryStore {
+    fn default() -> Self {
+        InMemoryStore {
+            streams: Mutex::default(),
+            leases: Mutex::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -155,6 +211,31 @@ impl InMemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose leases are timed by `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        InMemoryStore {
+            clock,
+            ..Self::default()
+        }
+    }
+
+    fn append_locked(
+        streams: &mut BTreeMap<StreamId, MemStream>,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+    ) -> Result<u64, StoreError> {
+        let current = streams.get(stream).map(|s| s.len);
+        check_expected(stream, expected, current)?;
+        if events.is_empty() {
+            return Ok(current.unwrap_or(0));
+        }
+        let s = streams.entry(stream.clone()).or_default();
+        s.chunks.push(Arc::from(events));
+        s.len += events.len() as u64;
+        Ok(s.len)
     }
 }
 
@@ -192,15 +273,25 @@ impl EventStore for InMemoryStore {
         events: &[Event],
     ) -> Result<u64, StoreError> {
         let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = streams.get(stream).map(|s| s.len);
-        check_expected(stream, expected, current)?;
-        if events.is_empty() {
-            return Ok(current.unwrap_or(0));
-        }
-        let s = streams.entry(stream.clone()).or_default();
-        s.chunks.push(Arc::from(events));
-        s.len += events.len() as u64;
-        Ok(s.len)
+        Self::append_locked(&mut streams, stream, expected, events)
+    }
+
+    async fn append_fenced(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+        fence: &Lease,
+    ) -> Result<u64, StoreError> {
+        // Lock order: leases, then streams (acquire takes only the lease lock).
+        let leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        LeaseRow::check_fence(leases.get(&fence.key), fence, self.clock.now())?;
+        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::append_locked(&mut streams, stream, expected, events)
+    }
+
+    fn leases(&self) -> Option<&dyn LeaseStore> {
+        Some(self)
     }
 
     async fn read(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError> {
@@ -230,5 +321,41 @@ impl EventStore for InMemoryStore {
     async fn streams(&self) -> Result<Vec<StreamId>, StoreError> {
         let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(streams.keys().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl LeaseStore for InMemoryStore {
+    async fn acquire(
+        &self,
+        key: &LeaseKey,
+        holder: &ReplicaId,
+        ttl: Duration,
+    ) -> Result<Acquired, StoreError> {
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        match LeaseRow::acquire(leases.get(key), holder, self.clock.now(), ttl) {
+            Ok(row) => {
+                let lease = Lease {
+                    key: key.clone(),
+                    holder: row.holder.clone(),
+                    token: row.token,
+                    expires_at: row.expires_at,
+                };
+                leases.insert(key.clone(), row);
+                Ok(Acquired::Granted(lease))
+            }
+            Err(held) => Ok(held),
+        }
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(row) = leases.get_mut(&lease.key) {
+            if row.holder == lease.holder && row.token == lease.token {
+                // Keep the row (its token must keep growing); only end the holding.
+                row.expires_at = self.clock.now().min(row.expires_at);
+            }
+        }
+        Ok(())
     }
 }
