@@ -2,7 +2,8 @@
 //!
 //! Reference gates for promotion pipelines: process and test runners, test reports and
 //! performance budgets, Rego policies, vulnerability reports, configuration baselines, change
-//! records, deployment windows and reproducibility.
+//! records, deployment windows, reproducibility, webhooks, and artifact signatures with
+//! provenance.
 //!
 //! Every gate reads real inputs, records the digest of everything it read as evidence, and
 //! turns malformed input into a [`GateError`] naming the file and the problem — never a pass.
@@ -16,6 +17,8 @@
 //! | [`ConfigBaselineGate`], [`ReproducibilityGate`]: file digests against manifests | [`baseline`] |
 //! | [`ChangeRecordGate`]: change documentation, the `risk` fact | [`change`] |
 //! | [`DeploymentWindowGate`]: windows and freezes in IANA zones | [`window`] |
+//! | [`WebhookGate`]: an HTTP(S) endpoint decides, HMAC-signed requests | [`webhook`] |
+//! | [`SignatureGate`]: DSSE / in-toto signatures, SLSA provenance per artifact | [`signature`] |
 //!
 //! Decorators (timeout, retry, dry run) are in `promotion_core::layer`.
 //!
@@ -35,16 +38,20 @@ pub mod baseline;
 pub mod change;
 pub mod policy;
 pub mod process;
+pub mod signature;
 pub mod testreport;
 pub mod vuln;
+pub mod webhook;
 pub mod window;
 
 pub use baseline::{ConfigBaselineGate, ReproducibilityGate};
 pub use change::ChangeRecordGate;
 pub use policy::PolicyGate;
 pub use process::ProcessGate;
+pub use signature::SignatureGate;
 pub use testreport::{PerfBudgetGate, TestReportGate};
 pub use vuln::VulnGate;
+pub use webhook::WebhookGate;
 pub use window::DeploymentWindowGate;
 
 pub use promotion_core::{Evidence, Gate, GateContext, GateError, GateKind, Verdict};
