@@ -6,136 +6,17 @@
 //! or real time as each test says; `tests/replicas_postgres.rs` runs the same races on
 //! PostgreSQL, across tasks and processes.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::executor::block_on;
 use futures::FutureExt;
-use promotion::testing::ScriptedGate;
 use promotion::*;
-
-/// One deploy call: release, stage, weight (0 for a rollback), replica.
-type Call = (ReleaseId, String, u8, String);
-
-/// A deployer for replica tests: records every call with the release and the replica that
-/// made it, can be slow, and can hold a call open until the test lets it go.
-#[derive(Debug, Clone, Default)]
-struct Ledger {
-    calls: Arc<Mutex<Vec<Call>>>,
-    gate: Arc<Mutex<Option<futures::channel::oneshot::Receiver<()>>>>,
-    entered: Arc<Mutex<Vec<String>>>,
-    replica: String,
-}
-
-impl Ledger {
-    fn for_replica(&self, name: &str) -> Ledger {
-        Ledger {
-            replica: name.to_owned(),
-            ..self.clone()
-        }
-    }
-    /// The next deploy call blocks until the returned sender fires (or is dropped).
-    fn hold_next(&self) -> futures::channel::oneshot::Sender<()> {
-        let (tx, rx) = futures::channel::oneshot::channel();
-        *self.gate.lock().unwrap() = Some(rx);
-        tx
-    }
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-    /// How many times each (release, stage, weight) was deployed.
-    fn counts(&self) -> BTreeMap<(ReleaseId, String, u8), usize> {
-        let mut counts = BTreeMap::new();
-        for (r, s, w, _) in self.calls() {
-            *counts.entry((r, s, w)).or_insert(0) += 1;
-        }
-        counts
-    }
-}
-
-#[async_trait]
-impl Deployer for Ledger {
-    async fn deploy(
-        &self,
-        release: &Release,
-        stage: &StageName,
-        weight: Percent,
-    ) -> Result<(), DeployError> {
-        self.entered.lock().unwrap().push(self.replica.clone());
-        let held = self.gate.lock().unwrap().take();
-        if let Some(rx) = held {
-            let _ = rx.await;
-        }
-        self.calls.lock().unwrap().push((
-            release.id(),
-            stage.to_string(),
-            weight.get(),
-            self.replica.clone(),
-        ));
-        Ok(())
-    }
-    async fn roll_back(&self, release: &Release, stage: &StageName) -> Result<(), DeployError> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push((release.id(), stage.to_string(), 0, self.replica.clone()));
-        Ok(())
-    }
-}
-
-fn t0() -> chrono::DateTime<chrono::Utc> {
-    "2026-11-26T09:00:00Z".parse().unwrap()
-}
-
-/// dev → integration → compliance → canary (10 %, 50 %, 100 %, analysed) → production.
-fn pipeline() -> Pipeline {
-    Pipeline::builder("shop", "1")
-        .stage(StageSpec::new("dev").entry_gate(ScriptedGate::passing("unit")))
-        .stage(
-            StageSpec::new("integration")
-                .after("dev")
-                .entry_gate(ScriptedGate::passing("integration")),
-        )
-        .stage(
-            StageSpec::new("compliance")
-                .after("integration")
-                .entry_gate(ScriptedGate::passing("policy")),
-        )
-        .stage(
-            StageSpec::new("canary")
-                .after("compliance")
-                .rollout(RolloutPlan::new([
-                    RolloutStep::new(10).analysis(ScriptedGate::passing("error-rate")),
-                    RolloutStep::new(50).analysis(ScriptedGate::passing("error-rate")),
-                    RolloutStep::new(100).analysis(ScriptedGate::passing("error-rate")),
-                ])),
-        )
-        .stage(
-            StageSpec::new("production")
-                .after("canary")
-                .verification_gate(ScriptedGate::passing("smoke")),
-        )
-        .build()
-        .unwrap()
-}
-
-/// Deploy calls a release makes through the pipeline above: one per stage, three for canary.
-const STEPS_PER_RELEASE: usize = 7;
-
-fn release(n: usize) -> Release {
-    Release::builder(
-        format!("api 1.{n}.0"),
-        "git@example.com:shop/api",
-        format!("{n:040x}"),
-        t0(),
-    )
-    .artifact("image", format!("sha256:{:064x}", n + 1))
-    .builder("ci")
-    .build()
-    .unwrap()
-}
+use support::*;
 
 fn replica(
     store: Arc<InMemoryStore>,
@@ -423,24 +304,5 @@ fn racing_replicas_promote_every_release_once_and_deploy_every_step_once() {
                     m
                 });
         eprintln!("{replicas} replicas: deploy calls per replica {by_replica:?}");
-    }
-}
-
-/// Advances every release, starting at a different one per replica, until all are promoted.
-async fn drive_all(engine: &Engine, ids: &[ReleaseId], offset: usize) {
-    let n = ids.len();
-    loop {
-        let mut open = 0;
-        for k in 0..n {
-            let id = &ids[(k + offset * 7) % n];
-            let p = engine.advance(id).await.unwrap();
-            if p.status("production") != StageStatus::Promoted {
-                open += 1;
-            }
-            tokio::task::yield_now().await;
-        }
-        if open == 0 {
-            return;
-        }
     }
 }

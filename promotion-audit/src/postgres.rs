@@ -404,7 +404,25 @@ impl PostgresBackend {
     }
 
     /// Like [`open_pair`](Self::open_pair), with the log in `schema` (created if absent).
+    ///
+    /// Works from any thread, inside an async runtime too: the blocking client's connections
+    /// are made on a thread of their own.
     pub fn open_pair_in(
+        url: &str,
+        schema: &str,
+    ) -> Result<(PostgresBackend, PostgresBackend), AuditError> {
+        // The `postgres` client drives its connection with a private tokio runtime, which
+        // refuses to start on a thread that is already inside one.
+        std::thread::scope(|s| {
+            s.spawn(|| Self::open_pair_here(url, schema))
+                .join()
+                .map_err(|_| {
+                    AuditError::InvalidRequest("opening the PostgreSQL log panicked".into())
+                })?
+        })
+    }
+
+    fn open_pair_here(
         url: &str,
         schema: &str,
     ) -> Result<(PostgresBackend, PostgresBackend), AuditError> {
@@ -988,6 +1006,7 @@ mod tests {
     conformance_test!(conformance_reopen, reopen);
     conformance_test!(conformance_concurrent_appends, concurrent_appends);
     conformance_test!(conformance_export_import, export_import);
+    conformance_test!(conformance_leases, leases);
 
     #[test]
     fn conformance_tamper_detection() {

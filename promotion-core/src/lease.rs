@@ -26,38 +26,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
+pub use crate::name::ReplicaId;
 use crate::name::StageName;
 use crate::release::ReleaseId;
 use crate::store::StoreError;
-
-/// A replica's identity as a lease holder: unique among the replicas sharing a store (host name
-/// and process id, a pod name). Non-empty, at most 200 bytes, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ReplicaId(String);
-
-impl ReplicaId {
-    /// A replica id, checked.
-    pub fn new(id: impl Into<String>) -> Result<Self, crate::InvalidName> {
-        let id = id.into();
-        crate::name::check_name("replica", &id)?;
-        Ok(ReplicaId(id))
-    }
-    /// The id.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ReplicaId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 /// What a lease covers: one stage of one release.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -58,12 +58,14 @@ pub use gate::{
     report_chain, Attachment, Backoff, Evidence, Gate, GateContext, GateError, GateKind,
     GatePolicy, GateSpec, Phase, PhaseId, PhasePolicy, Verdict,
 };
-pub use lease::{Acquired, Lease, LeaseKey, LeaseStore, ReplicaId};
+pub use lease::{Acquired, Lease, LeaseKey, LeaseStore};
 pub use machine::{
     apply, decide, plan, Action, Actor, Command, Event, EventBody, FailureReason, GateResult,
     Outcome, Plan, Refusal, ReleaseState, StageState, StageStatus, Waiting,
 };
-pub use name::{GateName, Group, InvalidName, PipelineName, PrincipalId, RequestId, StageName};
+pub use name::{
+    GateName, Group, InvalidName, PipelineName, PrincipalId, ReplicaId, RequestId, StageName,
+};
 pub use pipeline::{
     Availability, Percent, Pipeline, PipelineBuilder, PipelineError, RolloutPlan, RolloutStep,
     Stage, StageSpec,

@@ -143,6 +143,12 @@ name_type!(
     RequestId,
     "request"
 );
+name_type!(
+    /// A replica's identity as a lease holder (see [`crate::lease`]): unique among the
+    /// replicas sharing a store (host name and process id, a pod name).
+    ReplicaId,
+    "replica"
+);
 
 #[cfg(test)]
 mod tests {
