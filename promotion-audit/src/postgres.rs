@@ -18,6 +18,12 @@
 //!   never interleave; the head is read after the lock is held.
 //! - **Durability.** `COMMIT` returns once the commit is durable under PostgreSQL's default
 //!   `synchronous_commit = on`.
+//! - **Timeouts.** Connections get `lock_timeout` [`DEFAULT_LOCK_TIMEOUT`], `statement_timeout`
+//!   [`DEFAULT_STATEMENT_TIMEOUT`] and TCP keepalives after [`DEFAULT_KEEPALIVE_IDLE`] unless
+//!   the URL or the server sets them (`?options=-c%20lock_timeout%3D5s`, `keepalives_idle=10`):
+//!   a writer waiting behind a stuck one fails with an error instead of hanging.
+//! - **Leases** (migration 2) live in the `leases` table beside the log and are judged by the
+//!   server's `clock_timestamp()`; see `promotion_core::lease`.
 //! - **Connection faults.** Every failure, a lost connection included, is a [`BackendError`];
 //!   a connection found closed is replaced by a new one at the next transaction or read, never
 //!   inside a transaction.
@@ -44,6 +50,14 @@ pub const DEFAULT_SCHEMA: &str = "public";
 pub const MIGRATION_LOCK_KEY: i64 = 0x5052_414c_4d49_4752; // "PRALMIGR"
 /// First key of the writers' advisory lock; the second is the schema's oid.
 pub const WRITER_LOCK_CLASS: i32 = 0x5052_414c; // "PRAL"
+/// `lock_timeout` of the log's connections when neither the URL nor the server sets one.
+pub const DEFAULT_LOCK_TIMEOUT: &str = "30s";
+/// `statement_timeout` of the log's connections when neither the URL nor the server sets one.
+pub const DEFAULT_STATEMENT_TIMEOUT: &str = "120s";
+/// TCP keepalive idle time of the log's connections when the URL sets none, so that a
+/// connection to a server that vanished (a partition, a lost host) is noticed in about a minute
+/// instead of the system's default two hours.
+pub const DEFAULT_KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 /// The table that records applied migrations.
 pub const MIGRATIONS_TABLE: &str = "promotion_audit_migrations";
 /// The newest schema migration this build applies and reads.
@@ -264,6 +278,17 @@ fn connect(config: &Config, place: &Place) -> Result<Client, BackendError> {
             &[&quote(&place.schema)],
         )
         .map_err(|e| place.err("setting the search path", e))?;
+    // Bounded waits, unless the URL (`options=-c lock_timeout=...`) or the server already set
+    // them: a writer stuck behind a lock held by a half-dead connection, or a statement stuck
+    // on a partitioned network, fails with an error the host can see and retry.
+    client
+        .batch_execute(&format!(
+            "SELECT set_config('lock_timeout', '{DEFAULT_LOCK_TIMEOUT}', false)
+               WHERE current_setting('lock_timeout') IN ('0', '0ms');
+             SELECT set_config('statement_timeout', '{DEFAULT_STATEMENT_TIMEOUT}', false)
+               WHERE current_setting('statement_timeout') IN ('0', '0ms');"
+        ))
+        .map_err(|e| place.err("setting timeouts", e))?;
     Ok(client)
 }
 
@@ -435,6 +460,9 @@ impl PostgresBackend {
         })?;
         if config.get_application_name().is_none() {
             config.application_name("promotion-audit");
+        }
+        if !url.contains("keepalives_idle") {
+            config.keepalives_idle(DEFAULT_KEEPALIVE_IDLE);
         }
         let place = Place {
             target: redact(&config),
@@ -1249,5 +1277,43 @@ mod tests {
             "the second writer sees the first one's commit"
         );
         t.join().unwrap();
+    }
+
+    #[test]
+    fn a_writer_behind_a_stuck_lock_fails_after_lock_timeout_instead_of_hanging() {
+        use crate::Backend;
+        let Some(url) = url() else { return };
+        let g = SchemaGuard::new(&url);
+        drop(PostgresBackend::open_pair_in(&url, &g.schema).unwrap());
+        // Someone holds the writer lock and never lets go (a session-level lock this time).
+        let mut stuck = raw_client(&url, &g.schema);
+        stuck
+            .execute(
+                "SELECT pg_advisory_lock($1::int4, (SELECT oid FROM pg_namespace WHERE nspname = $2)::int4)",
+                &[&super::WRITER_LOCK_CLASS, &g.schema],
+            )
+            .unwrap();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let short = format!("{url}{sep}options=-c%20lock_timeout%3D300");
+        let (mut w, _r) = PostgresBackend::open_pair_in(&short, &g.schema).unwrap();
+        let started = std::time::Instant::now();
+        let err = w.begin().unwrap_err().to_string();
+        assert!(err.contains("lock timeout"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // The defaults apply where the URL says nothing.
+        let (d, _) = PostgresBackend::open_pair_in(&url, &g.schema).unwrap();
+        let setting = |name: &str| -> String {
+            d.run("reading a setting", |s| {
+                s.client
+                    .query_one("SELECT current_setting($1)", &[&name])
+                    .and_then(|r| r.try_get(0))
+            })
+            .unwrap()
+        };
+        assert_eq!(setting("lock_timeout"), super::DEFAULT_LOCK_TIMEOUT);
+        assert_eq!(setting("statement_timeout"), "2min");
+        drop(stuck);
+        w.begin().unwrap();
+        w.rollback();
     }
 }

@@ -149,3 +149,53 @@ pub(crate) async fn drive_all(engine: &Engine, ids: &[ReleaseId], offset: usize)
         }
     }
 }
+
+/// Appends with a request id until one is acknowledged, retrying after errors: the protocol a
+/// host follows (and `Engine::submit_once` implements) when a connection drops mid-append. A
+/// conflict after an error means the earlier attempt did commit: its request id is in the
+/// stream, and it is not appended again.
+pub(crate) fn append_once(
+    store: &promotion::audit::AuditStore,
+    stream: &StreamId,
+    version: &mut u64,
+    request: &RequestId,
+) -> usize {
+    let mut errors = 0;
+    loop {
+        let event = Event {
+            at: t0(),
+            actor: Actor::Engine,
+            request: Some(request.clone()),
+            body: EventBody::StageReady {
+                stage: StageName::new("dev").unwrap(),
+            },
+        };
+        let expected = ExpectedVersion::Exact(*version);
+        match futures::executor::block_on(store.append(stream, expected, &[event])) {
+            Ok(v) => {
+                *version = v;
+                return errors;
+            }
+            Err(StoreError::Conflict { actual, .. }) => {
+                let after = futures::executor::block_on(store.read_from(stream, *version));
+                let Ok(after) = after else {
+                    errors += 1;
+                    continue;
+                };
+                assert!(
+                    after
+                        .iter()
+                        .any(|r| r.event.request.as_ref() == Some(request)),
+                    "a conflict on a stream only this appender writes means its request committed"
+                );
+                *version = actual;
+                return errors;
+            }
+            Err(_) => {
+                errors += 1;
+                // The store reconnects at the next transaction; give the server a moment.
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    }
+}
