@@ -2,8 +2,8 @@
 //!
 //! Reference gates for promotion pipelines: process and test runners, test reports and
 //! performance budgets, Rego policies, vulnerability reports, configuration baselines, change
-//! records, deployment windows, reproducibility, webhooks, and artifact signatures with
-//! provenance.
+//! records, deployment windows, reproducibility, Prometheus metrics and canary analysis,
+//! webhooks, and artifact signatures with provenance.
 //!
 //! Every gate reads real inputs, records the digest of everything it read as evidence, and
 //! turns malformed input into a [`GateError`] naming the file and the problem — never a pass.
@@ -17,6 +17,8 @@
 //! | [`ConfigBaselineGate`], [`ReproducibilityGate`]: file digests against manifests | [`baseline`] |
 //! | [`ChangeRecordGate`]: change documentation, the `risk` fact | [`change`] |
 //! | [`DeploymentWindowGate`]: windows and freezes in IANA zones | [`window`] |
+//! | [`MetricGate`]: Prometheus queries with Argo Rollouts' analysis semantics | [`metrics`] |
+//! | [`CanaryGate`]: canary vs. baseline, Mann–Whitney U per metric, a score | [`canary`] |
 //! | [`WebhookGate`]: an HTTP(S) endpoint decides, HMAC-signed requests | [`webhook`] |
 //! | [`SignatureGate`]: DSSE / in-toto signatures, SLSA provenance per artifact | [`signature`] |
 //!
@@ -35,7 +37,9 @@
 )]
 
 pub mod baseline;
+pub mod canary;
 pub mod change;
+pub mod metrics;
 pub mod policy;
 pub mod process;
 pub mod signature;
@@ -45,7 +49,9 @@ pub mod webhook;
 pub mod window;
 
 pub use baseline::{ConfigBaselineGate, ReproducibilityGate};
+pub use canary::CanaryGate;
 pub use change::ChangeRecordGate;
+pub use metrics::MetricGate;
 pub use policy::PolicyGate;
 pub use process::ProcessGate;
 pub use signature::SignatureGate;
