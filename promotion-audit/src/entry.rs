@@ -104,26 +104,43 @@ pub fn decode(bytes: &[u8]) -> Result<DecodedEntry, String> {
 
 /// The frame of an entry: everything but the event, which is checked to be JSON and skipped.
 /// Verification uses it: the event's bytes are covered by the entry hash, and decoding every
-/// event would cost most of the time.
+/// event would cost most of the time. It borrows from the entry's bytes: verifying allocates
+/// nothing per entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrameHead {
+pub struct FrameHead<'a> {
     /// Sequence number the bytes claim.
     pub seq: u64,
-    /// Stream the bytes claim.
-    pub stream: StreamId,
+    /// Stream the bytes claim (not checked as a stream name: compare it with one). Borrowed
+    /// unless the name needed JSON escapes.
+    pub stream: std::borrow::Cow<'a, str>,
     /// Version the bytes claim.
     pub version: u64,
     /// The previous entry's hash the bytes claim.
     pub prev: Hash,
 }
 
-/// Decodes an entry's frame, strictly (unknown fields and a malformed `prev` are errors),
-/// without building the event.
-pub fn decode_frame(bytes: &[u8]) -> Result<FrameHead, String> {
-    let frame: Frame<serde::de::IgnoredAny> =
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BorrowedFrame<'a> {
+    #[serde(borrow)]
+    at: &'a str,
+    event: serde::de::IgnoredAny,
+    #[serde(borrow)]
+    prev: &'a str,
+    seq: u64,
+    #[serde(borrow)]
+    stream: std::borrow::Cow<'a, str>,
+    version: u64,
+}
+
+/// Decodes an entry's frame, strictly (unknown fields, a missing one, a malformed `prev`, or
+/// escapes in `at` or `prev`, which the canonical form never has, are errors), without building
+/// the event and without allocating (unless the stream name needed escapes).
+pub fn decode_frame(bytes: &[u8]) -> Result<FrameHead<'_>, String> {
+    let frame: BorrowedFrame<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let _ = (frame.at, frame.event);
     let mut prev = [0u8; 32];
-    hex::decode_to_slice(&frame.prev, &mut prev)
+    hex::decode_to_slice(frame.prev, &mut prev)
         .map_err(|e| format!("`prev` is not a 32-byte hex hash: {e}"))?;
     Ok(FrameHead {
         seq: frame.seq,
@@ -131,4 +148,65 @@ pub fn decode_frame(bytes: &[u8]) -> Result<FrameHead, String> {
         version: frame.version,
         prev,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promotion_core::{Actor, EventBody, StageName};
+
+    fn entry(stream: &str) -> StoredEntry {
+        let at: DateTime<Utc> = "2026-11-26T09:00:00Z".parse().unwrap();
+        let event = Event {
+            at,
+            actor: Actor::Engine,
+            request: None,
+            body: EventBody::StageReady {
+                stage: StageName::new("dev").unwrap(),
+            },
+        };
+        encode(
+            3,
+            &StreamId::new(stream).unwrap(),
+            2,
+            at,
+            &[7u8; 32],
+            &event,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn frames_decode_without_the_event_and_agree_with_full_decoding() {
+        let e = entry("release-1");
+        let head = decode_frame(&e.bytes).unwrap();
+        assert_eq!((head.seq, head.version, head.prev), (3, 2, [7u8; 32]));
+        assert_eq!(head.stream, "release-1");
+        let full = decode(&e.bytes).unwrap();
+        assert_eq!((full.seq, full.stream.as_str()), (3, "release-1"));
+    }
+
+    #[test]
+    fn stream_names_that_need_json_escapes_still_decode() {
+        let e = entry(r#"we"ird\name"#);
+        assert_eq!(decode_frame(&e.bytes).unwrap().stream, r#"we"ird\name"#);
+    }
+
+    #[test]
+    fn frames_with_unknown_or_missing_fields_are_refused() {
+        let e = entry("s");
+        let text = String::from_utf8(e.bytes).unwrap();
+        let extra = text.replacen("{", r#"{"extra":1,"#, 1);
+        assert!(decode_frame(extra.as_bytes())
+            .unwrap_err()
+            .contains("unknown field"));
+        let missing = text.replacen(r#""seq":3,"#, "", 1);
+        assert!(decode_frame(missing.as_bytes())
+            .unwrap_err()
+            .contains("missing field"));
+        let bad_prev = text.replacen(&hex::encode([7u8; 32]), "zz", 1);
+        assert!(decode_frame(bad_prev.as_bytes())
+            .unwrap_err()
+            .contains("prev"));
+    }
 }

@@ -3,12 +3,11 @@
 //! number of streams plus one chunk, whatever the log's length.
 
 use std::collections::HashMap;
-
-use promotion_core::StreamId;
+use std::sync::mpsc;
 
 use crate::backend::Backend;
 use crate::checkpoint::{Checkpoint, CheckpointVerifier};
-use crate::entry::{decode_frame, GENESIS_PREV};
+use crate::entry::{decode_frame, StoredEntry, GENESIS_PREV};
 use crate::error::{AuditError, Tampered};
 use crate::merkle::{leaf_hash, Frontier, Hash};
 
@@ -77,22 +76,120 @@ pub fn verify(
             ));
         }
     }
-    let mut frontier = Frontier::new();
-    let mut prev: Hash = GENESIS_PREV;
-    let mut seq = 0u64;
-    let mut bytes = 0u64;
-    let mut versions: HashMap<StreamId, u64> = HashMap::new();
-    let mut root_at_checkpoint = None;
-    if checkpoint.as_ref().is_some_and(|c| c.size == 0) {
-        root_at_checkpoint = Some(frontier.root());
+    let mut chain = Chain {
+        frontier: Frontier::new(),
+        prev: GENESIS_PREV,
+        seq: 0,
+        bytes: 0,
+        versions: HashMap::new(),
+        checkpoint_size: checkpoint.as_ref().map(|c| c.size),
+        root_at_checkpoint: None,
+    };
+    if chain.checkpoint_size == Some(0) {
+        chain.root_at_checkpoint = Some(chain.frontier.root());
     }
-    loop {
-        let chunk = backend.read_range(seq, CHUNK)?;
-        if chunk.is_empty() {
-            break;
+    // Two stages on two threads: this one reads rows and stored nodes from the backend, a
+    // worker hashes, decodes and chains the entries of the chunk read before. Results come
+    // back in chunk order, so the entry reported is the first bad one, as if sequential.
+    let chain = std::thread::scope(|scope| -> Result<Chain, AuditError> {
+        let (rows_tx, rows_rx) = mpsc::sync_channel::<Vec<StoredEntry>>(1);
+        let (done_tx, done_rx) = mpsc::sync_channel::<Result<Vec<Node>, AuditError>>(2);
+        let worker = scope.spawn(move || {
+            for chunk in rows_rx {
+                let result = chain.check_chunk(&chunk);
+                let failed = result.is_err();
+                if done_tx.send(result).is_err() || failed {
+                    break;
+                }
+            }
+            chain
+        });
+        let stopped = || AuditError::InvalidRequest("the verification worker stopped".into());
+        let mut next = 0u64;
+        let mut in_flight = 0usize;
+        let outcome = (|| {
+            loop {
+                let chunk = backend.read_range(next, CHUNK)?;
+                let Some(last) = chunk.last() else {
+                    break;
+                };
+                next = last.seq.saturating_add(1);
+                rows_tx.send(chunk).map_err(|_| stopped())?;
+                in_flight += 1;
+                if in_flight == 2 {
+                    check_nodes(backend, &done_rx.recv().map_err(|_| stopped())??)?;
+                    in_flight -= 1;
+                }
+            }
+            drop(rows_tx);
+            for _ in 0..in_flight {
+                check_nodes(backend, &done_rx.recv().map_err(|_| stopped())??)?;
+            }
+            Ok(())
+        })();
+        // On an early return the channel to the worker closes and it stops.
+        let chain = worker
+            .join()
+            .map_err(|_| AuditError::InvalidRequest("the verification worker panicked".into()))?;
+        outcome.map(|()| chain)
+    })?;
+    let Chain {
+        frontier,
+        seq,
+        bytes,
+        versions,
+        root_at_checkpoint,
+        ..
+    } = chain;
+    if let Some(cp) = &checkpoint {
+        if cp.size > seq {
+            return Err(tampered(
+                seq,
+                "the log ends before the size its latest checkpoint signs (tail truncated)",
+                format!("{} entries", cp.size),
+                format!("{seq} entries"),
+            ));
         }
-        let mut computed_nodes: Vec<(u8, u64, Hash)> = Vec::with_capacity(chunk.len() * 2);
-        for row in &chunk {
+        let root = root_at_checkpoint.unwrap_or(frontier.root());
+        if root != cp.root {
+            return Err(tampered(
+                cp.size.saturating_sub(1),
+                "the Merkle root at the checkpoint's size differs from the signed root",
+                hex::encode(cp.root),
+                hex::encode(root),
+            ));
+        }
+    }
+    Ok(VerifyReport {
+        entries: seq,
+        bytes,
+        streams: versions.len() as u64,
+        root: frontier.root(),
+        checkpoint,
+        signature_checked,
+    })
+}
+
+type Node = (u8, u64, Hash);
+
+/// The running state of verification: the tree, the chain and every stream's version.
+struct Chain {
+    frontier: Frontier,
+    prev: Hash,
+    seq: u64,
+    bytes: u64,
+    /// Every stream's version so far, by name (looked up by `&str`: no allocation per entry).
+    versions: HashMap<String, u64>,
+    checkpoint_size: Option<u64>,
+    root_at_checkpoint: Option<Hash>,
+}
+
+impl Chain {
+    /// Checks one chunk of rows in order; returns the Merkle nodes they complete.
+    fn check_chunk(&mut self, chunk: &[StoredEntry]) -> Result<Vec<Node>, AuditError> {
+        let mut computed_nodes: Vec<Node> = Vec::with_capacity(chunk.len() * 2);
+        for row in chunk {
+            let seq = self.seq;
             if row.seq != seq {
                 return Err(tampered(
                     seq,
@@ -127,7 +224,7 @@ pub fn verify(
                     format!("seq {}", entry.seq),
                 ));
             }
-            if entry.prev != prev {
+            if entry.prev != self.prev {
                 let (at, problem) = if seq == 0 {
                     (0, "the first entry is not chained to the genesis hash")
                 } else {
@@ -140,10 +237,10 @@ pub fn verify(
                     at,
                     problem,
                     hex::encode(entry.prev),
-                    hex::encode(prev),
+                    hex::encode(self.prev),
                 ));
             }
-            if entry.stream != row.stream || entry.version != row.version {
+            if entry.stream != row.stream.as_str() || entry.version != row.version {
                 return Err(tampered(
                     seq,
                     "the row's stream or version differs from the entry's bytes",
@@ -151,7 +248,10 @@ pub fn verify(
                     format!("{} v{}", row.stream, row.version),
                 ));
             }
-            let last = versions.entry(entry.stream.clone()).or_insert(0);
+            let last = match self.versions.get_mut(entry.stream.as_ref()) {
+                Some(v) => v,
+                None => self.versions.entry(entry.stream.to_string()).or_insert(0),
+            };
             if entry.version != *last + 1 {
                 return Err(tampered(
                     seq,
@@ -161,46 +261,16 @@ pub fn verify(
                 ));
             }
             *last = entry.version;
-            computed_nodes.extend(frontier.push(hash));
-            if checkpoint
-                .as_ref()
-                .is_some_and(|c| c.size == frontier.size())
-            {
-                root_at_checkpoint = Some(frontier.root());
+            computed_nodes.extend(self.frontier.push(hash));
+            if self.checkpoint_size == Some(self.frontier.size()) {
+                self.root_at_checkpoint = Some(self.frontier.root());
             }
-            prev = hash;
-            bytes += row.bytes.len() as u64;
-            seq += 1;
+            self.prev = hash;
+            self.bytes += row.bytes.len() as u64;
+            self.seq += 1;
         }
-        check_nodes(backend, &computed_nodes)?;
+        Ok(computed_nodes)
     }
-    if let Some(cp) = &checkpoint {
-        if cp.size > seq {
-            return Err(tampered(
-                seq,
-                "the log ends before the size its latest checkpoint signs (tail truncated)",
-                format!("{} entries", cp.size),
-                format!("{seq} entries"),
-            ));
-        }
-        let root = root_at_checkpoint.unwrap_or(frontier.root());
-        if root != cp.root {
-            return Err(tampered(
-                cp.size.saturating_sub(1),
-                "the Merkle root at the checkpoint's size differs from the signed root",
-                hex::encode(cp.root),
-                hex::encode(root),
-            ));
-        }
-    }
-    Ok(VerifyReport {
-        entries: seq,
-        bytes,
-        streams: versions.len() as u64,
-        root: frontier.root(),
-        checkpoint,
-        signature_checked,
-    })
 }
 
 /// Compares recomputed Merkle nodes with the stored ones, one range read per level.
