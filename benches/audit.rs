@@ -39,19 +39,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use common::{gate_event, t0};
 use promotion::audit::entry::{decode, encode, GENESIS_PREV};
 use promotion::audit::merkle::leaf_hash;
 use promotion::audit::verify::CHUNK;
 use promotion::audit::{
     AuditOptions, AuditStore, Backend, CheckpointSigner, SqliteBackend, VerifyReport,
 };
-use promotion::{
-    Actor, Event, EventBody, EventStore, Evidence, ExpectedVersion, GateName, Outcome, PhaseId,
-    StageName, StreamId,
-};
+use promotion::{Event, EventStore, ExpectedVersion, StreamId};
 use rusqlite::{params, Connection};
 use sha2::{Digest as _, Sha256};
+
+#[path = "common/mod.rs"]
+mod common;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
@@ -76,40 +76,9 @@ const VERIFY_GOAL_FRACTION: f64 = 0.5;
 const CHILD_ENV: &str = "PROMOTION_BENCH_AUDIT_CHILD";
 const ORIGIN: &str = "bench.promotion.test/audit";
 
-fn t0() -> DateTime<Utc> {
-    "2026-11-26T09:00:00Z".parse().expect("valid time")
-}
-
 fn options() -> Res<AuditOptions> {
     let signer = CheckpointSigner::from_seed("bench.promotion.test", [7u8; 32])?;
     Ok(AuditOptions::new(ORIGIN).signer(signer))
-}
-
-/// A production verification gate's result, as the engine records it: a pass with evidence.
-fn gate_event(round: u32) -> Event {
-    let at = t0() + chrono::Duration::minutes(i64::from(round));
-    let gate = GateName::new("error-rate").expect("valid gate name");
-    let evidence = Evidence::new(
-        "prometheus:error-rate",
-        at,
-        "error rate 0.12 % over 5m (threshold 1 %)",
-    )
-    .with_data(serde_json::json!({ "value": 0.12, "threshold": 1.0, "window": "5m" }));
-    Event {
-        at,
-        actor: Actor::Gate { name: gate.clone() },
-        request: None,
-        body: EventBody::GateEvaluated {
-            stage: StageName::new("production").expect("valid stage name"),
-            phase: PhaseId::Verification,
-            round,
-            gate,
-            outcome: Outcome::Pass,
-            attempts: 1,
-            evidence_digest: Some(evidence.digest()),
-            evidence: Some(Box::new(evidence)),
-        },
-    }
 }
 
 /// A release stream's name, as `StreamId::for_release` makes them (`release-<64 hex>`).

@@ -18,6 +18,8 @@
 //! skipped (said in the table). Run with `cargo bench --bench replicas`, or name parts:
 //! `cargo bench --bench replicas -- promote`.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -27,11 +29,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::gate_event;
 use promotion::audit::postgres::harness::{open_store, SchemaGuard};
 use promotion::audit::{AuditOptions, AuditStore, CheckpointSigner};
 use promotion::{
-    Actor, Engine, Event, EventBody, EventStore, Evidence, ExpectedVersion, GateName, Outcome,
-    PhaseId, Principal, ReleaseId, ReplicaId, ReplicaOptions, StageName, StreamId, SystemClock,
+    Engine, EventStore, ExpectedVersion, Principal, ReleaseId, ReplicaId, ReplicaOptions, StreamId,
+    SystemClock,
 };
 
 type Res<T> = Result<T, Box<dyn Error>>;
@@ -44,32 +47,6 @@ const RELEASES: usize = 40;
 fn options() -> Res<AuditOptions> {
     let signer = CheckpointSigner::from_seed("bench.promotion.test", [7u8; 32])?;
     Ok(AuditOptions::new("bench.promotion.test").signer(signer))
-}
-
-fn gate_event(round: u32) -> Event {
-    let at = support::t0() + chrono::Duration::minutes(i64::from(round));
-    let gate = GateName::new("error-rate").expect("valid gate name");
-    let evidence = Evidence::new(
-        "prometheus:error-rate",
-        at,
-        "error rate 0.12 % over 5m (threshold 1 %)",
-    )
-    .with_data(serde_json::json!({ "value": 0.12, "threshold": 1.0, "window": "5m" }));
-    Event {
-        at,
-        actor: Actor::Gate { name: gate.clone() },
-        request: None,
-        body: EventBody::GateEvaluated {
-            stage: StageName::new("production").expect("valid stage name"),
-            phase: PhaseId::Verification,
-            round,
-            gate,
-            outcome: Outcome::Pass,
-            attempts: 1,
-            evidence_digest: Some(evidence.digest()),
-            evidence: Some(Box::new(evidence)),
-        },
-    }
 }
 
 fn runtime() -> Res<tokio::runtime::Runtime> {

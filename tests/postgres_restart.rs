@@ -89,18 +89,7 @@ fn appends_survive_a_server_restart_exactly_once() {
     let errors: usize = appenders.into_iter().map(|t| t.join().unwrap()).sum();
 
     let reader = open_store(&url, &guard.schema, options);
-    for w in 0..writers {
-        let stream = StreamId::new(format!("w{w}")).unwrap();
-        let requests: Vec<String> = futures::executor::block_on(reader.read(&stream))
-            .unwrap()
-            .into_iter()
-            .map(|r| r.event.request.unwrap().as_str().to_owned())
-            .collect();
-        let expected: Vec<String> = (0..per_writer).map(|i| format!("w{w}-{i}")).collect();
-        assert_eq!(requests, expected, "stream w{w}");
-    }
-    let report = futures::executor::block_on(reader.verify(None)).unwrap();
-    assert_eq!(report.entries, (writers * per_writer) as u64);
+    support::assert_each_request_once(&reader, writers, per_writer);
     eprintln!(
         "restarted PostgreSQL after {before} of {} appends; {errors} attempts failed and were retried",
         writers * per_writer

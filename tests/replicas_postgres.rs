@@ -488,18 +488,7 @@ fn connections_terminated_during_appends_lose_and_duplicate_nothing() {
 
     // Read back through a fresh store: every acknowledged request once, in order, no others.
     let reader = open_store(&url, &guard.schema, options());
-    for w in 0..writers {
-        let stream = StreamId::new(format!("w{w}")).unwrap();
-        let requests: Vec<String> = futures::executor::block_on(reader.read(&stream))
-            .unwrap()
-            .into_iter()
-            .map(|r| r.event.request.unwrap().as_str().to_owned())
-            .collect();
-        let expected: Vec<String> = (0..per_writer).map(|i| format!("w{w}-{i}")).collect();
-        assert_eq!(requests, expected, "stream w{w}");
-    }
-    let report = futures::executor::block_on(reader.verify(None)).unwrap();
-    assert_eq!(report.entries, (writers * per_writer) as u64);
+    assert_each_request_once(&reader, writers, per_writer);
     eprintln!("{killed} connections terminated during {} appends; {errors} appends failed and were retried", writers * per_writer);
     assert!(killed > 0, "the test terminated no connection");
     assert!(errors > 0, "no append saw a terminated connection");

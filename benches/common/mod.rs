@@ -109,3 +109,30 @@ pub(crate) fn realistic_pipeline(verification_min_success: Duration) -> Pipeline
         .build()
         .expect("valid pipeline")
 }
+
+/// A production verification gate's result, as the engine records it: a pass with evidence.
+pub(crate) fn gate_event(round: u32) -> Event {
+    let at = t0() + chrono::Duration::minutes(i64::from(round));
+    let gate = GateName::new("error-rate").expect("valid gate name");
+    let evidence = Evidence::new(
+        "prometheus:error-rate",
+        at,
+        "error rate 0.12 % over 5m (threshold 1 %)",
+    )
+    .with_data(serde_json::json!({ "value": 0.12, "threshold": 1.0, "window": "5m" }));
+    Event {
+        at,
+        actor: Actor::Gate { name: gate.clone() },
+        request: None,
+        body: EventBody::GateEvaluated {
+            stage: StageName::new("production").expect("valid stage name"),
+            phase: PhaseId::Verification,
+            round,
+            gate,
+            outcome: Outcome::Pass,
+            attempts: 1,
+            evidence_digest: Some(evidence.digest()),
+            evidence: Some(Box::new(evidence)),
+        },
+    }
+}

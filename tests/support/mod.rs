@@ -199,3 +199,24 @@ pub(crate) fn append_once(
         }
     }
 }
+
+/// After `append_once` runs: stream `w<w>` holds exactly the requests `w<w>-0..per_writer`, in
+/// order, once each, and the log verifies with nothing else in it.
+pub(crate) fn assert_each_request_once(
+    reader: &promotion::audit::AuditStore,
+    writers: usize,
+    per_writer: usize,
+) {
+    for w in 0..writers {
+        let stream = StreamId::new(format!("w{w}")).unwrap();
+        let requests: Vec<String> = futures::executor::block_on(reader.read(&stream))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event.request.unwrap().as_str().to_owned())
+            .collect();
+        let expected: Vec<String> = (0..per_writer).map(|i| format!("w{w}-{i}")).collect();
+        assert_eq!(requests, expected, "stream w{w}");
+    }
+    let report = futures::executor::block_on(reader.verify(None)).unwrap();
+    assert_eq!(report.entries, (writers * per_writer) as u64);
+}
