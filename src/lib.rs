@@ -4,8 +4,8 @@
 //! compliance → canary → production only through gates (tests, metrics, policies, human
 //! approvals), and every decision lands, with its evidence, in an append-only event log.
 //!
-//! This facade re-exports [`promotion_core`] at its root, and the reference gates and the audit
-//! log under [`gates`] and [`audit`].
+//! This facade re-exports [`promotion_core`] at its root, and the reference gates, the audit
+//! log and the evidence packs and reports under [`gates`], [`audit`] and [`evidence`].
 //!
 //! ## Usage
 //!
@@ -39,6 +39,8 @@
 //!
 //! - `gates` (default): the reference gates, as [`gates`].
 //! - `audit` (default): the tamper-evident audit log, as [`audit`].
+//! - `evidence` (default, implies `audit`): evidence packs for auditors, DORA metrics and the
+//!   release-readiness page, as [`evidence`].
 //!
 //! ## Supported Rust versions
 //!
@@ -53,6 +55,10 @@ pub use promotion_gates as gates;
 /// The tamper-evident audit log (`promotion-audit`).
 #[cfg(feature = "audit")]
 pub use promotion_audit as audit;
+
+/// Evidence packs, DORA reports and the readiness page (`promotion-evidence`).
+#[cfg(feature = "evidence")]
+pub use promotion_evidence as evidence;
 
 /// The README's code blocks, compiled and run as doctests so that they stay true.
 #[doc = include_str!("../README.md")]

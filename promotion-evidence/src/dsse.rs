@@ -1,0 +1,431 @@
+//! DSSE envelopes signed with Ed25519: how every attestation of a pack, and the pack's
+//! manifest, is signed.
+//!
+//! An envelope ([Dead Simple Signing Envelope] v1) is the JSON document
+//!
+//! ```json
+//! {"payloadType":"application/vnd.in-toto+json",
+//!  "payload":"<standard base64 of the payload bytes>",
+//!  "signatures":[{"keyid":"<hex>","sig":"<standard base64 of the 64-byte signature>"}]}
+//! ```
+//!
+//! The signature is the Ed25519 signature of the pre-authentication encoding
+//! ([`promotion_gates::signature::pae`], shared with the signature gate) of the payload
+//! type and the payload bytes, so neither can be changed without invalidating it.
+//!
+//! Keys:
+//! - [`AttestationSigner`]: an Ed25519 key (from a 32-byte seed, generated, or a PKCS#8 PEM
+//!   `-----BEGIN PRIVATE KEY-----` file, as `openssl genpkey -algorithm ed25519` writes);
+//! - [`AttestationVerifier`]: its public key (SPKI PEM `-----BEGIN PUBLIC KEY-----`, as
+//!   `openssl pkey -pubout` writes, or the raw 32 bytes). Weak (small-order) keys are refused
+//!   and signatures are checked with `verify_strict`.
+//! - The **key id** written in `keyid` is the lowercase hex SHA-256 of the raw 32-byte public
+//!   key. DSSE treats it as a hint; this crate requires it to equal the verifier's key id, so
+//!   that a changed key id is a failed verification rather than an unnoticed edit.
+//!
+//! Base64 is the standard, padded alphabet (RFC 4648 §4), decoded strictly: non-canonical
+//! encodings are refused, so no two different envelope texts carry the same signature.
+//!
+//! [Dead Simple Signing Envelope]: https://github.com/secure-systems-lab/dsse
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use promotion_gates::signature::pae;
+use rand_core::{OsRng, RngCore as _};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// A DSSE envelope as written in a pack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Envelope {
+    /// What the payload is (`application/vnd.in-toto+json`).
+    pub payload_type: String,
+    /// Standard base64 of the payload bytes.
+    pub payload: String,
+    /// The signatures.
+    pub signatures: Vec<EnvelopeSignature>,
+}
+
+/// One signature of an [`Envelope`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeSignature {
+    /// The signing key's id (hex SHA-256 of the raw public key).
+    pub keyid: String,
+    /// Standard base64 of the 64-byte Ed25519 signature.
+    pub sig: String,
+}
+
+impl Envelope {
+    /// The decoded payload bytes (not verified: use [`AttestationVerifier::verify`]).
+    pub fn payload_bytes(&self) -> Result<Vec<u8>, DsseError> {
+        STANDARD
+            .decode(&self.payload)
+            .map_err(|e| DsseError::Payload(e.to_string()))
+    }
+
+    /// The envelope as compact JSON, as written in a pack.
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+}
+
+/// A key could not be read, written or generated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The PEM text is not an Ed25519 key of the expected kind.
+    #[error("not an Ed25519 {kind} PEM key: {message}")]
+    Pem {
+        /// `private (PKCS#8)` or `public (SPKI)`.
+        kind: &'static str,
+        /// What the PEM/DER decoder said.
+        message: String,
+    },
+    /// The public key is not a valid, strong Ed25519 point.
+    #[error("invalid Ed25519 public key: {0}")]
+    InvalidKey(String),
+    /// The operating system's random generator failed.
+    #[error("could not generate a key: {0}")]
+    Generation(String),
+}
+
+/// Why an envelope does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DsseError {
+    /// The payload is not valid standard base64.
+    #[error("the payload is not valid base64: {0}")]
+    Payload(String),
+    /// The payload type is not the one expected.
+    #[error("the payload type is `{found}`, expected `{expected}`")]
+    PayloadType {
+        /// The type expected.
+        expected: String,
+        /// The type found.
+        found: String,
+    },
+    /// No signature carries the verifier's key id.
+    #[error("no signature by key {keyid} (signatures by: {})", if found.is_empty() { "none".to_owned() } else { found.join(", ") })]
+    NoSignature {
+        /// The trusted key's id.
+        keyid: String,
+        /// The key ids the envelope's signatures name.
+        found: Vec<String>,
+    },
+    /// A signature is not 64 bytes of valid base64.
+    #[error("the signature by key {keyid} is malformed: {problem}")]
+    MalformedSignature {
+        /// The key id it names.
+        keyid: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The signature does not verify: the payload or its type changed after signing, or another
+    /// key signed.
+    #[error("the signature by key {keyid} does not verify: the payload was changed after signing or another key signed it")]
+    BadSignature {
+        /// The trusted key's id.
+        keyid: String,
+    },
+}
+
+/// The key id of an Ed25519 public key: lowercase hex SHA-256 of its 32 raw bytes.
+pub fn key_id(key: &VerifyingKey) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Signs DSSE envelopes with an Ed25519 key. Its `Debug` output shows the key id only.
+pub struct AttestationSigner {
+    key: SigningKey,
+    keyid: String,
+}
+
+impl fmt::Debug for AttestationSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttestationSigner")
+            .field("keyid", &self.keyid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AttestationSigner {
+    /// The key with this 32-byte Ed25519 seed.
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        let key = SigningKey::from_bytes(&seed);
+        let keyid = key_id(&key.verifying_key());
+        AttestationSigner { key, keyid }
+    }
+
+    /// A fresh key from the operating system's random generator.
+    pub fn generate() -> Result<Self, KeyError> {
+        let mut seed = [0_u8; 32];
+        OsRng
+            .try_fill_bytes(&mut seed)
+            .map_err(|e| KeyError::Generation(e.to_string()))?;
+        Ok(Self::from_seed(seed))
+    }
+
+    /// Reads a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`).
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
+        let key = SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::Pem {
+            kind: "private (PKCS#8)",
+            message: e.to_string(),
+        })?;
+        let keyid = key_id(&key.verifying_key());
+        Ok(AttestationSigner { key, keyid })
+    }
+
+    /// The private key as PKCS#8 PEM, to keep in a secret store.
+    pub fn to_pkcs8_pem(&self) -> Result<String, KeyError> {
+        self.key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map(|pem| pem.as_str().to_owned())
+            .map_err(|e| KeyError::Pem {
+                kind: "private (PKCS#8)",
+                message: e.to_string(),
+            })
+    }
+
+    /// The key id written in every signature.
+    pub fn keyid(&self) -> &str {
+        &self.keyid
+    }
+
+    /// The verifier for this key.
+    pub fn verifier(&self) -> AttestationVerifier {
+        AttestationVerifier {
+            key: self.key.verifying_key(),
+            keyid: self.keyid.clone(),
+        }
+    }
+
+    /// Signs `payload` of type `payload_type` into an envelope with one signature.
+    pub fn sign(&self, payload_type: &str, payload: &[u8]) -> Envelope {
+        let signature = self.key.sign(&pae(payload_type, payload));
+        Envelope {
+            payload_type: payload_type.to_owned(),
+            payload: STANDARD.encode(payload),
+            signatures: vec![EnvelopeSignature {
+                keyid: self.keyid.clone(),
+                sig: STANDARD.encode(signature.to_bytes()),
+            }],
+        }
+    }
+}
+
+/// Verifies DSSE envelopes against one trusted Ed25519 public key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationVerifier {
+    key: VerifyingKey,
+    keyid: String,
+}
+
+impl AttestationVerifier {
+    /// Reads an SPKI PEM public key (`-----BEGIN PUBLIC KEY-----`).
+    pub fn from_public_key_pem(pem: &str) -> Result<Self, KeyError> {
+        let key = VerifyingKey::from_public_key_pem(pem).map_err(|e| KeyError::Pem {
+            kind: "public (SPKI)",
+            message: e.to_string(),
+        })?;
+        Self::from_key(key)
+    }
+
+    /// The public key from its 32 raw bytes.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
+        let key =
+            VerifyingKey::from_bytes(bytes).map_err(|e| KeyError::InvalidKey(e.to_string()))?;
+        Self::from_key(key)
+    }
+
+    fn from_key(key: VerifyingKey) -> Result<Self, KeyError> {
+        if key.is_weak() {
+            return Err(KeyError::InvalidKey("small-order (weak) public key".into()));
+        }
+        Ok(AttestationVerifier {
+            keyid: key_id(&key),
+            key,
+        })
+    }
+
+    /// The public key as SPKI PEM, to hand to auditors.
+    pub fn public_key_pem(&self) -> Result<String, KeyError> {
+        self.key
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| KeyError::Pem {
+                kind: "public (SPKI)",
+                message: e.to_string(),
+            })
+    }
+
+    /// The key id signatures must name.
+    pub fn keyid(&self) -> &str {
+        &self.keyid
+    }
+
+    /// Verifies the envelope's signature by this key and returns the payload bytes.
+    ///
+    /// Signatures naming other key ids are ignored; the first one naming this key's id must
+    /// verify ([`DsseError::BadSignature`] otherwise); with none, [`DsseError::NoSignature`].
+    pub fn verify(&self, envelope: &Envelope) -> Result<Vec<u8>, DsseError> {
+        let Some(signature) = envelope.signatures.iter().find(|s| s.keyid == self.keyid) else {
+            return Err(DsseError::NoSignature {
+                keyid: self.keyid.clone(),
+                found: envelope
+                    .signatures
+                    .iter()
+                    .map(|s| s.keyid.clone())
+                    .collect(),
+            });
+        };
+        let malformed = |problem: String| DsseError::MalformedSignature {
+            keyid: self.keyid.clone(),
+            problem,
+        };
+        let bytes = STANDARD
+            .decode(&signature.sig)
+            .map_err(|e| malformed(format!("not valid base64: {e}")))?;
+        let signature = Signature::from_slice(&bytes)
+            .map_err(|_| malformed(format!("{} bytes, expected 64", bytes.len())))?;
+        let payload = envelope.payload_bytes()?;
+        self.key
+            .verify_strict(&pae(&envelope.payload_type, &payload), &signature)
+            .map_err(|_| DsseError::BadSignature {
+                keyid: self.keyid.clone(),
+            })?;
+        Ok(payload)
+    }
+
+    /// [`verify`](Self::verify), and checks the payload type.
+    pub fn verify_typed(
+        &self,
+        envelope: &Envelope,
+        payload_type: &str,
+    ) -> Result<Vec<u8>, DsseError> {
+        let payload = self.verify(envelope)?;
+        if envelope.payload_type != payload_type {
+            return Err(DsseError::PayloadType {
+                expected: payload_type.to_owned(),
+                found: envelope.payload_type.clone(),
+            });
+        }
+        Ok(payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TYPE: &str = "application/vnd.in-toto+json";
+
+    #[test]
+    fn signs_and_verifies_and_detects_every_change() {
+        let signer = AttestationSigner::from_seed([3; 32]);
+        let verifier = signer.verifier();
+        let env = signer.sign(TYPE, b"{\"hello\":1}");
+        assert_eq!(verifier.verify_typed(&env, TYPE).unwrap(), b"{\"hello\":1}");
+
+        let mut changed = env.clone();
+        changed.payload = STANDARD.encode(b"{\"hello\":2}");
+        assert!(matches!(
+            verifier.verify(&changed),
+            Err(DsseError::BadSignature { .. })
+        ));
+
+        // The payload type is signed too.
+        let mut retyped = env.clone();
+        retyped.payload_type = "text/plain".into();
+        assert!(matches!(
+            verifier.verify(&retyped),
+            Err(DsseError::BadSignature { .. })
+        ));
+
+        let other = AttestationSigner::from_seed([4; 32]).verifier();
+        let err = other.verify(&env).unwrap_err();
+        assert!(matches!(err, DsseError::NoSignature { .. }));
+        assert!(err.to_string().contains(signer.keyid()), "{err}");
+
+        // A key id rewritten to the other key's: its signature does not verify.
+        let mut relabelled = env.clone();
+        relabelled.signatures[0].keyid = other.keyid().to_owned();
+        assert!(matches!(
+            other.verify(&relabelled),
+            Err(DsseError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn wrong_payload_type_is_named() {
+        let signer = AttestationSigner::from_seed([3; 32]);
+        let env = signer.sign("text/plain", b"x");
+        let err = signer.verifier().verify_typed(&env, TYPE).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the payload type is `text/plain`, expected `application/vnd.in-toto+json`"
+        );
+    }
+
+    #[test]
+    fn pae_matches_the_dsse_specification() {
+        // The DSSE specification's example (protocol.md): the signature is over these bytes.
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
+    }
+
+    #[test]
+    fn pem_round_trips_and_key_id_is_the_hash_of_the_public_key() {
+        let signer = AttestationSigner::from_seed([9; 32]);
+        let pem = signer.to_pkcs8_pem().unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let back = AttestationSigner::from_pkcs8_pem(&pem).unwrap();
+        assert_eq!(back.keyid(), signer.keyid());
+        let public = signer.verifier().public_key_pem().unwrap();
+        assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"));
+        let verifier = AttestationVerifier::from_public_key_pem(&public).unwrap();
+        assert_eq!(verifier, signer.verifier());
+        let raw = SigningKey::from_bytes(&[9; 32]).verifying_key();
+        assert_eq!(
+            signer.keyid(),
+            hex::encode(Sha256::digest(raw.as_bytes())).as_str()
+        );
+        assert!(matches!(
+            AttestationVerifier::from_public_key_pem("not a key"),
+            Err(KeyError::Pem { .. })
+        ));
+        // The private key is never shown.
+        assert!(!format!("{signer:?}").contains("key:"));
+    }
+
+    #[test]
+    fn non_canonical_base64_is_refused() {
+        let signer = AttestationSigner::from_seed([3; 32]);
+        let mut env = signer.sign(TYPE, b"ab");
+        // "YWI=" is "ab"; "YWJ=" has non-zero padding bits and must not decode to the same bytes.
+        assert_eq!(env.payload, "YWI=");
+        env.payload = "YWJ=".into();
+        assert!(matches!(
+            signer.verifier().verify(&env),
+            Err(DsseError::Payload(_))
+        ));
+    }
+
+    #[test]
+    fn weak_keys_are_refused() {
+        // The identity point is a small-order point.
+        let mut identity = [0_u8; 32];
+        identity[0] = 1;
+        assert!(matches!(
+            AttestationVerifier::from_bytes(&identity),
+            Err(KeyError::InvalidKey(_))
+        ));
+    }
+}

@@ -1,0 +1,509 @@
+//! Building an evidence pack from an [`AuditStore`] and writing it out.
+//!
+//! [`EvidencePack::build`] reads the release's log entries, proves each against the log's latest
+//! signed checkpoint, derives the attestations (see [`crate::pack`]), signs them and the manifest
+//! with an [`AttestationSigner`], and collects the attachments it is given. The result is a set
+//! of files in memory; [`EvidencePack::write_dir`] and [`EvidencePack::write_tar`] write them.
+//! Nothing depends on the time of export: the same log and key give the same pack, byte for
+//! byte (Ed25519 signatures are deterministic).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use promotion_audit::entry::decode;
+use promotion_audit::merkle::{leaf_hash, verify_inclusion};
+use promotion_audit::verify::unsigned_checkpoint;
+use promotion_audit::{AuditError, AuditStore};
+use promotion_core::{Digest, ReleaseId, StreamId};
+use serde_json::value::RawValue;
+
+use crate::attachments::{self, AttachmentSource};
+use crate::dsse::AttestationSigner;
+use crate::intoto::IN_TOTO_PAYLOAD_TYPE;
+use crate::pack::{
+    self, Entry, EntryLineOut, Manifest, ManifestArtifact, ManifestFile, ManifestLog,
+    ManifestRelease, StatementOptions, ATTACHMENTS_DIR, CHECKPOINT, ENTRIES, FORMAT, MANIFEST,
+    MANIFEST_PAYLOAD_TYPE, MANIFEST_SIGNATURE,
+};
+
+/// Why a pack could not be exported.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The log holds no entry of the release.
+    #[error(
+        "release {release} is not in the audit log `{origin}` (no entries in stream {stream})"
+    )]
+    ReleaseNotFound {
+        /// The release asked for.
+        release: ReleaseId,
+        /// The log's checkpoint origin.
+        origin: String,
+        /// The stream looked at.
+        stream: String,
+    },
+    /// The log has no signed checkpoint to prove entries against.
+    #[error("the audit log `{origin}` has no signed checkpoint; open it with a CheckpointSigner so that every commit signs one")]
+    NoCheckpoint {
+        /// The log's checkpoint origin.
+        origin: String,
+    },
+    /// The log's root at the checkpoint's size is not the signed root.
+    #[error("the audit log does not match its latest checkpoint at size {size}: signed root {signed}, log root {computed}")]
+    CheckpointMismatch {
+        /// The checkpoint's size.
+        size: u64,
+        /// The signed root, hex.
+        signed: String,
+        /// The log's root, hex.
+        computed: String,
+    },
+    /// An entry of the release was appended after the latest checkpoint.
+    #[error(
+        "log entry {seq} of the release is not covered by the latest checkpoint (size {size})"
+    )]
+    NotCovered {
+        /// The entry.
+        seq: u64,
+        /// The checkpoint's size.
+        size: u64,
+    },
+    /// An entry of the release does not decode or does not match its stored hash.
+    #[error("log entry {seq} is corrupt: {problem}")]
+    Corrupt {
+        /// The entry.
+        seq: u64,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The first entry of the stream does not register the release.
+    #[error("stream {stream} does not start with the registration of release {release}")]
+    NotARelease {
+        /// The release asked for.
+        release: ReleaseId,
+        /// The stream.
+        stream: String,
+    },
+    /// The attachment source's bytes do not hash to the recorded digest.
+    #[error(
+        "attachment `{name}`: the bytes given hash to {found}, but the evidence recorded {digest}"
+    )]
+    AttachmentMismatch {
+        /// The attachment's name.
+        name: String,
+        /// The recorded digest.
+        digest: Digest,
+        /// The digest of the bytes given.
+        found: Digest,
+    },
+    /// The attachment source failed.
+    #[error("attachment `{name}` ({digest}): {source}")]
+    AttachmentSource {
+        /// The attachment's name.
+        name: String,
+        /// Its digest.
+        digest: Digest,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The export options are unusable.
+    #[error("export options: {0}")]
+    InvalidOptions(String),
+    /// The target directory exists and is not empty.
+    #[error(
+        "{path} exists and is not empty; an evidence pack is written to a new or empty directory"
+    )]
+    DirectoryNotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Writing failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Serialising JSON failed.
+    #[error("cannot serialise {what}: {source}")]
+    Json {
+        /// What was serialised.
+        what: String,
+        /// The error.
+        source: serde_json::Error,
+    },
+    /// The audit log failed.
+    #[error("audit log: {0}")]
+    Audit(#[from] AuditError),
+}
+
+/// What an export needs beyond the store, the release and the key.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions<'a> {
+    /// Verifier id and resource URIs of the statements.
+    pub statements: StatementOptions,
+    /// Where the raw bytes of attachments come from; without one, every attachment is listed as
+    /// missing.
+    pub attachments: Option<&'a dyn AttachmentSource>,
+    /// Also write the pack as one tar archive at this path.
+    pub archive: Option<PathBuf>,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackSummary {
+    /// The pack directory.
+    pub dir: PathBuf,
+    /// The archive, when one was asked for.
+    pub archive: Option<PathBuf>,
+    /// The release.
+    pub release: ReleaseId,
+    /// Its name.
+    pub release_name: String,
+    /// Log entries included, each with its proof.
+    pub entries: usize,
+    /// The checkpoint's tree size.
+    pub checkpoint_size: u64,
+    /// The attestation files.
+    pub attestations: Vec<String>,
+    /// Attachments included.
+    pub attachments: usize,
+    /// Attachments referenced by evidence that the source did not have.
+    pub attachments_missing: Vec<Digest>,
+    /// Files in the pack, manifest and signature included.
+    pub files: usize,
+}
+
+/// An evidence pack in memory: its files by path.
+#[derive(Debug, Clone)]
+pub struct EvidencePack {
+    manifest: Manifest,
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+fn json_err(what: impl Into<String>) -> impl FnOnce(serde_json::Error) -> ExportError {
+    let what = what.into();
+    move |source| ExportError::Json { what, source }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
+    move |source| ExportError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl EvidencePack {
+    /// Builds the pack of `release` from `store`, signing with `signer`.
+    pub async fn build(
+        store: &AuditStore,
+        release: &ReleaseId,
+        signer: &AttestationSigner,
+        options: &ExportOptions<'_>,
+    ) -> Result<Self, ExportError> {
+        options
+            .statements
+            .check()
+            .map_err(ExportError::InvalidOptions)?;
+        let origin = store.origin().to_owned();
+        let note = store
+            .latest_checkpoint()
+            .await?
+            .ok_or_else(|| ExportError::NoCheckpoint {
+                origin: origin.clone(),
+            })?;
+        let checkpoint = match store.verifier() {
+            Some(v) => v.verify(&note).map_err(AuditError::from)?,
+            None => unsigned_checkpoint(&note)?,
+        };
+        let root = store.root(checkpoint.size).await?;
+        if root != checkpoint.root {
+            return Err(ExportError::CheckpointMismatch {
+                size: checkpoint.size,
+                signed: hex::encode(checkpoint.root),
+                computed: hex::encode(root),
+            });
+        }
+
+        let stream = StreamId::for_release(release);
+        let s = stream.clone();
+        let stored = store
+            .with_reader(move |b| Ok(b.read_stream(&s, 0)?))
+            .await?;
+        if stored.is_empty() {
+            return Err(ExportError::ReleaseNotFound {
+                release: *release,
+                origin,
+                stream: stream.to_string(),
+            });
+        }
+        let mut entries = Vec::with_capacity(stored.len());
+        let mut lines = Vec::new();
+        for row in &stored {
+            let seq = row.seq;
+            if seq >= checkpoint.size {
+                return Err(ExportError::NotCovered {
+                    seq,
+                    size: checkpoint.size,
+                });
+            }
+            let corrupt = |problem: String| ExportError::Corrupt { seq, problem };
+            let leaf = leaf_hash(&row.bytes);
+            if leaf != row.hash {
+                return Err(corrupt(
+                    "its bytes do not hash to the recorded leaf hash".into(),
+                ));
+            }
+            let decoded = decode(&row.bytes).map_err(corrupt)?;
+            let proof = store.inclusion_proof(seq, checkpoint.size).await?;
+            verify_inclusion(&leaf, seq, checkpoint.size, &proof, &checkpoint.root)
+                .map_err(|e| corrupt(e.to_string()))?;
+            let text = String::from_utf8(row.bytes.clone())
+                .map_err(|e| corrupt(format!("not UTF-8: {e}")))?;
+            let raw = RawValue::from_string(text).map_err(|e| corrupt(e.to_string()))?;
+            let line = EntryLineOut {
+                seq,
+                leaf_hash: hex::encode(leaf),
+                proof: proof.iter().map(hex::encode).collect(),
+                entry: &raw,
+            };
+            let mut bytes =
+                serde_json::to_vec(&line).map_err(json_err(format!("log entry {seq}")))?;
+            bytes.push(b'\n');
+            lines.extend_from_slice(&bytes);
+            entries.push(Entry { seq, decoded });
+        }
+        let Some((registered, pipeline, pipeline_version)) =
+            pack::registered(&entries).filter(|(r, _, _)| r.id() == *release)
+        else {
+            return Err(ExportError::NotARelease {
+                release: *release,
+                stream: stream.to_string(),
+            });
+        };
+
+        let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        files.insert(CHECKPOINT.to_owned(), note.into_bytes());
+        files.insert(ENTRIES.to_owned(), lines);
+
+        let test_results = pack::plan_test_results(&registered, &pipeline, &entries);
+        for planned in &test_results {
+            files.insert(planned.path.clone(), sign_statement(signer, planned)?);
+        }
+        let digest_of = |path: &str| files.get(path).map(|b| Digest::of(b).to_hex());
+        let decisions = pack::plan_decisions(
+            &registered,
+            &pipeline,
+            &entries,
+            &test_results,
+            &options.statements,
+            &digest_of,
+        );
+        for planned in &decisions {
+            files.insert(planned.path.clone(), sign_statement(signer, planned)?);
+        }
+
+        let mut attachments = Vec::new();
+        for (digest, mut att) in pack::referenced_attachments(&entries) {
+            let name = att.names.first().cloned().unwrap_or_default();
+            let fetched = match options.attachments {
+                Some(source) => source.fetch(&digest, &name).map_err(|source| {
+                    ExportError::AttachmentSource {
+                        name: name.clone(),
+                        digest,
+                        source,
+                    }
+                })?,
+                None => None,
+            };
+            if let Some(bytes) = fetched {
+                let found = Digest::of(&bytes);
+                if found != digest {
+                    return Err(ExportError::AttachmentMismatch {
+                        name,
+                        digest,
+                        found,
+                    });
+                }
+                let path = format!("{ATTACHMENTS_DIR}/{}", attachments::file_name(&digest));
+                files.insert(path.clone(), bytes);
+                att.path = Some(path);
+            }
+            attachments.push(att);
+        }
+
+        let mut all: Vec<_> = test_results.iter().chain(&decisions).collect();
+        all.sort_by(|a, b| a.path.cmp(&b.path));
+        let manifest = Manifest {
+            format: FORMAT.to_owned(),
+            release: ManifestRelease {
+                id: *release,
+                name: registered.name().to_owned(),
+                stream: stream.to_string(),
+                pipeline,
+                pipeline_version,
+                artifacts: registered
+                    .artifacts()
+                    .iter()
+                    .map(|a| ManifestArtifact {
+                        name: a.name.clone(),
+                        digest: a.digest,
+                    })
+                    .collect(),
+            },
+            log: ManifestLog {
+                origin: checkpoint.origin.clone(),
+                size: checkpoint.size,
+                root: hex::encode(checkpoint.root),
+                entries: entries.len() as u64,
+            },
+            attestation_keyid: signer.keyid().to_owned(),
+            statements: options.statements.clone(),
+            attestations: all.iter().map(|p| p.manifest_entry()).collect(),
+            attachments,
+            files: files
+                .iter()
+                .map(|(path, bytes)| ManifestFile {
+                    path: path.clone(),
+                    sha256: Digest::of(bytes).to_hex(),
+                    size: bytes.len() as u64,
+                })
+                .collect(),
+        };
+        let mut manifest_bytes =
+            serde_json::to_vec_pretty(&manifest).map_err(json_err("the manifest"))?;
+        manifest_bytes.push(b'\n');
+        let envelope = signer.sign(MANIFEST_PAYLOAD_TYPE, &manifest_bytes);
+        files.insert(
+            MANIFEST_SIGNATURE.to_owned(),
+            envelope
+                .to_json()
+                .map_err(json_err("the manifest signature"))?,
+        );
+        files.insert(MANIFEST.to_owned(), manifest_bytes);
+        Ok(EvidencePack { manifest, files })
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Every file of the pack by its `/`-separated relative path.
+    pub fn files(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.files
+    }
+
+    /// Writes the pack into `dir`, which must not exist or be empty.
+    pub fn write_dir(&self, dir: impl AsRef<Path>) -> Result<(), ExportError> {
+        let dir = dir.as_ref();
+        if dir.exists() {
+            let mut listing = std::fs::read_dir(dir).map_err(io_err(dir))?;
+            if listing.next().is_some() {
+                return Err(ExportError::DirectoryNotEmpty {
+                    path: dir.to_owned(),
+                });
+            }
+        }
+        for (path, bytes) in &self.files {
+            let target = path.split('/').fold(dir.to_owned(), |p, part| p.join(part));
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+            }
+            let mut file = std::fs::File::create(&target).map_err(io_err(&target))?;
+            file.write_all(bytes).map_err(io_err(&target))?;
+            file.sync_all().map_err(io_err(&target))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pack as one tar archive (entries named by their relative paths, in path
+    /// order, owner 0, mode 0644, time 0: the archive's bytes depend on the pack alone).
+    pub fn write_tar(&self, path: impl AsRef<Path>) -> Result<(), ExportError> {
+        let path = path.as_ref();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        let file = std::fs::File::create(path).map_err(io_err(path))?;
+        let mut builder = tar::Builder::new(file);
+        for (name, bytes) in &self.files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            header.set_entry_type(tar::EntryType::Regular);
+            builder
+                .append_data(&mut header, name, bytes.as_slice())
+                .map_err(io_err(path))?;
+        }
+        let file = builder.into_inner().map_err(io_err(path))?;
+        file.sync_all().map_err(io_err(path))?;
+        Ok(())
+    }
+
+    /// Builds the pack of `release` and writes it into `dir`, with the default options (no
+    /// attachment source, no archive).
+    pub async fn export(
+        store: &AuditStore,
+        release: &ReleaseId,
+        signer: &AttestationSigner,
+        dir: impl AsRef<Path>,
+    ) -> Result<PackSummary, ExportError> {
+        Self::export_with(store, release, signer, dir, &ExportOptions::default()).await
+    }
+
+    /// Builds the pack of `release` and writes it into `dir` (and the archive, if asked).
+    pub async fn export_with(
+        store: &AuditStore,
+        release: &ReleaseId,
+        signer: &AttestationSigner,
+        dir: impl AsRef<Path>,
+        options: &ExportOptions<'_>,
+    ) -> Result<PackSummary, ExportError> {
+        let pack = Self::build(store, release, signer, options).await?;
+        pack.write_dir(dir.as_ref())?;
+        if let Some(archive) = &options.archive {
+            pack.write_tar(archive)?;
+        }
+        Ok(pack.summary(dir.as_ref(), options.archive.clone()))
+    }
+
+    fn summary(&self, dir: &Path, archive: Option<PathBuf>) -> PackSummary {
+        let m = &self.manifest;
+        PackSummary {
+            dir: dir.to_owned(),
+            archive,
+            release: m.release.id,
+            release_name: m.release.name.clone(),
+            entries: usize::try_from(m.log.entries).unwrap_or(usize::MAX),
+            checkpoint_size: m.log.size,
+            attestations: m.attestations.iter().map(|a| a.path.clone()).collect(),
+            attachments: m.attachments.iter().filter(|a| a.path.is_some()).count(),
+            attachments_missing: m
+                .attachments
+                .iter()
+                .filter(|a| a.path.is_none())
+                .map(|a| a.digest)
+                .collect(),
+            files: self.files.len(),
+        }
+    }
+}
+
+fn sign_statement(
+    signer: &AttestationSigner,
+    planned: &pack::Planned,
+) -> Result<Vec<u8>, ExportError> {
+    let payload = planned
+        .statement
+        .to_payload()
+        .map_err(json_err(planned.path.clone()))?;
+    signer
+        .sign(IN_TOTO_PAYLOAD_TYPE, &payload)
+        .to_json()
+        .map_err(json_err(planned.path.clone()))
+}

@@ -1,0 +1,1039 @@
+//! Reports from the log: DORA metrics, gate pass rates, approvals and overrides, and where
+//! recent releases stand — a pure function of the events, serialisable as JSON for hosts that
+//! build their own dashboards, and the input of [`render_html`](crate::render_html).
+//!
+//! # What is counted
+//!
+//! A report covers a [`Period`] `[from, to)` and is **as of `to`**: events at or after `to` are
+//! ignored altogether, so a report for a past week never changes. Metrics count events inside
+//! the period; the release table shows each release's state at `to`. Releases are grouped by
+//! the pipeline they were registered in. Production is every stage whose name is in
+//! [`ReportOptions::production_stages`] (default `production` and `prod`).
+//!
+//! - **Deployment frequency**: production promotions (`stage_promoted` in a production stage)
+//!   in the period, per day (divided by the period's length in days) and per week (× 7).
+//! - **Lead time for changes**: for each of those promotions, the promotion's time minus the
+//!   release's source commit time. Median and 90th percentile.
+//! - **Change failure rate**: failed production deployments / production deployments. A
+//!   production deployment is a release's rollout into a production stage, dated by its first
+//!   `step_deployed` (or `deployment_failed`) event, counted when that date is in the period.
+//!   It failed when, after it started, an analysis or verification phase failed, a step failed
+//!   to deploy, or a rollback started (automatic or asked for by a person, before or after the
+//!   promotion). A deployment counts once however many of these happened; a failed entry gate
+//!   deploys nothing and is not a deployment failure.
+//! - **Time to restore**: for each such failure in the period, the time from its first failure
+//!   event to the next promotion into the same stage (of any release) before `to`. Median and
+//!   90th percentile; failures not restored by `to` are counted as unrestored.
+//! - **Gate pass rates**: per stage, phase and gate, the evaluations in the period by outcome;
+//!   the pass rate is passes / (passes + fails + inconclusive). Errors (the gate could not
+//!   decide) and pending answers are counted but are not verdicts.
+//! - **Approval waits**: from `approval_requested` to the stage being scheduled, rejected or
+//!   aborted, for requests in the period; requests still open at `to` are counted as pending.
+//! - **Overrides**: every break-glass override in the period, with who and why.
+//!
+//! - **Compliance** of a release, as of `to`: `blocked` when a stage failed, was rejected,
+//!   aborted or rolled back (or is rolling back); otherwise `exception` when a break-glass
+//!   override was used; otherwise `compliant` once a production stage promoted it (every gate
+//!   passed or was judged, every approval given); otherwise `in_progress`.
+//!
+//! Statistics: the median is the middle value (the mean of the two middle values for an even
+//! count); the 90th percentile is the nearest-rank value (the ⌈0.9·n⌉-th smallest). Durations
+//! are in seconds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
+use promotion_core::{
+    Digest, Event, EventBody, EventStore, Outcome, PhaseId, ReleaseId, ReleaseState, StageStatus,
+    StoreError,
+};
+use serde::{Deserialize, Serialize};
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// The period ends before it starts, or is empty.
+    #[error("report period from {from} to {to} is empty: it must end after it starts")]
+    EmptyPeriod {
+        /// Start.
+        from: DateTime<Utc>,
+        /// End.
+        to: DateTime<Utc>,
+    },
+    /// The store could not be read.
+    #[error("reading the event store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The span a report covers: events with `from <= at < to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Period {
+    /// Start, inclusive.
+    pub from: DateTime<Utc>,
+    /// End, exclusive; the report shows the state as of this time.
+    pub to: DateTime<Utc>,
+}
+
+impl Period {
+    /// The period `[from, to)`; `to` must be after `from`.
+    pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self, ReportError> {
+        if to <= from {
+            return Err(ReportError::EmptyPeriod { from, to });
+        }
+        Ok(Period { from, to })
+    }
+    /// The `days` days up to `to`.
+    pub fn days_until(to: DateTime<Utc>, days: u32) -> Result<Self, ReportError> {
+        Self::new(to - ChronoDuration::days(i64::from(days)), to)
+    }
+    /// Whether `at` is inside.
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.from <= at && at < self.to
+    }
+    /// Its length in days (fractional).
+    pub fn days(&self) -> f64 {
+        seconds(self.from, self.to) / 86_400.0
+    }
+}
+
+/// How a report is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportOptions {
+    /// Names of the stages that are production.
+    pub production_stages: BTreeSet<String>,
+    /// How many of the most recently registered releases the release table shows, per pipeline.
+    pub recent_releases: usize,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            production_stages: ["production", "prod"].map(str::to_owned).into(),
+            recent_releases: 10,
+        }
+    }
+}
+
+/// Durations: count, median, 90th percentile, extremes and mean, in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DurationStats {
+    /// Number of samples.
+    pub count: u64,
+    /// Median.
+    pub median_seconds: f64,
+    /// 90th percentile (nearest rank).
+    pub p90_seconds: f64,
+    /// Shortest.
+    pub min_seconds: f64,
+    /// Longest.
+    pub max_seconds: f64,
+    /// Mean.
+    pub mean_seconds: f64,
+}
+
+impl DurationStats {
+    /// Statistics of `samples` (seconds); `None` when there are none.
+    pub fn of(samples: &[f64]) -> Option<Self> {
+        let mut s: Vec<f64> = samples.to_vec();
+        s.sort_by(f64::total_cmp);
+        let n = s.len();
+        let (first, last) = (*s.first()?, *s.last()?);
+        let middle = n / 2;
+        let median = if n % 2 == 1 {
+            *s.get(middle)?
+        } else {
+            (*s.get(middle.checked_sub(1)?)? + *s.get(middle)?) / 2.0
+        };
+        // Nearest rank: the ceil(0.9 n)-th smallest, 1-based.
+        let rank = (n * 9).div_ceil(10).max(1);
+        let p90 = *s.get(rank - 1)?;
+        Some(DurationStats {
+            count: n as u64,
+            median_seconds: median,
+            p90_seconds: p90,
+            min_seconds: first,
+            max_seconds: last,
+            mean_seconds: s.iter().sum::<f64>() / n as f64,
+        })
+    }
+}
+
+/// The four DORA metrics of one pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dora {
+    /// Production promotions in the period.
+    pub production_promotions: u64,
+    /// Production promotions per day.
+    pub deployments_per_day: f64,
+    /// Production promotions per week.
+    pub deployments_per_week: f64,
+    /// Commit to production promotion.
+    pub lead_time: Option<DurationStats>,
+    /// Production deployments (rollouts) started in the period.
+    pub production_deployments: u64,
+    /// Of those, the ones that failed.
+    pub failed_deployments: u64,
+    /// `failed_deployments / production_deployments`, when there were deployments.
+    pub change_failure_rate: Option<f64>,
+    /// Failure to the next promotion into the same stage.
+    pub time_to_restore: Option<DurationStats>,
+    /// Failures in the period not restored by its end.
+    pub unrestored_failures: u64,
+    /// The failures, with when they were restored.
+    pub failures: Vec<FailureEntry>,
+}
+
+/// A failed production deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureEntry {
+    /// The release.
+    pub release: ReleaseId,
+    /// Its name.
+    pub release_name: String,
+    /// The stage.
+    pub stage: String,
+    /// When it failed (first failure event).
+    pub failed_at: DateTime<Utc>,
+    /// What the first failure event said.
+    pub what: String,
+    /// When the next promotion into the stage happened, if it did by the period's end.
+    pub restored_at: Option<DateTime<Utc>>,
+    /// The release that restored it.
+    pub restored_by: Option<String>,
+}
+
+/// Evaluations of one gate in the period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateStats {
+    /// The stage.
+    pub stage: String,
+    /// The phase (`entry`, `analysis:0`, `verification`).
+    pub phase: String,
+    /// The gate.
+    pub gate: String,
+    /// Evaluations recorded.
+    pub evaluations: u64,
+    /// Pass verdicts.
+    pub passed: u64,
+    /// Fail verdicts.
+    pub failed: u64,
+    /// Inconclusive verdicts.
+    pub inconclusive: u64,
+    /// Errors (no verdict).
+    pub errors: u64,
+    /// Pending answers.
+    pub pending: u64,
+    /// passed / (passed + failed + inconclusive).
+    pub pass_rate: Option<f64>,
+}
+
+/// The latest verdict of a gate, across releases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateVerdict {
+    /// The stage.
+    pub stage: String,
+    /// The phase.
+    pub phase: String,
+    /// The gate.
+    pub gate: String,
+    /// `pass`, `fail`, `inconclusive`, `pending` or `error`.
+    pub outcome: String,
+    /// The error message, for an error.
+    pub error: Option<String>,
+    /// The evidence's summary.
+    pub summary: Option<String>,
+    /// Who produced the evidence.
+    pub producer: Option<String>,
+    /// The evidence's digest.
+    pub evidence_digest: Option<Digest>,
+    /// Attachments of the evidence.
+    pub attachments: u64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The release.
+    pub release: ReleaseId,
+    /// Its name.
+    pub release_name: String,
+    /// Who overrode this verdict (break glass), if anyone.
+    pub overridden_by: Option<String>,
+}
+
+/// An approval or rejection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalEntry {
+    /// The release.
+    pub release: ReleaseId,
+    /// Its name.
+    pub release_name: String,
+    /// The stage.
+    pub stage: String,
+    /// `approved` or `rejected`.
+    pub decision: String,
+    /// Who.
+    pub principal: String,
+    /// Their groups at the time.
+    pub groups: Vec<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Their comment.
+    pub comment: String,
+    /// The evidence digest an approval was bound to.
+    pub evidence_digest: Option<Digest>,
+    /// The pipeline version an approval was bound to.
+    pub pipeline_version: Option<String>,
+}
+
+/// A break-glass override.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverrideEntry {
+    /// The release.
+    pub release: ReleaseId,
+    /// Its name.
+    pub release_name: String,
+    /// The stage.
+    pub stage: String,
+    /// The phase.
+    pub phase: String,
+    /// The gate.
+    pub gate: String,
+    /// Who.
+    pub principal: String,
+    /// Their groups at the time.
+    pub groups: Vec<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The written justification.
+    pub justification: String,
+    /// The outcome that was overridden.
+    pub overridden: String,
+}
+
+/// Whether a release went through its gates as the pipeline asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compliance {
+    /// Promoted to production with every gate passed and every approval given.
+    Compliant,
+    /// A break-glass override was used.
+    Exception,
+    /// A stage failed, was rejected, aborted or rolled back.
+    Blocked,
+    /// On its way.
+    InProgress,
+}
+
+impl Compliance {
+    /// Its serialised name (`in_progress`).
+    pub fn class(self) -> &'static str {
+        match self {
+            Compliance::Compliant => "compliant",
+            Compliance::Exception => "exception",
+            Compliance::Blocked => "blocked",
+            Compliance::InProgress => "in_progress",
+        }
+    }
+    /// A short label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Compliance::Compliant => "compliant",
+            Compliance::Exception => "exception",
+            Compliance::Blocked => "blocked",
+            Compliance::InProgress => "in progress",
+        }
+    }
+}
+
+/// Where a release stands in one stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageCell {
+    /// The stage.
+    pub stage: String,
+    /// Its status (`promoted`, `awaiting_approval`, …).
+    pub status: String,
+    /// Overrides used in this stage.
+    pub overrides: u64,
+}
+
+/// A recent release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseRow {
+    /// The release.
+    pub release: ReleaseId,
+    /// Its name.
+    pub name: String,
+    /// Its source commit.
+    pub commit: String,
+    /// When the commit was made.
+    pub committed_at: DateTime<Utc>,
+    /// When it was registered.
+    pub registered_at: DateTime<Utc>,
+    /// Its stages, in pipeline order.
+    pub stages: Vec<StageCell>,
+    /// Compliance.
+    pub compliance: Compliance,
+    /// Overrides used, all stages.
+    pub overrides: u64,
+}
+
+/// A production promotion's lead time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeadTimePoint {
+    /// When it was promoted.
+    pub at: DateTime<Utc>,
+    /// The release.
+    pub release_name: String,
+    /// Commit to promotion, seconds.
+    pub seconds: f64,
+}
+
+/// Gate verdicts in one bucket of time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PassRatePoint {
+    /// The bucket's first day (UTC).
+    pub day: NaiveDate,
+    /// The bucket's length in days.
+    pub days: u32,
+    /// Pass verdicts.
+    pub passed: u64,
+    /// Pass, fail and inconclusive verdicts.
+    pub verdicts: u64,
+}
+
+/// Everything about one pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineReport {
+    /// The pipeline.
+    pub pipeline: String,
+    /// Pipeline versions releases were registered or decided under.
+    pub versions: Vec<String>,
+    /// Its stages, in the order releases reach them.
+    pub stages: Vec<String>,
+    /// Which of them are production.
+    pub production_stages: Vec<String>,
+    /// Releases registered up to the report's end.
+    pub releases_total: u64,
+    /// DORA metrics.
+    pub dora: Dora,
+    /// Gate pass rates.
+    pub gates: Vec<GateStats>,
+    /// Each gate's latest verdict.
+    pub latest_verdicts: Vec<GateVerdict>,
+    /// Time approvals took.
+    pub approval_wait: Option<DurationStats>,
+    /// Approval requests still open at the end.
+    pub approvals_pending: u64,
+    /// Approvals and rejections in the period.
+    pub approvals: Vec<ApprovalEntry>,
+    /// Break-glass overrides in the period.
+    pub overrides: Vec<OverrideEntry>,
+    /// The most recently registered releases, newest first.
+    pub releases: Vec<ReleaseRow>,
+    /// Lead time of each production promotion in the period, in time order.
+    pub lead_times: Vec<LeadTimePoint>,
+    /// Gate verdicts over time.
+    pub pass_rates: Vec<PassRatePoint>,
+}
+
+/// A report over every pipeline found in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The period.
+    pub period: Period,
+    /// The pipelines, by name.
+    pub pipelines: Vec<PipelineReport>,
+}
+
+fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_milliseconds() as f64 / 1000.0
+}
+
+fn phase_label(p: PhaseId) -> String {
+    match p {
+        PhaseId::Entry => "entry".into(),
+        PhaseId::Verification => "verification".into(),
+        PhaseId::Analysis { step } => format!("analysis:{step}"),
+    }
+}
+
+fn outcome_label(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail => "fail",
+        Outcome::Inconclusive => "inconclusive",
+        Outcome::Pending { .. } => "pending",
+        Outcome::Error { .. } => "error",
+    }
+}
+
+/// A production deployment being tracked.
+struct Deployment {
+    release: ReleaseId,
+    release_name: String,
+    stage: String,
+    started: DateTime<Utc>,
+    failure: Option<(DateTime<Utc>, String)>,
+}
+
+#[derive(Default)]
+struct PipelineAcc {
+    versions: BTreeSet<String>,
+    stage_rank: BTreeMap<String, usize>,
+    releases: Vec<(DateTime<Utc>, ReleaseRow)>,
+    promotions: Vec<(DateTime<Utc>, String, String, f64)>,
+    deployments: Vec<Deployment>,
+    gates: BTreeMap<(String, String, String), GateStats>,
+    latest: BTreeMap<(String, String, String), GateVerdict>,
+    approval_waits: Vec<f64>,
+    approvals_pending: u64,
+    approvals: Vec<ApprovalEntry>,
+    overrides: Vec<OverrideEntry>,
+    verdicts_by_day: BTreeMap<NaiveDate, (u64, u64)>,
+}
+
+impl Report {
+    /// The report of every stream of `store` over `period`, with the default options.
+    pub async fn from_store(store: &dyn EventStore, period: Period) -> Result<Self, ReportError> {
+        Self::from_store_with(store, period, &ReportOptions::default()).await
+    }
+
+    /// The report of every stream of `store` over `period`.
+    pub async fn from_store_with(
+        store: &dyn EventStore,
+        period: Period,
+        options: &ReportOptions,
+    ) -> Result<Self, ReportError> {
+        let mut streams = Vec::new();
+        for stream in store.streams().await? {
+            let events: Vec<Event> = store
+                .read(&stream)
+                .await?
+                .into_iter()
+                .map(|r| r.event)
+                .collect();
+            streams.push(events);
+        }
+        Ok(Self::from_streams(&streams, period, options))
+    }
+
+    /// The report of `streams` (each one release's events, in order) over `period`. Pure.
+    /// Streams that do not start with a registration are ignored.
+    pub fn from_streams(streams: &[Vec<Event>], period: Period, options: &ReportOptions) -> Self {
+        let mut pipelines: BTreeMap<String, PipelineAcc> = BTreeMap::new();
+        for events in streams {
+            let events: Vec<&Event> = events.iter().filter(|e| e.at < period.to).collect();
+            let Some(EventBody::Registered {
+                release,
+                pipeline,
+                pipeline_version,
+                ..
+            }) = events.first().map(|e| &e.body)
+            else {
+                continue;
+            };
+            let acc = pipelines.entry(pipeline.to_string()).or_default();
+            acc.versions.insert(pipeline_version.clone());
+            let registered_at = events.first().map_or(period.from, |e| e.at);
+            let id = release.id();
+            let name = release.name().to_owned();
+            let committed = release.source().committed_at;
+            let is_prod = |s: &str| options.production_stages.contains(s);
+            let mut open_requests: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+            let mut deployment_index: BTreeMap<String, usize> = BTreeMap::new();
+            let mut overrides_by_stage: BTreeMap<String, u64> = BTreeMap::new();
+            for (position, e) in events.iter().enumerate() {
+                let inside = period.contains(e.at);
+                if let EventBody::PipelineVersionAdopted { to, .. } = &e.body {
+                    acc.versions.insert(to.clone());
+                }
+                let Some(stage) = e.body.stage().map(|s| s.to_string()) else {
+                    continue;
+                };
+                let rank = acc.stage_rank.entry(stage.clone()).or_insert(position);
+                *rank = (*rank).min(position);
+                let prod = is_prod(&stage);
+                match &e.body {
+                    EventBody::GateEvaluated {
+                        phase,
+                        gate,
+                        outcome,
+                        evidence_digest,
+                        evidence,
+                        ..
+                    } => {
+                        let key = (stage.clone(), phase_label(*phase), gate.to_string());
+                        if inside {
+                            let g = acc.gates.entry(key.clone()).or_insert_with(|| GateStats {
+                                stage: key.0.clone(),
+                                phase: key.1.clone(),
+                                gate: key.2.clone(),
+                                evaluations: 0,
+                                passed: 0,
+                                failed: 0,
+                                inconclusive: 0,
+                                errors: 0,
+                                pending: 0,
+                                pass_rate: None,
+                            });
+                            g.evaluations += 1;
+                            match outcome {
+                                Outcome::Pass => g.passed += 1,
+                                Outcome::Fail => g.failed += 1,
+                                Outcome::Inconclusive => g.inconclusive += 1,
+                                Outcome::Pending { .. } => g.pending += 1,
+                                Outcome::Error { .. } => g.errors += 1,
+                            }
+                            if matches!(
+                                outcome,
+                                Outcome::Pass | Outcome::Fail | Outcome::Inconclusive
+                            ) {
+                                let day = acc.verdicts_by_day.entry(e.at.date_naive()).or_default();
+                                day.1 += 1;
+                                if *outcome == Outcome::Pass {
+                                    day.0 += 1;
+                                }
+                            }
+                        }
+                        // Later wins; at the same instant, the larger release id (so the result does not
+                        // depend on the order streams are read in).
+                        let newer = acc
+                            .latest
+                            .get(&key)
+                            .is_none_or(|v| (v.at, v.release) <= (e.at, id));
+                        if newer {
+                            acc.latest.insert(
+                                key.clone(),
+                                GateVerdict {
+                                    stage: key.0,
+                                    phase: key.1,
+                                    gate: key.2,
+                                    outcome: outcome_label(outcome).to_owned(),
+                                    error: match outcome {
+                                        Outcome::Error { message } => Some(message.clone()),
+                                        _ => None,
+                                    },
+                                    summary: evidence.as_ref().map(|v| v.summary.clone()),
+                                    producer: evidence.as_ref().map(|v| v.producer.clone()),
+                                    evidence_digest: *evidence_digest,
+                                    attachments: evidence
+                                        .as_ref()
+                                        .map_or(0, |v| v.attachments.len() as u64),
+                                    at: e.at,
+                                    release: id,
+                                    release_name: name.clone(),
+                                    overridden_by: None,
+                                },
+                            );
+                        }
+                    }
+                    EventBody::GateOverridden {
+                        phase,
+                        gate,
+                        principal,
+                        justification,
+                        overridden,
+                        ..
+                    } => {
+                        *overrides_by_stage.entry(stage.clone()).or_default() += 1;
+                        let key = (stage.clone(), phase_label(*phase), gate.to_string());
+                        if let Some(v) = acc.latest.get_mut(&key) {
+                            if v.release == id {
+                                v.overridden_by = Some(principal.id.to_string());
+                            }
+                        }
+                        if inside {
+                            acc.overrides.push(OverrideEntry {
+                                release: id,
+                                release_name: name.clone(),
+                                stage: stage.clone(),
+                                phase: phase_label(*phase),
+                                gate: gate.to_string(),
+                                principal: principal.id.to_string(),
+                                groups: principal.groups.iter().map(ToString::to_string).collect(),
+                                at: e.at,
+                                justification: justification.clone(),
+                                overridden: overridden.to_string(),
+                            });
+                        }
+                    }
+                    EventBody::ApprovalRequested { .. } => {
+                        open_requests.entry(stage.clone()).or_insert(e.at);
+                    }
+                    EventBody::StageScheduled { .. }
+                    | EventBody::ApprovalRejected { .. }
+                    | EventBody::StageAborted { .. } => {
+                        if let Some(requested) = open_requests.remove(&stage) {
+                            if period.contains(requested) {
+                                acc.approval_waits.push(seconds(requested, e.at));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                match &e.body {
+                    EventBody::ApprovalGiven {
+                        principal,
+                        comment,
+                        binding,
+                        ..
+                    } if inside => acc.approvals.push(ApprovalEntry {
+                        release: id,
+                        release_name: name.clone(),
+                        stage: stage.clone(),
+                        decision: "approved".into(),
+                        principal: principal.id.to_string(),
+                        groups: principal.groups.iter().map(ToString::to_string).collect(),
+                        at: e.at,
+                        comment: comment.clone(),
+                        evidence_digest: Some(binding.evidence_digest),
+                        pipeline_version: Some(binding.pipeline_version.clone()),
+                    }),
+                    EventBody::ApprovalRejected {
+                        principal, comment, ..
+                    } if inside => acc.approvals.push(ApprovalEntry {
+                        release: id,
+                        release_name: name.clone(),
+                        stage: stage.clone(),
+                        decision: "rejected".into(),
+                        principal: principal.id.to_string(),
+                        groups: principal.groups.iter().map(ToString::to_string).collect(),
+                        at: e.at,
+                        comment: comment.clone(),
+                        evidence_digest: None,
+                        pipeline_version: None,
+                    }),
+                    _ => {}
+                }
+                if !prod {
+                    continue;
+                }
+                match &e.body {
+                    EventBody::StepDeployed { .. } | EventBody::DeploymentFailed { .. }
+                        if !deployment_index.contains_key(&stage) =>
+                    {
+                        deployment_index.insert(stage.clone(), acc.deployments.len());
+                        acc.deployments.push(Deployment {
+                            release: id,
+                            release_name: name.clone(),
+                            stage: stage.clone(),
+                            started: e.at,
+                            failure: None,
+                        });
+                    }
+                    _ => {}
+                }
+                let failure = match &e.body {
+                    EventBody::PhaseFailed { phase, reason, .. } if *phase != PhaseId::Entry => {
+                        Some(reason.to_string())
+                    }
+                    EventBody::DeploymentFailed { error, .. } => {
+                        Some(format!("deployment failed: {error}"))
+                    }
+                    EventBody::RollbackStarted { reason, .. } => {
+                        Some(format!("rollback: {reason}"))
+                    }
+                    _ => None,
+                };
+                if let (Some(what), Some(&i)) = (failure, deployment_index.get(&stage)) {
+                    if let Some(d) = acc.deployments.get_mut(i) {
+                        if d.failure.is_none() {
+                            d.failure = Some((e.at, what));
+                        }
+                    }
+                }
+                if let EventBody::StagePromoted { .. } = &e.body {
+                    acc.promotions.push((
+                        e.at,
+                        stage.clone(),
+                        name.clone(),
+                        seconds(committed, e.at),
+                    ));
+                }
+            }
+            acc.approvals_pending += open_requests.len() as u64;
+            let state = ReleaseState::replay(events.iter().copied());
+            acc.releases.push((
+                registered_at,
+                ReleaseRow {
+                    release: id,
+                    name,
+                    commit: release.source().commit.clone(),
+                    committed_at: committed,
+                    registered_at,
+                    stages: Vec::new(),
+                    compliance: Compliance::InProgress,
+                    overrides: overrides_by_stage.values().sum(),
+                },
+            ));
+            if let Some((_, row)) = acc.releases.last_mut() {
+                let mut cells: Vec<StageCell> = state
+                    .stages
+                    .iter()
+                    .map(|(s, st)| StageCell {
+                        stage: s.to_string(),
+                        status: st.status.label().to_owned(),
+                        overrides: overrides_by_stage.get(s.as_str()).copied().unwrap_or(0),
+                    })
+                    .collect();
+                cells.sort_by(|a, b| a.stage.cmp(&b.stage));
+                row.stages = cells;
+                row.compliance = compliance(&state, row.overrides, options);
+            }
+        }
+        Report {
+            period,
+            pipelines: pipelines
+                .into_iter()
+                .map(|(name, acc)| finish(name, acc, period, options))
+                .collect(),
+        }
+    }
+}
+
+fn compliance(state: &ReleaseState, overrides: u64, options: &ReportOptions) -> Compliance {
+    let blocked = state.stages.values().any(|s| {
+        matches!(
+            s.status,
+            StageStatus::Failed
+                | StageStatus::Rejected
+                | StageStatus::Aborted
+                | StageStatus::RolledBack
+                | StageStatus::RollingBack
+        )
+    });
+    if blocked {
+        Compliance::Blocked
+    } else if overrides > 0 {
+        Compliance::Exception
+    } else if state.stages.iter().any(|(name, s)| {
+        options.production_stages.contains(name.as_str()) && s.status == StageStatus::Promoted
+    }) {
+        Compliance::Compliant
+    } else {
+        Compliance::InProgress
+    }
+}
+
+fn finish(
+    name: String,
+    acc: PipelineAcc,
+    period: Period,
+    options: &ReportOptions,
+) -> PipelineReport {
+    let mut stages: Vec<(usize, String)> = acc
+        .stage_rank
+        .iter()
+        .map(|(s, r)| (*r, s.clone()))
+        .collect();
+    stages.sort();
+    let stages: Vec<String> = stages.into_iter().map(|(_, s)| s).collect();
+    let production_stages: Vec<String> = stages
+        .iter()
+        .filter(|s| options.production_stages.contains(s.as_str()))
+        .cloned()
+        .collect();
+
+    // Deployment frequency and lead time: promotions inside the period.
+    let mut promotions: Vec<&(DateTime<Utc>, String, String, f64)> = acc
+        .promotions
+        .iter()
+        .filter(|p| period.contains(p.0))
+        .collect();
+    promotions.sort_by(|a, b| (a.0, &a.2, &a.1).cmp(&(b.0, &b.2, &b.1)));
+    let lead: Vec<f64> = promotions.iter().map(|p| p.3).collect();
+    let count = promotions.len() as u64;
+    let per_day = count as f64 / period.days();
+
+    // Change failure rate and time to restore.
+    let deployments: Vec<&Deployment> = acc
+        .deployments
+        .iter()
+        .filter(|d| period.contains(d.started))
+        .collect();
+    let failed = deployments.iter().filter(|d| d.failure.is_some()).count() as u64;
+    let mut restores = Vec::new();
+    let mut failures = Vec::new();
+    let mut unrestored = 0;
+    let mut all_failures: Vec<&Deployment> = acc
+        .deployments
+        .iter()
+        .filter(|d| {
+            d.failure
+                .as_ref()
+                .is_some_and(|(at, _)| period.contains(*at))
+        })
+        .collect();
+    all_failures.sort_by(|a, b| {
+        (a.failure.as_ref().map(|f| f.0), a.release)
+            .cmp(&(b.failure.as_ref().map(|f| f.0), b.release))
+    });
+    for d in all_failures {
+        let Some((at, what)) = &d.failure else {
+            continue;
+        };
+        let restore = acc
+            .promotions
+            .iter()
+            .filter(|p| p.1 == d.stage && p.0 > *at)
+            .min_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+        match restore {
+            Some(p) => restores.push(seconds(*at, p.0)),
+            None => unrestored += 1,
+        }
+        failures.push(FailureEntry {
+            release: d.release,
+            release_name: d.release_name.clone(),
+            stage: d.stage.clone(),
+            failed_at: *at,
+            what: what.clone(),
+            restored_at: restore.map(|p| p.0),
+            restored_by: restore.map(|p| p.2.clone()),
+        });
+    }
+
+    let mut gates: Vec<GateStats> = acc.gates.into_values().collect();
+    for g in &mut gates {
+        let verdicts = g.passed + g.failed + g.inconclusive;
+        g.pass_rate = (verdicts > 0).then(|| g.passed as f64 / verdicts as f64);
+    }
+    let rank = |s: &str| stages.iter().position(|x| x == s).unwrap_or(usize::MAX);
+    gates.sort_by(|a, b| {
+        (rank(&a.stage), &a.phase, &a.gate).cmp(&(rank(&b.stage), &b.phase, &b.gate))
+    });
+    let mut latest: Vec<GateVerdict> = acc.latest.into_values().collect();
+    latest.sort_by(|a, b| {
+        (rank(&a.stage), &a.phase, &a.gate).cmp(&(rank(&b.stage), &b.phase, &b.gate))
+    });
+
+    let mut releases = acc.releases;
+    releases.sort_by(|a, b| (b.0, &a.1.name, a.1.release).cmp(&(a.0, &b.1.name, b.1.release)));
+    let releases_total = releases.len() as u64;
+    let mut releases: Vec<ReleaseRow> = releases
+        .into_iter()
+        .take(options.recent_releases)
+        .map(|(_, r)| r)
+        .collect();
+    for r in &mut releases {
+        r.stages.sort_by_key(|c| rank(&c.stage));
+    }
+
+    let mut approvals = acc.approvals;
+    approvals.sort_by(|a, b| {
+        (a.at, a.release, &a.stage, &a.principal).cmp(&(b.at, b.release, &b.stage, &b.principal))
+    });
+    let mut overrides = acc.overrides;
+    overrides.sort_by(|a, b| {
+        (a.at, a.release, &a.stage, &a.gate).cmp(&(b.at, b.release, &b.stage, &b.gate))
+    });
+
+    PipelineReport {
+        pipeline: name,
+        versions: acc.versions.into_iter().collect(),
+        stages,
+        production_stages,
+        releases_total,
+        dora: Dora {
+            production_promotions: count,
+            deployments_per_day: per_day,
+            deployments_per_week: per_day * 7.0,
+            lead_time: DurationStats::of(&lead),
+            production_deployments: deployments.len() as u64,
+            failed_deployments: failed,
+            change_failure_rate: (!deployments.is_empty())
+                .then(|| failed as f64 / deployments.len() as f64),
+            time_to_restore: DurationStats::of(&restores),
+            unrestored_failures: unrestored,
+            failures,
+        },
+        gates,
+        latest_verdicts: latest,
+        approval_wait: DurationStats::of(&acc.approval_waits),
+        approvals_pending: acc.approvals_pending,
+        approvals,
+        overrides,
+        releases,
+        lead_times: promotions
+            .iter()
+            .map(|p| LeadTimePoint {
+                at: p.0,
+                release_name: p.2.clone(),
+                seconds: p.3,
+            })
+            .collect(),
+        pass_rates: buckets(&acc.verdicts_by_day, period),
+    }
+}
+
+/// Verdicts per day, or per week for periods longer than 62 days.
+fn buckets(by_day: &BTreeMap<NaiveDate, (u64, u64)>, period: Period) -> Vec<PassRatePoint> {
+    let first = period.from.date_naive();
+    let last = (period.to - ChronoDuration::nanoseconds(1)).date_naive();
+    let span = (last - first).num_days().max(0) + 1;
+    let days: u32 = if span > 62 { 7 } else { 1 };
+    let mut out = Vec::new();
+    let mut day = first;
+    while day <= last {
+        let end = day + ChronoDuration::days(i64::from(days));
+        let (passed, verdicts) = by_day
+            .range(day..end)
+            .fold((0, 0), |(p, v), (_, (dp, dv))| (p + dp, v + dv));
+        out.push(PassRatePoint {
+            day,
+            days,
+            passed,
+            verdicts,
+        });
+        day = end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_use_the_documented_definitions() {
+        let s = DurationStats::of(&[4.0, 1.0, 3.0, 2.0]).unwrap();
+        assert_eq!(s.count, 4);
+        assert_eq!(s.median_seconds, 2.5); // mean of the two middle values
+        assert_eq!(s.p90_seconds, 4.0); // ceil(3.6) = 4th smallest
+        assert_eq!(s.min_seconds, 1.0);
+        assert_eq!(s.max_seconds, 4.0);
+        assert_eq!(s.mean_seconds, 2.5);
+        let odd = DurationStats::of(&[10.0, 30.0, 20.0]).unwrap();
+        assert_eq!(odd.median_seconds, 20.0);
+        assert_eq!(odd.p90_seconds, 30.0); // ceil(2.7) = 3rd
+        let ten: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(DurationStats::of(&ten).unwrap().p90_seconds, 9.0); // 9th of 10
+        assert_eq!(DurationStats::of(&[7.0]).unwrap().p90_seconds, 7.0);
+        assert!(DurationStats::of(&[]).is_none());
+    }
+
+    #[test]
+    fn periods_must_not_be_empty() {
+        let t: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
+        assert!(matches!(
+            Period::new(t, t),
+            Err(ReportError::EmptyPeriod { .. })
+        ));
+        let p = Period::days_until(t, 7).unwrap();
+        assert_eq!(p.days(), 7.0);
+        assert!(p.contains(p.from));
+        assert!(!p.contains(p.to));
+    }
+
+    #[test]
+    fn long_periods_bucket_by_week() {
+        let to: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
+        let mut by_day = BTreeMap::new();
+        by_day.insert(to.date_naive() - ChronoDuration::days(1), (1, 2));
+        let short = buckets(&by_day, Period::days_until(to, 7).unwrap());
+        assert_eq!(short.len(), 7);
+        assert_eq!(short.last().map(|b| (b.passed, b.verdicts)), Some((1, 2)));
+        let long = buckets(&by_day, Period::days_until(to, 70).unwrap());
+        assert_eq!(long.len(), 10);
+        assert!(long.iter().all(|b| b.days == 7));
+        assert_eq!(long.iter().map(|b| b.verdicts).sum::<u64>(), 2);
+    }
+}
