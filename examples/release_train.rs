@@ -8,7 +8,13 @@
 //!
 //! By default every event goes to a tamper-evident SQLite audit log,
 //! `target/release-train/audit.db`, with signed checkpoints; the example verifies it at the end
-//! and prints the command that verifies it again offline.
+//! and prints the command that verifies it again offline. It then writes what an auditor and
+//! leadership get from that log: the release's **evidence pack**
+//! (`target/release-train/evidence-pack/` and `evidence-pack.tar`: the log entries with
+//! inclusion proofs against a signed checkpoint, a signed in-toto attestation per stage
+//! decision and test report, and the files the gates read), verified offline on the spot with
+//! the command it prints; and the **release-readiness page** (`readiness.html`, one
+//! self-contained file) with its data as JSON (`readiness.json`).
 //!
 //! What is real here and what is a stand-in:
 //! - the engine, the state machine, the approval rules and the event log are the library's own;
@@ -71,7 +77,7 @@ mod attestations;
 mod simulated_prometheus;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -863,6 +869,7 @@ async fn run() -> Result<(), Error> {
             audit_path.display(),
             audit_dir.join("audit.vkey").display()
         );
+        evidence(audit, &id, &audit_dir, clock.now()).await?;
     }
     let production = state.status("production");
     if fail_canary {
@@ -890,6 +897,81 @@ async fn run() -> Result<(), Error> {
     } else {
         println!("release {} is promoted to production", id.short());
     }
+    Ok(())
+}
+
+/// What an auditor and leadership get from the log: the release's evidence pack (verified here
+/// as an auditor would, offline), and the release-readiness page with its data as JSON.
+async fn evidence(
+    audit: &AuditStore,
+    id: &ReleaseId,
+    dir: &Path,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Error> {
+    use promotion::evidence::{
+        render_html, verify_pack, AttestationSigner, EvidencePack, ExportOptions,
+        MemoryAttachments, Period, Report,
+    };
+    // The files the gates read are the pack's attachments (the log holds their digests).
+    let mut attachments = MemoryAttachments::new();
+    let mut pending = vec![PathBuf::from(DATA), dir.join("attestations")];
+    while let Some(path) = pending.pop() {
+        for entry in std::fs::read_dir(&path)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                attachments.insert_file(&path)?;
+            }
+        }
+    }
+    // A key per run, as for the checkpoints; a host keeps it in a secret store.
+    let signer = AttestationSigner::generate()?;
+    let key_file = dir.join("attestation.pub.pem");
+    std::fs::write(&key_file, signer.verifier().public_key_pem()?)?;
+    let pack_dir = dir.join("evidence-pack");
+    if pack_dir.exists() {
+        std::fs::remove_dir_all(&pack_dir)?;
+    }
+    let options = ExportOptions {
+        attachments: Some(&attachments),
+        archive: Some(dir.join("evidence-pack.tar")),
+        ..ExportOptions::default()
+    };
+    let summary = EvidencePack::export_with(audit, id, &signer, &pack_dir, &options).await?;
+    let checkpoint_key = audit
+        .verifier()
+        .ok_or("the audit log signs no checkpoints")?;
+    let checked = verify_pack(&pack_dir, checkpoint_key, &signer.verifier())?;
+    println!(
+        "evidence pack: {} ({} log entries with inclusion proofs, {} attestations, {} attachments) verified offline",
+        pack_dir.display(),
+        checked.entries,
+        checked.attestations.len(),
+        checked.attachments
+    );
+    if let Some(archive) = &summary.archive {
+        println!(
+            "verify it again: cargo run --example verify_pack -- {} --checkpoint-key-file {} --attestation-key-file {}",
+            archive.display(),
+            dir.join("audit.vkey").display(),
+            key_file.display()
+        );
+    }
+    // The week up to now, inclusive (a period's end is exclusive).
+    let end = now + chrono::Duration::seconds(1);
+    let report = Report::from_store(audit, Period::days_until(end, 7)?).await?;
+    let page = dir.join("readiness.html");
+    std::fs::write(&page, render_html(&report))?;
+    std::fs::write(
+        dir.join("readiness.json"),
+        serde_json::to_vec_pretty(&report)?,
+    )?;
+    println!(
+        "release-readiness page: {} (data: {})",
+        page.display(),
+        dir.join("readiness.json").display()
+    );
     Ok(())
 }
 
