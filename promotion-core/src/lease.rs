@@ -11,7 +11,7 @@
 //! - [`EventStore::append_fenced`](crate::EventStore::append_fenced) appends only if, inside
 //!   the append's own transaction, the lease is still held by the same holder with the same
 //!   token and has not expired. Otherwise it appends nothing and returns
-//!   [`StoreError::Fenced`](crate::StoreError::Fenced): a replica that stalled past its lease
+//!   [`StoreError::Fenced`]: a replica that stalled past its lease
 //!   (a long GC pause, a partition) cannot record anything once another may have taken over.
 //! - Expiry is measured by the store's clock. Backends shared by several machines use one
 //!   clock for everyone (PostgreSQL uses the database server's), so replicas' clock skew does
