@@ -2837,7 +2837,7 @@ impl fmt::Display for EventBody {
                 initiator,
             } => write!(
                 f,
-                "release `{}` ({}) registered in pipeline {pipeline} v{pipeline_version} by {}",
+                "release `{}` ({}) registered in pipeline {pipeline} version {pipeline_version} by {}",
                 release.name(),
                 release.id().short(),
                 initiator.id

@@ -1,0 +1,100 @@
+//! `promote init`: a starter template, a service file using it, and a release manifest.
+
+/// The starter template, written to `templates/web-service.toml`.
+pub(crate) const TEMPLATE: &str = r#"# A pipeline template: one definition for many services.
+# Parameters are typed; `{{ name }}` in any string value is replaced by their values, and
+# `{{ service }}` by the service's name.
+
+[template]
+name = "web-service"
+version = "1.0.0"
+description = "build, staging and production, with approvals and a soak"
+
+[params.approvers]
+type = "string"
+default = "qa"
+description = "the group whose member approves staging"
+
+[params.soak]
+type = "duration"
+default = "1m"
+description = "how long production must stay healthy before the release counts as promoted"
+
+[params.weights]
+type = "list"
+items = "integer"
+default = [50, 100]
+description = "production rollout steps, in percent"
+
+[[stages]]
+name = "build"
+
+[[stages.gates]]
+kind = "process"
+name = "{{ service }}-smoke"
+program = "sh"
+args = ["-c", "test -n \"$PROMOTION_COMMIT\" && echo \"release {PROMOTION_RELEASE_NAME} built from $PROMOTION_COMMIT\""]
+timeout = "1m"
+
+[[stages]]
+name = "staging"
+after = ["build"]
+approval = "1 of {{ approvers }}"
+
+[[stages]]
+name = "production"
+after = ["staging"]
+soak = "{{ soak }}"
+rollout = { weights = "{{ weights }}" }
+
+[stages.approval]
+rule = "1 of sre AND 1 of security"
+expires = "24h"
+
+[stages.window]
+windows = [{ name = "any time", days = ["mon-sun"], start = "00:00", end = "24:00", zone = "UTC" }]
+"#;
+
+/// The starter service file.
+pub(crate) fn service(name: &str) -> String {
+    format!(
+        r#"# Which template this service uses, with which parameters, deployed how.
+
+# Record only: nothing is deployed. For a real deployment, replace this line with
+#   [deploy]
+#   command = ["./deploy.sh"]   # runs per rollout step with PROMOTION_STAGE, PROMOTION_WEIGHT, …
+#   timeout = "15m"
+deploy = "none"
+
+[service]
+name = "{name}"
+version = "1"
+
+[template]
+name = "web-service"
+version = "1.0.0"
+dir = "templates"
+
+[params]
+approvers = "qa"
+soak = "1m"
+"#
+    )
+}
+
+/// A release manifest to start from.
+pub(crate) fn manifest(name: &str) -> String {
+    format!(
+        r#"# A release: `promote register --manifest release.toml`.
+name = "{name} 1.0.0"
+repository = "git@example.com:{name}"
+commit = "9fceb02d0ae598e95dc970b74767f19372d61af8"
+builder = "ci"
+contributors = ["dana"]
+
+[[artifacts]]
+name = "image"
+digest = "sha256:6a1f0e1c53b1d6e0b0c1c3e6c8f3b1f7a1a4c2d9e8f7b6a5c4d3e2f1a0b9c8d7"
+"#
+    )
+}

@@ -1,0 +1,802 @@
+//! The real `promote` binary, end to end, on templates in a temporary directory. Commands
+//! run from the directory above the service's, to show that paths are resolved against the
+//! service file and not the working directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const JUNIT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites tests="3" failures="0" errors="0">
+  <testsuite name="unit" tests="3" failures="0" errors="0" skipped="0">
+    <testcase classname="cart" name="adds" time="0.01"/>
+    <testcase classname="cart" name="removes" time="0.01"/>
+    <testcase classname="cart" name="totals" time="0.01"/>
+  </testsuite>
+</testsuites>
+"#;
+
+const TEMPLATE: &str = r#"[template]
+name = "web-service"
+version = "1.0.0"
+
+[params.min_tests]
+type = "integer"
+default = 1
+
+[params.approvers]
+type = "string"
+
+[params.smoke_exit]
+type = "integer"
+default = 0
+
+[pipeline]
+break_glass = ["incident-commanders"]
+
+[[stages]]
+name = "build"
+
+[[stages.gates]]
+kind = "test-report"
+name = "{{ service }}-unit-tests"
+files = ["reports/junit.xml"]
+min_tests = "{{ min_tests }}"
+
+[[stages.gates]]
+kind = "process"
+name = "smoke"
+program = "sh"
+args = ["-c", "exit {{ smoke_exit }}"]
+timeout = "30s"
+
+[[stages]]
+name = "prod"
+after = ["build"]
+approval = "1 of sre AND 1 of {{ approvers }}"
+rollout = { weights = [50, 100] }
+
+[[stages.verification]]
+kind = "process"
+name = "verify"
+program = "true"
+"#;
+
+const SERVICE: &str = r#"[service]
+name = "checkout"
+version = "1"
+
+[template]
+name = "web-service"
+version = "1.0.0"
+dir = "templates"
+
+[params]
+approvers = "security"
+
+[deploy]
+command = ["sh", "-c", "echo \"$PROMOTION_ACTION $PROMOTION_STAGE $PROMOTION_WEIGHT $PROMOTION_RELEASE_NAME\" >> deploy.log"]
+timeout = "1m"
+"#;
+
+const MANIFEST: &str = r#"name = "checkout 1.4.2"
+repository = "git@example.com:shop/checkout"
+commit = "9fceb02d0ae598e95dc970b74767f19372d61af8"
+committed_at = 2026-01-05T09:00:00Z
+builder = "ci.example.com/pipelines/88213"
+contributors = ["dana"]
+
+[[artifacts]]
+name = "image"
+digest = "sha256:6a1f0e1c53b1d6e0b0c1c3e6c8f3b1f7a1a4c2d9e8f7b6a5c4d3e2f1a0b9c8d7"
+"#;
+
+struct Sandbox {
+    root: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let s = Sandbox {
+            root: tempfile::tempdir().unwrap(),
+        };
+        s.write("svc/templates/web-service.toml", TEMPLATE);
+        s.write("svc/promotion.toml", SERVICE);
+        s.write("svc/reports/junit.xml", JUNIT);
+        s.write("release.toml", MANIFEST);
+        s
+    }
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_default()
+    }
+    /// Runs `promote -f svc/promotion.toml <args>` in the sandbox's root.
+    fn promote(&self, args: &[&str]) -> Run {
+        self.promote_in(self.root.path(), &["-f", "svc/promotion.toml"], args)
+    }
+    fn promote_in(&self, cwd: &Path, pre: &[&str], args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_promote"));
+        cmd.current_dir(cwd).args(pre).args(args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("PROMOTION_") {
+                cmd.env_remove(k);
+            }
+        }
+        Run(cmd.output().unwrap())
+    }
+}
+
+struct Run(Output);
+
+impl Run {
+    fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    #[track_caller]
+    fn expect(self, code: i32) -> Run {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| panic!("{e}: not JSON: {}", self.stdout()))
+    }
+}
+
+/// Line and column (1-based) of `needle` in `text`, plus `skip` characters.
+fn pos(text: &str, needle: &str, skip: usize) -> String {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} not in text"));
+    let line = text[..at].matches('\n').count() + 1;
+    let col = text[..at].rsplit('\n').next().unwrap().chars().count() + 1 + skip;
+    format!("{line}:{col}")
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    let s = Sandbox::new();
+    let out = s.promote(&["--help"]).expect(0).stdout();
+    for line in [
+        "0  ok",
+        "1  refused or failed",
+        "2  usage or validation error",
+        "3  store or I/O error",
+        "4  waiting for a human",
+        "5  waiting for a time",
+    ] {
+        assert!(out.contains(line), "{line} missing from --help:\n{out}");
+    }
+    s.promote(&["frobnicate"]).expect(2);
+}
+
+#[test]
+fn validation_errors_name_file_line_and_column() {
+    let s = Sandbox::new();
+    let t = "svc/templates/web-service.toml";
+    let svc = "svc/promotion.toml";
+    // (file, replace this, by this, where the error is in the edited file, skip, expected text)
+    let cases: [(&str, &str, &str, &str, usize, &str); 11] = [
+        (
+            t,
+            "kind = \"process\"",
+            "kind = \"shell\"",
+            "kind = \"shell\"",
+            7,
+            "stage `build`: unknown gate kind `shell`; known kinds: canary, change-record, config-baseline, deployment-window, metric, perf-budget, policy, process, reproducibility, signature, test-report, vulnerabilities, webhook",
+        ),
+        (
+            svc,
+            "approvers = \"security\"\n",
+            "",
+            "[params]",
+            0,
+            "missing parameter `approvers`: template web-service@1.0.0 requires a value of type string",
+        ),
+        (
+            t,
+            "name = \"build\"\n",
+            "name = \"build\"\nafter = [\"prod\"]\n",
+            "after = [\"build\"]",
+            8,
+            "stages form a cycle: prod -> build -> prod",
+        ),
+        (
+            t,
+            "approval = \"1 of sre",
+            "approval = \"0 of sre",
+            "approval = \"0 of sre",
+            11,
+            "stage `prod`: approval rule `(0 of sre AND 1 of security)` can never be met: a quorum of 0 from `sre` approves nothing",
+        ),
+        (
+            t,
+            "timeout = \"30s\"",
+            "timeout = \"30 secs-ish\"",
+            "timeout = \"30 secs-ish\"",
+            10,
+            "stage `build`, gate `smoke` (process): `stages[0].gates[1].timeout`: invalid duration `30 secs-ish`",
+        ),
+        (
+            t,
+            "program = \"true\"",
+            "program = \"true\"\nretries = 3",
+            "retries = 3",
+            0,
+            "stage `prod`, gate `verify` (process): `stages[1].verification[0].retries`: unknown field `retries`, expected one of `program`",
+        ),
+        (
+            t,
+            "[[stages]]\nname = \"prod\"",
+            "[[stages]]\nname = \"prod\"\nsoke = \"2h\"",
+            "soke",
+            0,
+            "stage `prod`: `stages[1].soke`: unknown field `soke`",
+        ),
+        (
+            t,
+            "1 of sre AND",
+            "1 of sre ANDD",
+            "ANDD",
+            0,
+            "stage `prod`: approval rule `1 of sre ANDD 1 of security`: expected `AND`, `OR` or the end of the rule, found `ANDD`",
+        ),
+        (
+            svc,
+            "approvers = \"security\"",
+            "approvers = 7",
+            "approvers = 7",
+            12,
+            "parameter `approvers` (type string): expected a string, found an integer",
+        ),
+        (
+            svc,
+            "approvers = \"security\"",
+            "approvers = \"security\"\nsmoke_exits = 1",
+            "smoke_exits",
+            0,
+            "unknown parameter `smoke_exits`: template web-service@1.0.0 does not declare it; it declares: approvers, min_tests, smoke_exit",
+        ),
+        (
+            t,
+            "{{ min_tests }}",
+            "{{ min_test }}",
+            "{{ min_test }}",
+            0,
+            "unknown parameter `min_test` in `{{ min_test }}`; declared parameters: approvers, min_tests, service, smoke_exit",
+        ),
+    ];
+    for (file, from, to, needle, skip, expected) in cases {
+        let original = s.read(file);
+        assert!(original.contains(from), "{from} not in {file}");
+        let edited = original.replacen(from, to, 1);
+        s.write(file, &edited);
+        let at = pos(&edited, needle, skip);
+        let run = s.promote(&["validate"]).expect(2);
+        let err = run.stderr();
+        let prefix = format!("promote: {}:{at}: ", Path::new(file).display());
+        assert!(err.starts_with(&prefix), "expected {prefix} in:\n{err}");
+        assert!(err.contains(expected), "expected `{expected}` in:\n{err}");
+        // the same as JSON, on standard output
+        let j = s.promote(&["validate", "--json"]).expect(2).json();
+        assert_eq!(j["ok"], false);
+        assert_eq!(j["error"]["file"], file);
+        assert_eq!(
+            format!("{}:{}", j["error"]["line"], j["error"]["column"]),
+            at,
+            "{j}"
+        );
+        s.write(file, &original);
+    }
+    s.promote(&["validate"]).expect(0);
+}
+
+#[test]
+fn a_full_promotion_with_two_approvers() {
+    let s = Sandbox::new();
+    let v = s.promote(&["validate", "--json"]).expect(0).json();
+    assert_eq!(v["pipeline"], "checkout");
+    let version = v["version"].as_str().unwrap().to_owned();
+    assert!(
+        version.starts_with("checkout@1 (template web-service@1.0.0 sha256:"),
+        "{version}"
+    );
+    assert_eq!(v["stages"][1]["approval"], "(1 of sre AND 1 of security)");
+
+    let out = s
+        .promote(&[
+            "register",
+            "--manifest",
+            "release.toml",
+            "--as",
+            "ci-bot",
+            "--groups",
+            "ci",
+        ])
+        .expect(0)
+        .stdout();
+    assert!(out.contains("registered sha256:"), "{out}");
+    // the state directory is beside the service file
+    assert!(s.path("svc/.promotion/audit.db").exists());
+    assert!(s.path("svc/.promotion/checkpoint.key").exists());
+    assert!(s.path("svc/.promotion/checkpoint.vkey").exists());
+    // registering it again is refused
+    s.promote(&["register", "--manifest", "release.toml", "--as", "ci-bot"])
+        .expect(1);
+
+    let run = s.promote(&["run", "latest"]).expect(4);
+    assert!(
+        run.stdout()
+            .contains("waiting for prod: approval (1 of sre AND 1 of security)"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stderr()
+            .contains("ok build / entry / checkout-unit-tests: pass"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("ok build / entry / smoke: pass"),
+        "{}",
+        run.stderr()
+    );
+
+    // a contributor may not approve
+    let r = s
+        .promote(&[
+            "approve",
+            "checkout 1.4.2",
+            "prod",
+            "--as",
+            "dana",
+            "--groups",
+            "sre",
+        ])
+        .expect(1);
+    assert!(
+        r.stderr().contains("they contributed to the release"),
+        "{}",
+        r.stderr()
+    );
+
+    s.promote(&[
+        "approve",
+        "latest",
+        "prod",
+        "--as",
+        "alice",
+        "--groups",
+        "sre",
+        "--comment",
+        "checked",
+    ])
+    .expect(0);
+    s.promote(&["advance", "latest"]).expect(4);
+    let status = s.promote(&["status", "--json"]).expect(0).json();
+    assert_eq!(status["releases"][0]["stages"]["prod"], "awaiting_approval");
+    let id = status["releases"][0]["id"].as_str().unwrap().to_owned();
+
+    s.promote(&[
+        "approve",
+        &id[7..19],
+        "prod",
+        "--as",
+        "bob",
+        "--groups",
+        "security",
+    ])
+    .expect(0);
+    let run = s.promote(&["run", "latest"]).expect(0);
+    assert!(run.stdout().contains("PROMOTED"), "{}", run.stdout());
+
+    let status = s.promote(&["status", "--json"]).expect(0).json();
+    assert_eq!(status["releases"][0]["stages"]["build"], "promoted");
+    assert_eq!(status["releases"][0]["stages"]["prod"], "promoted");
+    assert_eq!(status["releases"][0]["pipeline_version"], version.as_str());
+    let table = s.promote(&["status"]).expect(0).stdout();
+    assert!(table.starts_with("RELEASE"), "{table}");
+    assert!(
+        table.contains("checkout 1.4.2  promoted  promoted"),
+        "{table}"
+    );
+
+    // the deploy command ran per step, in the service's directory, with the step in its env
+    assert_eq!(
+        s.read("svc/deploy.log"),
+        "deploy build 100 checkout 1.4.2\ndeploy prod 50 checkout 1.4.2\ndeploy prod 100 checkout 1.4.2\n"
+    );
+
+    let verify = s.promote(&["log", "verify", "--json"]).expect(0).json();
+    assert_eq!(verify["ok"], true);
+    assert_eq!(verify["signature_checked"], true);
+    assert_eq!(verify["streams"], 1);
+
+    // what-if: a stricter template version would have blocked this promotion
+    s.write(
+        "svc/templates/web-service-2.toml",
+        &format!(
+            "{}\n[[stages.verification]]\nkind = \"process\"\nname = \"load-test\"\nprogram = \"true\"\n",
+            TEMPLATE
+                .replace("version = \"1.0.0\"", "version = \"2.0.0\"")
+                .replace("1 of sre AND", "2 of sre AND")
+        ),
+    );
+    let w = s
+        .promote(&["what-if", "--template-version", "2.0.0", "--json"])
+        .expect(1)
+        .json();
+    assert_eq!(w["promotions"], 2);
+    assert_eq!(w["blocked_promotions"], 1);
+    assert_eq!(w["unknown_promotions"], 0);
+    let stages = &w["releases"][0]["stages"];
+    assert_eq!(stages[1]["stage"], "prod");
+    assert_eq!(stages[1]["verdict"], "blocked");
+    let findings = stages[1]["findings"].to_string();
+    assert!(findings.contains("approval_blocks"), "{findings}");
+    assert!(
+        findings.contains("(2 of sre AND 1 of security)"),
+        "{findings}"
+    );
+    assert!(findings.contains("load-test"), "{findings}");
+    let text = s
+        .promote(&["what-if", "--template", "svc/templates/web-service-2.toml"])
+        .expect(1)
+        .stdout();
+    assert!(
+        text.contains("2 recorded promotions in 1 releases: 1 would have been blocked"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "gate `load-test` (verification): no recorded evidence: would have been evaluated"
+        ),
+        "{text}"
+    );
+    // the same template version blocks nothing
+    s.promote(&["what-if", "--template-version", "1.0.0"])
+        .expect(0);
+
+    // an evidence pack, verified offline; any edit is caught
+    let out = s
+        .promote(&[
+            "evidence",
+            "export",
+            "latest",
+            "--out",
+            "pack",
+            "--archive",
+            "pack.tar",
+        ])
+        .expect(0)
+        .stdout();
+    assert!(out.contains("exported checkout 1.4.2"), "{out}");
+    assert!(s.path("svc/.promotion/attestation.pub").exists());
+    let v = s
+        .promote(&["evidence", "verify", "pack", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["release_name"], "checkout 1.4.2");
+    s.promote(&["evidence", "verify", "pack.tar"]).expect(0);
+    let manifest = s.read("pack/manifest.json");
+    s.write(
+        "pack/manifest.json",
+        &manifest.replacen("checkout", "checkouT", 1),
+    );
+    let r = s.promote(&["evidence", "verify", "pack"]).expect(1);
+    assert!(r.stderr().contains("manifest"), "{}", r.stderr());
+    s.promote(&["evidence", "verify", "no-such-pack"]).expect(2);
+
+    // DORA metrics and the readiness page
+    let report = s
+        .promote(&[
+            "report",
+            "--days",
+            "3650",
+            "--json",
+            "--html",
+            "report.html",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(report["pipelines"][0]["pipeline"], "checkout");
+    assert_eq!(report["pipelines"][0]["dora"]["production_promotions"], 1);
+    assert!(s.read("report.html").contains("checkout 1.4.2"));
+    let text = s.promote(&["report", "--days", "3650"]).expect(0).stdout();
+    assert!(
+        text.contains("deployment frequency  1 production promotions"),
+        "{text}"
+    );
+
+    // a rollback: requested, then performed by the next run
+    s.promote(&[
+        "rollback",
+        "latest",
+        "prod",
+        "--as",
+        "alice",
+        "--groups",
+        "sre",
+        "--reason",
+        "error budget burnt",
+    ])
+    .expect(0);
+    s.promote(&["run", "latest"]).expect(1);
+    assert!(s
+        .read("svc/deploy.log")
+        .ends_with("rollback prod 0 checkout 1.4.2\n"));
+    let status = s.promote(&["status", "latest", "--json"]).expect(0).json();
+    assert_eq!(status["releases"][0]["stages"]["prod"], "rolled_back");
+    s.promote(&["log", "verify"]).expect(0);
+}
+
+#[test]
+fn a_failed_gate_and_break_glass() {
+    let s = Sandbox::new();
+    s.write(
+        "svc/promotion.toml",
+        &SERVICE.replace(
+            "approvers = \"security\"",
+            "approvers = \"security\"\nsmoke_exit = 3",
+        ),
+    );
+    s.promote(&["register", "--manifest", "release.toml", "--as", "ci-bot"])
+        .expect(0);
+    let run = s.promote(&["run", "latest"]).expect(1);
+    assert!(
+        run.stderr().contains("XX build / entry / smoke: FAIL"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stdout().contains("build          failed"),
+        "{}",
+        run.stdout()
+    );
+    // only a break-glass group may override, and only with a justification
+    let r = s
+        .promote(&[
+            "override",
+            "latest",
+            "build",
+            "smoke",
+            "--as",
+            "eve",
+            "--groups",
+            "sre",
+            "--justification",
+            "flaky",
+        ])
+        .expect(1);
+    assert!(r.stderr().contains("refused"), "{}", r.stderr());
+    s.promote(&[
+        "override",
+        "latest",
+        "build",
+        "smoke",
+        "--as",
+        "ivan",
+        "--groups",
+        "incident-commanders",
+    ])
+    .expect(2);
+    s.promote(&[
+        "override",
+        "latest",
+        "build",
+        "smoke",
+        "--as",
+        "ivan",
+        "--groups",
+        "incident-commanders",
+        "--justification",
+        "smoke host down; verified by hand",
+    ])
+    .expect(0);
+    let run = s.promote(&["run", "latest"]).expect(4);
+    assert!(
+        run.stdout().contains("build        engine"),
+        "{}",
+        run.stdout()
+    );
+    let status = s.promote(&["status", "latest", "--json"]).expect(0).json();
+    assert_eq!(status["releases"][0]["stages"]["build"], "promoted");
+    // the release waits for prod's approvals: reject ends it
+    s.promote(&[
+        "reject",
+        "latest",
+        "prod",
+        "--as",
+        "alice",
+        "--groups",
+        "sre",
+        "--comment",
+        "no",
+    ])
+    .expect(0);
+    s.promote(&["run", "latest"]).expect(1);
+    s.promote(&[
+        "approve", "latest", "prod", "--as", "bob", "--groups", "security",
+    ])
+    .expect(1);
+}
+
+#[test]
+fn waiting_for_a_time() {
+    let s = Sandbox::new();
+    s.write(
+        "svc/templates/web-service.toml",
+        &TEMPLATE.replace("name = \"build\"\n", "name = \"build\"\nsoak = \"1h\"\n"),
+    );
+    s.promote(&["register", "--manifest", "release.toml"])
+        .expect(0);
+    let run = s.promote(&["run", "latest", "--max-wait", "1s"]).expect(5);
+    assert!(
+        run.stdout().contains("waiting for build: the soak ends at"),
+        "{}",
+        run.stdout()
+    );
+    s.promote(&["advance", "latest"]).expect(5);
+    s.promote(&["status", "nope"]).expect(2);
+    // an abort ends the soak; the next run rolls the stage back
+    s.promote(&[
+        "abort",
+        "latest",
+        "build",
+        "--as",
+        "ops",
+        "--reason",
+        "wrong build",
+    ])
+    .expect(0);
+    s.promote(&["run", "latest"]).expect(1);
+    let status = s.promote(&["status", "--json"]).expect(0).json();
+    let build = status["releases"][0]["stages"]["build"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(build == "aborted" || build == "rolled_back", "{build}");
+    assert!(s.read("svc/deploy.log").contains("rollback build 0"));
+}
+
+#[test]
+fn init_writes_a_starter_that_validates_from_any_directory() {
+    let s = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox { root: s };
+    sandbox
+        .promote_in(
+            sandbox.root.path(),
+            &["-f", "app/promotion.toml"],
+            &["init", "--service", "app"],
+        )
+        .expect(0);
+    sandbox
+        .promote_in(
+            sandbox.root.path(),
+            &["-f", "app/promotion.toml"],
+            &["init"],
+        )
+        .expect(2);
+    let v = sandbox
+        .promote_in(
+            &sandbox.path("app/templates"),
+            &["-f", "../promotion.toml"],
+            &["validate", "--json"],
+        )
+        .expect(0)
+        .json();
+    assert_eq!(v["pipeline"], "app");
+    assert_eq!(v["deploy"], "none (record only)");
+    let out = sandbox
+        .promote_in(
+            &sandbox.path("app"),
+            &[],
+            &["register", "--manifest", "release.toml", "--as", "ci-bot"],
+        )
+        .expect(0)
+        .stdout();
+    assert!(out.contains("registered"), "{out}");
+    let run = sandbox
+        .promote_in(&sandbox.path("app"), &[], &["run", "latest"])
+        .expect(4);
+    assert!(
+        run.stdout()
+            .contains("waiting for staging: approval 1 of qa"),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn postgres_by_url() {
+    let Ok(url) = std::env::var("PROMOTION_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must provide PROMOTION_TEST_POSTGRES_URL"
+        );
+        eprintln!("skipped: PROMOTION_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let schema = format!("promote_cli_{}", std::process::id());
+    let s = Sandbox::new();
+    let db = ["--database", url.as_str(), "--schema", schema.as_str()];
+    let with = |args: &[&str]| -> Vec<String> {
+        db.iter()
+            .chain(args.iter())
+            .map(|a| (*a).to_owned())
+            .collect()
+    };
+    let run = |args: &[&str]| {
+        let a = with(args);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        s.promote(&refs)
+    };
+    run(&["register", "--manifest", "release.toml", "--as", "ci-bot"]).expect(0);
+    run(&["run", "latest"]).expect(4);
+    let status = run(&["status", "--json"]).expect(0).json();
+    assert_eq!(status["releases"][0]["stages"]["prod"], "awaiting_approval");
+    run(&["log", "verify"]).expect(0);
+    assert!(!s.path("svc/.promotion/audit.db").exists());
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+}
+
+/// The README's ten-line pipeline and its commands, as written there.
+#[test]
+fn the_readme_walkthrough_works() {
+    let readme = include_str!("../README.md");
+    let block = |after: &str, lang: &str| -> String {
+        let start = readme
+            .find(after)
+            .unwrap_or_else(|| panic!("{after} not in README"));
+        let rest = &readme[start..];
+        let open = rest.find(&format!("```{lang}\n")).unwrap() + lang.len() + 4;
+        let close = rest[open..].find("```").unwrap();
+        rest[open..open + close].to_owned()
+    };
+    let s = Sandbox::new();
+    s.write("hello.toml", &block("`hello.toml`:", "toml"));
+    s.write("release.toml", &block("`release.toml`", "toml"));
+    let template_lines = block("`hello.toml`:", "toml").lines().count();
+    assert!(template_lines <= 12, "{template_lines} lines");
+    for line in block("Take it through:", "sh").lines() {
+        let (command, comment) = line.split_once('#').unwrap_or((line, ""));
+        let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+        let expected = match comment.trim().strip_prefix("exit ") {
+            Some(rest) => rest[..1].parse().unwrap(),
+            None => 0,
+        };
+        s.promote_in(s.root.path(), &[], &args).expect(expected);
+    }
+    let status = s
+        .promote_in(
+            s.root.path(),
+            &[],
+            &["-f", "hello.toml", "status", "--json"],
+        )
+        .expect(0)
+        .json();
+    assert_eq!(status["releases"][0]["stages"]["production"], "promoted");
+}
