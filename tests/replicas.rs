@@ -306,3 +306,60 @@ fn racing_replicas_promote_every_release_once_and_deploy_every_step_once() {
         eprintln!("{replicas} replicas: deploy calls per replica {by_replica:?}");
     }
 }
+
+/// A person aborts a stage while the deployer is at work on its first step: the deployment
+/// cannot be recorded any more (the stage ended), so the engine rolls it back on the platform
+/// instead of leaving traffic on a release the log says was never deployed. The same with and
+/// without replica mode.
+#[test]
+fn a_deployment_that_lands_after_an_abort_is_rolled_back_not_forgotten() {
+    for replica_mode in [false, true] {
+        let clock = ManualClock::at(t0());
+        let store = Arc::new(InMemoryStore::with_clock(Arc::new(clock.clone())));
+        let ledger = Ledger::default();
+        let engine = if replica_mode {
+            replica(
+                store.clone(),
+                &ledger,
+                Arc::new(clock.clone()),
+                "a",
+                Duration::from_secs(30),
+            )
+        } else {
+            Engine::new(
+                pipeline(),
+                store.clone(),
+                Arc::new(ledger.for_replica("solo")),
+                Arc::new(clock.clone()),
+            )
+        };
+        let id = block_on(engine.register(release(4), &ci())).unwrap();
+        let let_go = ledger.hold_next();
+        let mut deploying = Box::pin(engine.advance(&id));
+        assert!((&mut deploying).now_or_never().is_none());
+        let op = Principal::new("olga", ["release-managers"]).unwrap();
+        block_on(engine.abort(&id, "dev", &op, "wrong build")).unwrap();
+        let_go.send(()).unwrap();
+        let p = block_on(deploying).unwrap();
+        assert_eq!(
+            p.status("dev"),
+            StageStatus::Aborted,
+            "replica mode {replica_mode}"
+        );
+        let events = events_of(&store, &id);
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e.body, EventBody::StepDeployed { .. })),
+            "the log never says dev was deployed"
+        );
+        // The platform agrees: dev's deployment (weight 100) was rolled back (weight 0).
+        let dev: Vec<u8> = ledger
+            .calls()
+            .into_iter()
+            .filter(|c| c.1 == "dev")
+            .map(|c| c.2)
+            .collect();
+        assert_eq!(dev, [100, 0], "replica mode {replica_mode}");
+    }
+}

@@ -151,8 +151,13 @@ impl Progress {
 /// Drives releases through a pipeline.
 ///
 /// Every change goes through [`decide`] and is appended with the stream version it was decided
-/// on, so two engines sharing a store can never both apply a decision based on the same state:
-/// the second gets [`StoreError::Conflict`] and nothing of its decision is recorded.
+/// on, so two engines sharing a store can never both apply a decision based on the same state.
+/// When someone else appended first (a person approving or aborting while a gate or the
+/// deployer was at work), the engine catches up and decides the same result again on the new
+/// state, so that a side effect already performed is recorded, not forgotten; a result that no
+/// longer applies is dropped, and a deployment that can no longer be recorded because the stage
+/// ended meanwhile is rolled back on the platform. Engines that share a store as replicas also
+/// take leases ([`Engine::replica`]) so that they never both act on one stage.
 #[derive(Debug, Clone)]
 pub struct Engine {
     pipeline: Arc<Pipeline>,
@@ -597,6 +602,7 @@ impl Engine {
                 Ok(events) => events,
                 Err(refusal) if conflicts > 0 => {
                     tracing::warn!(%refusal, "after catching up, the action's result no longer applies; dropped");
+                    self.compensate(state, command).await;
                     return Ok(0);
                 }
                 Err(refusal) => return Err(refusal.into()),
@@ -618,9 +624,7 @@ impl Engine {
                     }
                     return Ok(events.len());
                 }
-                Err(StoreError::Conflict { .. })
-                    if self.replica.is_some() && conflicts < MAX_CONFLICT_RETRIES =>
-                {
+                Err(StoreError::Conflict { .. }) if conflicts < MAX_CONFLICT_RETRIES => {
                     conflicts += 1;
                     tracing::debug!(conflicts, "stream moved on while acting; deciding again");
                     self.catch_up(stream, state).await?;
@@ -635,6 +639,37 @@ impl Engine {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+
+    /// A deployment that succeeded but can no longer be recorded (a person aborted, failed or
+    /// rejected the stage while the deployer was at work) would leave traffic on a release the
+    /// log says was never deployed: roll the stage back on the platform, so that the platform
+    /// agrees with the log. When the stage is rolling back already, the planned rollback covers
+    /// it.
+    async fn compensate(&self, state: &ReleaseState, command: &Command) {
+        let Command::RecordDeployment {
+            stage,
+            result: Ok(()),
+            ..
+        } = command
+        else {
+            return;
+        };
+        let status = state.status(stage.as_str());
+        if !status.is_terminal() || status == StageStatus::Promoted {
+            return;
+        }
+        let Some(release) = state.release.as_ref() else {
+            return;
+        };
+        tracing::warn!(%stage, %status, "a deployment landed after the stage ended; rolling it back on the platform");
+        let span = tracing::warn_span!("roll_back", stage = %stage);
+        if let Err(e) = catch(self.deployer.roll_back(release, stage))
+            .instrument(span)
+            .await
+        {
+            tracing::error!(%stage, error = %e, "could not roll back a deployment the log does not hold");
         }
     }
 
