@@ -525,9 +525,31 @@ pub async fn leases(h: Harness) {
     assert_eq!(store.verify(None).await.unwrap().entries, 3);
 }
 
+/// Two stores (two writers, as two processes would have) over the same log, appending to the
+/// same stream in turn: each sees the other's appends, and a writer's stale expectation is a
+/// conflict, however much it remembers of its own last commit.
+pub async fn two_writers(h: Harness) {
+    let a = (h.open)(options());
+    let b = (h.open)(options());
+    assert_eq!(append(&a, "s", ExpectedVersion::NoStream, 0, 1).await, 1);
+    assert_eq!(append(&b, "s", ExpectedVersion::Exact(1), 1, 1).await, 2);
+    match a
+        .append(&stream("s"), ExpectedVersion::Exact(1), &[event(2)])
+        .await
+    {
+        Err(StoreError::Conflict { actual: 2, .. }) => {}
+        other => panic!("a's stale expectation must conflict, got {other:?}"),
+    }
+    assert_eq!(append(&a, "s", ExpectedVersion::Exact(2), 2, 1).await, 3);
+    assert_eq!(append(&b, "s", ExpectedVersion::Exact(3), 3, 1).await, 4);
+    assert_eq!(a.read(&stream("s")).await.unwrap().len(), 4);
+    assert_eq!(a.verify(None).await.unwrap().entries, 4);
+}
+
 /// Runs the whole suite; `make` returns a harness for a fresh, empty log each time.
 pub async fn run_all(make: &dyn Fn() -> Harness) {
     leases(make()).await;
+    two_writers(make()).await;
     ordering_and_versions(make()).await;
     conflicts(make()).await;
     proofs(make()).await;

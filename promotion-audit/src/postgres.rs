@@ -1035,6 +1035,7 @@ mod tests {
     conformance_test!(conformance_concurrent_appends, concurrent_appends);
     conformance_test!(conformance_export_import, export_import);
     conformance_test!(conformance_leases, leases);
+    conformance_test!(conformance_two_writers, two_writers);
 
     #[test]
     fn conformance_tamper_detection() {

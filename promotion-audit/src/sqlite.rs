@@ -560,6 +560,16 @@ mod tests {
         futures::executor::block_on(conformance::export_import(harness()));
     }
 
+    #[test]
+    fn conformance_leases() {
+        futures::executor::block_on(conformance::leases(harness()));
+    }
+
+    #[test]
+    fn conformance_two_writers() {
+        futures::executor::block_on(conformance::two_writers(harness()));
+    }
+
     fn open(path: &std::path::Path) -> Result<AuditStore, AuditError> {
         AuditStore::open_sqlite(path, AuditOptions::new("test"))
     }

@@ -206,6 +206,8 @@ impl AuditStore {
             backend: writer,
             options: options.clone(),
             cache: None,
+            versions: HashMap::new(),
+            staged_versions: HashMap::new(),
         };
         thread::Builder::new()
             .name("promotion-audit-writer".into())
@@ -382,7 +384,15 @@ struct Writer {
     options: AuditOptions,
     /// The frontier after the last commit, with the head it belongs to.
     cache: Option<(Head, Frontier)>,
+    /// Stream versions as of `cache`'s head: valid only while the head is still ours (no other
+    /// writer, of this process or another, has committed since).
+    versions: HashMap<StreamId, u64>,
+    /// The versions staged by the transaction in progress.
+    staged_versions: HashMap<StreamId, u64>,
 }
+
+/// Most stream versions the writer remembers; past it, it forgets them all and asks again.
+const MAX_CACHED_VERSIONS: usize = 100_000;
 
 impl Writer {
     fn run(mut self, jobs: mpsc::Receiver<WriterJob>) {
@@ -491,6 +501,10 @@ impl Writer {
             Ok((accepted, frontier, new_head)) => match self.backend.commit() {
                 Ok(()) => {
                     self.cache = Some((new_head, frontier));
+                    if self.versions.len() > MAX_CACHED_VERSIONS {
+                        self.versions.clear();
+                    }
+                    self.versions.extend(self.staged_versions.drain());
                     for (reply, version) in accepted {
                         let _ = reply.send(Ok(version));
                     }
@@ -498,6 +512,7 @@ impl Writer {
                 Err(e) => {
                     self.backend.rollback();
                     self.cache = None;
+                    self.versions.clear();
                     let msg = e.to_string();
                     tracing::error!(error = %msg, "audit commit failed; nothing was appended");
                     for (reply, _) in accepted {
@@ -508,6 +523,7 @@ impl Writer {
             Err((e, replies)) => {
                 self.backend.rollback();
                 self.cache = None;
+                self.versions.clear();
                 let msg = e.to_string();
                 for reply in replies {
                     let _ = reply.send(Err(backend_error(&msg)));
@@ -525,6 +541,12 @@ impl Writer {
         head: Head,
         batch: Vec<AppendJob>,
     ) -> Result<Staged, (AuditError, Vec<Reply>)> {
+        let ours = matches!(&self.cache, Some((h, _)) if *h == head);
+        if !ours {
+            // Another writer committed since our last commit: what we remember is stale.
+            self.versions.clear();
+        }
+        self.staged_versions.clear();
         let mut frontier = match &self.cache {
             Some((h, f)) if *h == head => f.clone(),
             _ => match Frontier::from_nodes(&Nodes(self.backend.as_ref()), head.size) {
@@ -550,7 +572,7 @@ impl Writer {
             Err((e, replies))
         };
         while let Some(job) = jobs.next() {
-            let current = match overlay.get(&job.stream) {
+            let current = match overlay.get(&job.stream).or(self.versions.get(&job.stream)) {
                 Some(v) => *v,
                 None => match self.backend.stream_version(&job.stream) {
                     Ok(v) => v,
@@ -601,6 +623,7 @@ impl Writer {
         if let Err(e) = self.write(&entries, &nodes, seq, &frontier) {
             return Err((e, accepted.into_iter().map(|(r, _)| r).collect()));
         }
+        self.staged_versions = overlay;
         Ok((
             accepted,
             frontier,
