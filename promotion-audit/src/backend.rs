@@ -66,6 +66,11 @@ pub trait Backend: Send + 'static {
     /// Every stream.
     fn streams(&self) -> Result<Vec<StreamId>, BackendError>;
 
+    /// Housekeeping the store's reader runs between reads, off the writer's commit path (SQLite:
+    /// checkpointing the WAL into the database file). Never inside a transaction; failures are
+    /// only logged. The default does nothing.
+    fn maintain(&mut self) {}
+
     /// Reads the lease on `key` (`None` when none was ever granted) and the time leases are
     /// judged by, lets `change` compute the new row, and stores it if there is one: one durable
     /// transaction of its own, never inside [`begin`](Backend::begin)/[`commit`](Backend::commit).

@@ -217,8 +217,26 @@ impl AuditStore {
         thread::Builder::new()
             .name("promotion-audit-reader".into())
             .spawn(move || {
-                for job in rrx {
-                    job(reader.as_mut());
+                // Between reads (and every so often during a stream of them) the reader does
+                // the backend's housekeeping, so that the writer's commits need not: for SQLite,
+                // checkpointing the WAL into the database file.
+                let mut since = 0u32;
+                loop {
+                    match rrx.recv_timeout(MAINTENANCE_IDLE) {
+                        Ok(job) => {
+                            job(reader.as_mut());
+                            since += 1;
+                            if since >= MAINTENANCE_EVERY_JOBS {
+                                reader.maintain();
+                                since = 0;
+                            }
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            reader.maintain();
+                            since = 0;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
                 }
             })
             .map_err(|e| BackendError::with("cannot start the audit reader thread", e))?;
@@ -390,6 +408,11 @@ struct Writer {
     /// The versions staged by the transaction in progress.
     staged_versions: HashMap<StreamId, u64>,
 }
+
+/// The reader does the backend's housekeeping after this long without a read…
+const MAINTENANCE_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
+/// …or after this many reads in a row.
+const MAINTENANCE_EVERY_JOBS: u32 = 64;
 
 /// Most stream versions the writer remembers; past it, it forgets them all and asks again.
 const MAX_CACHED_VERSIONS: usize = 100_000;
