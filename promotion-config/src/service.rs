@@ -149,25 +149,8 @@ impl Service {
     /// Parses a service file.
     pub fn parse(source: SourceFile) -> Result<Service, ConfigError> {
         let doc = Doc::parse(source)?;
-        for k in doc.root.keys() {
-            if !SECTIONS.contains(&k.as_str()) {
-                return Err(doc.error_at_key(
-                    ErrorKind::UnknownField,
-                    &[key(k)],
-                    format!(
-                        "unknown section `{k}`; a service file has the sections {}",
-                        SECTIONS.join(", ")
-                    ),
-                ));
-            }
-        }
-        let Some(header) = doc.root.get("service").cloned() else {
-            return Err(doc.error(
-                ErrorKind::MissingField,
-                &[],
-                "missing section `[service]` with the service's `name`".into(),
-            ));
-        };
+        doc.check_sections(&SECTIONS, "a service file")?;
+        let header = doc.section("service", "the service's `name`")?;
         let header: ServiceHeader = doc.deserialize(header, &[key("service")], "service")?;
         check_ident("service name", &header.name)
             .map_err(|m| doc.error(ErrorKind::InvalidValue, &[key("service"), key("name")], m))?;
@@ -344,6 +327,22 @@ mod tests {
 
     fn parse(text: &str) -> Result<Service, ConfigError> {
         Service::parse(SourceFile::new("svc/promotion.toml", text))
+    }
+
+    #[test]
+    fn unknown_and_missing_sections_are_named_with_their_place() {
+        let err = parse("[servce]\nname = \"x\"\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "svc/promotion.toml:1:2: unknown section `servce`; a service file has the sections"
+            ),
+            "{err}"
+        );
+        let err = parse("[params]\nn = 1\n").unwrap_err().to_string();
+        assert!(
+            err.contains("missing section `[service]` with the service's `name`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -219,6 +219,34 @@ impl Doc {
         ConfigError::new(kind, message).at(self.locate_key(path))
     }
 
+    /// Refuses a top-level section not in `sections`, naming the ones `what` (`a template`)
+    /// has.
+    pub(crate) fn check_sections(&self, sections: &[&str], what: &str) -> Result<(), ConfigError> {
+        match self.root.keys().find(|k| !sections.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(k) => Err(self.error_at_key(
+                ErrorKind::UnknownField,
+                &[key(k)],
+                format!(
+                    "unknown section `{k}`; {what} has the sections {}",
+                    sections.join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// The top-level section `name`, or a missing-field error saying what it holds
+    /// (`hint`, e.g. "the template's `name` and `version`").
+    pub(crate) fn section(&self, name: &str, hint: &str) -> Result<toml::Value, ConfigError> {
+        self.root.get(name).cloned().ok_or_else(|| {
+            self.error(
+                ErrorKind::MissingField,
+                &[],
+                format!("missing section `[{name}]` with {hint}"),
+            )
+        })
+    }
+
     /// Deserialises `value`, found at `base` in this document, into `T`; a refusal is
     /// placed at the key or value it concerns.
     pub(crate) fn deserialize<T: DeserializeOwned>(

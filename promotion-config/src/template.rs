@@ -106,25 +106,8 @@ impl Template {
     /// Parses a template from `source`.
     pub fn parse(source: SourceFile) -> Result<Template, ConfigError> {
         let doc = Doc::parse(source)?;
-        for k in doc.root.keys() {
-            if !SECTIONS.contains(&k.as_str()) {
-                return Err(doc.error_at_key(
-                    ErrorKind::UnknownField,
-                    &[key(k)],
-                    format!(
-                        "unknown section `{k}`; a template has the sections {}",
-                        SECTIONS.join(", ")
-                    ),
-                ));
-            }
-        }
-        let Some(header) = doc.root.get("template").cloned() else {
-            return Err(doc.error(
-                ErrorKind::MissingField,
-                &[],
-                "missing section `[template]` with the template's `name` and `version`".into(),
-            ));
-        };
+        doc.check_sections(&SECTIONS, "a template")?;
+        let header = doc.section("template", "the template's `name` and `version`")?;
         let header: Header = doc.deserialize(header, &[key("template")], "template")?;
         for (what, value) in [
             ("template name", &header.name),
