@@ -573,8 +573,10 @@ impl App {
         let rows = show::releases(&store, loaded.pipeline.name()).await?;
         let row = show::resolve(&rows, reference)?;
         let signer = evidence::signer(&place.dir)?;
+        let files = evidence::ServiceFiles::index(&loaded.base_dir, &place.dir);
         let options = promotion_evidence::ExportOptions {
             archive,
+            attachments: Some(&files),
             ..promotion_evidence::ExportOptions::default()
         };
         let summary =

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use sha2::Digest as _;
+
 const JUNIT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <testsuites tests="3" failures="0" errors="0">
   <testsuite name="unit" tests="3" failures="0" errors="0" skipped="0">
@@ -491,6 +493,10 @@ fn a_full_promotion_with_two_approvers() {
         .stdout();
     assert!(out.contains("exported checkout 1.4.2"), "{out}");
     assert!(s.path("svc/.promotion/attestation.pub").exists());
+    // The JUnit report the gate read is in the pack, by digest, found in the service's files.
+    let junit = sha2::Sha256::digest(s.read("svc/reports/junit.xml").as_bytes());
+    let attachment = format!("pack/attachments/sha256-{}", hex::encode(junit));
+    assert!(s.path(&attachment).exists(), "{attachment} missing:\n{out}");
     let v = s
         .promote(&["evidence", "verify", "pack", "--json"])
         .expect(0)
