@@ -207,7 +207,6 @@ impl AuditStore {
             options: options.clone(),
             cache: None,
             versions: HashMap::new(),
-            staged_versions: HashMap::new(),
         };
         thread::Builder::new()
             .name("promotion-audit-writer".into())
@@ -405,8 +404,6 @@ struct Writer {
     /// Stream versions as of `cache`'s head: valid only while the head is still ours (no other
     /// writer, of this process or another, has committed since).
     versions: HashMap<StreamId, u64>,
-    /// The versions staged by the transaction in progress.
-    staged_versions: HashMap<StreamId, u64>,
 }
 
 /// The reader does the backend's housekeeping after this long without a read…
@@ -467,12 +464,7 @@ impl Writer {
                         .update_lease(&key.to_key_string(), now, &mut |current, now| {
                             match LeaseRow::acquire(current, &holder, now, ttl) {
                                 Ok(row) => {
-                                    answer = Some(Acquired::Granted(Lease {
-                                        key: key.clone(),
-                                        holder: row.holder.clone(),
-                                        token: row.token,
-                                        expires_at: row.expires_at,
-                                    }));
+                                    answer = Some(Acquired::Granted(row.lease(&key)));
                                     Some(row)
                                 }
                                 Err(held) => {
@@ -492,15 +484,7 @@ impl Writer {
                 let done = self.backend.update_lease(
                     &lease.key.to_key_string(),
                     now,
-                    &mut |current, now| match current {
-                        Some(row) if row.holder == lease.holder && row.token == lease.token => {
-                            Some(LeaseRow {
-                                expires_at: now.min(row.expires_at),
-                                ..row.clone()
-                            })
-                        }
-                        _ => None,
-                    },
+                    &mut |current, now| LeaseRow::release(current, &lease, now),
                 );
                 let _ = reply.send(done.map_err(|e| StoreError::from(AuditError::from(e))));
             }
@@ -521,13 +505,13 @@ impl Writer {
             }
         };
         match self.stage(head, batch) {
-            Ok((accepted, frontier, new_head)) => match self.backend.commit() {
+            Ok((accepted, frontier, new_head, staged_versions)) => match self.backend.commit() {
                 Ok(()) => {
                     self.cache = Some((new_head, frontier));
                     if self.versions.len() > MAX_CACHED_VERSIONS {
                         self.versions.clear();
                     }
-                    self.versions.extend(self.staged_versions.drain());
+                    self.versions.extend(staged_versions);
                     for (reply, version) in accepted {
                         let _ = reply.send(Ok(version));
                     }
@@ -569,7 +553,6 @@ impl Writer {
             // Another writer committed since our last commit: what we remember is stale.
             self.versions.clear();
         }
-        self.staged_versions.clear();
         let mut frontier = match &self.cache {
             Some((h, f)) if *h == head => f.clone(),
             _ => match Frontier::from_nodes(&Nodes(self.backend.as_ref()), head.size) {
@@ -646,7 +629,6 @@ impl Writer {
         if let Err(e) = self.write(&entries, &nodes, seq, &frontier) {
             return Err((e, accepted.into_iter().map(|(r, _)| r).collect()));
         }
-        self.staged_versions = overlay;
         Ok((
             accepted,
             frontier,
@@ -654,6 +636,7 @@ impl Writer {
                 size: seq,
                 last: prev,
             },
+            overlay,
         ))
     }
 
@@ -684,7 +667,9 @@ impl Writer {
 }
 
 type Reply = oneshot::Sender<Result<u64, StoreError>>;
-type Staged = (Vec<(Reply, u64)>, Frontier, Head);
+/// What a staged batch hands to its commit: the accepted appends' replies and versions, the
+/// frontier and head after it, and the streams' new versions.
+type Staged = (Vec<(Reply, u64)>, Frontier, Head, HashMap<StreamId, u64>);
 
 fn sort(job: WriterJob, batch: &mut Vec<AppendJob>, leases: &mut Vec<LeaseJob>) {
     match job {

@@ -146,6 +146,33 @@ impl LeaseRow {
         }
     }
 
+    /// This row as the [`Lease`] its holder shows, on `key`.
+    pub fn lease(&self, key: &LeaseKey) -> Lease {
+        Lease {
+            key: key.clone(),
+            holder: self.holder.clone(),
+            token: self.token,
+            expires_at: self.expires_at,
+        }
+    }
+
+    /// Release per [`LeaseStore::release`]: the row ending at `now` if `lease` still holds it,
+    /// else `None` (leave it as it is). The row is kept, not deleted: its token must keep
+    /// growing.
+    pub fn release(
+        current: Option<&LeaseRow>,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Option<LeaseRow> {
+        match current {
+            Some(row) if row.holder == lease.holder && row.token == lease.token => Some(LeaseRow {
+                expires_at: now.min(row.expires_at),
+                ..row.clone()
+            }),
+            _ => None,
+        }
+    }
+
     /// Whether an append fenced by `lease` may proceed at `now`; the refusal says why.
     pub fn check_fence(
         current: Option<&LeaseRow>,
@@ -246,6 +273,28 @@ mod tests {
         assert!(msg(LeaseRow::check_fence(Some(&row), &stale, t(0))).contains("token 3"));
         let other = Lease { holder: b, ..lease };
         assert!(msg(LeaseRow::check_fence(Some(&row), &other, t(0))).contains("passed to a"));
+    }
+
+    #[test]
+    fn releasing_ends_only_the_holders_own_lease_and_keeps_its_token() {
+        let a = ReplicaId::new("a").unwrap();
+        let row = LeaseRow::acquire(None, &a, t(0), Duration::from_secs(10)).unwrap();
+        let lease = row.lease(&key());
+        let ended = LeaseRow::release(Some(&row), &lease, t(4)).unwrap();
+        assert_eq!((ended.token, ended.expires_at), (1, t(4)));
+        let stale = Lease {
+            token: 0,
+            ..lease.clone()
+        };
+        assert_eq!(LeaseRow::release(Some(&row), &stale, t(4)), None);
+        assert_eq!(LeaseRow::release(None, &lease, t(4)), None);
+        // An already expired lease is not extended by releasing it late.
+        assert_eq!(
+            LeaseRow::release(Some(&row), &lease, t(60))
+                .unwrap()
+                .expires_at,
+            t(10)
+        );
     }
 
     #[test]

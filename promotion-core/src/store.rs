@@ -335,12 +335,7 @@ impl LeaseStore for InMemoryStore {
         let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
         match LeaseRow::acquire(leases.get(key), holder, self.clock.now(), ttl) {
             Ok(row) => {
-                let lease = Lease {
-                    key: key.clone(),
-                    holder: row.holder.clone(),
-                    token: row.token,
-                    expires_at: row.expires_at,
-                };
+                let lease = row.lease(key);
                 leases.insert(key.clone(), row);
                 Ok(Acquired::Granted(lease))
             }
@@ -350,11 +345,8 @@ impl LeaseStore for InMemoryStore {
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(row) = leases.get_mut(&lease.key) {
-            if row.holder == lease.holder && row.token == lease.token {
-                // Keep the row (its token must keep growing); only end the holding.
-                row.expires_at = self.clock.now().min(row.expires_at);
-            }
+        if let Some(ended) = LeaseRow::release(leases.get(&lease.key), lease, self.clock.now()) {
+            leases.insert(lease.key.clone(), ended);
         }
         Ok(())
     }
