@@ -10,7 +10,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,27 +18,16 @@ use promotion::audit::postgres::harness::{open_store, SchemaGuard};
 use promotion::audit::{AuditOptions, CheckpointSigner};
 use promotion::*;
 
-const SKIPPED: &str = "SKIPPED: PROMOTION_TEST_POSTGRES_URL or PROMOTION_TEST_POSTGRES_RESTART is not set; the PostgreSQL restart test did not run";
-
 fn setup() -> Option<(String, String)> {
-    let get = |name| {
-        std::env::var(name)
-            .ok()
-            .filter(|v: &String| !v.trim().is_empty())
-    };
-    match (
-        get("PROMOTION_TEST_POSTGRES_URL"),
-        get("PROMOTION_TEST_POSTGRES_RESTART"),
-    ) {
-        (Some(url), Some(restart)) => Some((url, restart)),
-        _ => {
-            if std::env::var_os("CI").is_some() {
-                panic!("{SKIPPED} (and CI is set: it is required)");
-            }
-            let _ = writeln!(std::io::stderr(), "{SKIPPED}");
-            None
-        }
-    }
+    let mut v = support::required_env(
+        &[
+            "PROMOTION_TEST_POSTGRES_URL",
+            "PROMOTION_TEST_POSTGRES_RESTART",
+        ],
+        "the PostgreSQL restart test",
+    )?;
+    let restart = v.pop()?;
+    Some((v.pop()?, restart))
 }
 
 #[test]

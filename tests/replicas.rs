@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -295,14 +294,7 @@ fn racing_replicas_promote_every_release_once_and_deploy_every_step_once() {
                 assert_eq!(promoted, 1, "{stage} of {id} promoted {promoted} times");
             }
         }
-        let by_replica: BTreeMap<String, usize> =
-            ledger
-                .calls()
-                .into_iter()
-                .fold(BTreeMap::new(), |mut m, c| {
-                    *m.entry(c.3).or_insert(0) += 1;
-                    m
-                });
+        let by_replica = ledger.per_replica();
         eprintln!("{replicas} replicas: deploy calls per replica {by_replica:?}");
     }
 }

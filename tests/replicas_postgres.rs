@@ -8,7 +8,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,22 +19,13 @@ use promotion::audit::{AuditOptions, AuditStore, CheckpointSigner};
 use promotion::*;
 use support::*;
 
-const SKIPPED: &str =
-    "SKIPPED: PROMOTION_TEST_POSTGRES_URL is not set; the PostgreSQL replica tests did not run";
-
-/// The test database, or `None` after saying loudly that the test is skipped. Under CI
-/// (env `CI` set) a missing URL is a failure.
+/// The test database, or `None` after saying loudly that the test is skipped.
 fn url() -> Option<String> {
-    match std::env::var("PROMOTION_TEST_POSTGRES_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(u),
-        _ => {
-            if std::env::var_os("CI").is_some() {
-                panic!("{SKIPPED} (and CI is set: PostgreSQL is required)");
-            }
-            let _ = writeln!(std::io::stderr(), "{SKIPPED}");
-            None
-        }
-    }
+    required_env(
+        &["PROMOTION_TEST_POSTGRES_URL"],
+        "the PostgreSQL replica tests",
+    )
+    .map(|mut v| v.remove(0))
 }
 
 fn options() -> AuditOptions {
@@ -148,13 +139,7 @@ fn replicas_in_tasks_race_on_postgres() {
             "steps deployed more than once: {repeated:?}"
         );
         check_log(&store, &ids);
-        let per_replica = ledger
-            .calls()
-            .into_iter()
-            .fold(BTreeMap::new(), |mut m, c| {
-                *m.entry(c.3).or_insert(0usize) += 1;
-                m
-            });
+        let per_replica = ledger.per_replica();
         eprintln!(
             "{replicas} replicas in tasks: 50 releases in {:?}; deploy calls per replica {per_replica:?}",
             started.elapsed()

@@ -39,6 +39,14 @@ impl Ledger {
     pub(crate) fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
+    /// How many deploy calls each replica made.
+    pub(crate) fn per_replica(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for (_, _, _, replica) in self.calls() {
+            *counts.entry(replica).or_insert(0) += 1;
+        }
+        counts
+    }
     /// How many times each (release, stage, weight) was deployed.
     pub(crate) fn counts(&self) -> BTreeMap<(ReleaseId, String, u8), usize> {
         let mut counts = BTreeMap::new();
@@ -219,4 +227,26 @@ pub(crate) fn assert_each_request_once(
     }
     let report = futures::executor::block_on(reader.verify(None)).unwrap();
     assert_eq!(report.entries, (writers * per_writer) as u64);
+}
+
+/// The values of the environment variables `names` that an outside-service test needs, or
+/// `None` after saying loudly on stderr that `what` is skipped. Under CI (env `CI` set) a
+/// missing one is a failure, never a skip.
+pub(crate) fn required_env(names: &[&str], what: &str) -> Option<Vec<String>> {
+    let values: Option<Vec<String>> = names
+        .iter()
+        .map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+        .collect();
+    if values.is_none() {
+        let skipped = format!(
+            "SKIPPED: {} is not set; {what} did not run",
+            names.join(" or ")
+        );
+        if std::env::var_os("CI").is_some() {
+            panic!("{skipped} (and CI is set: it is required)");
+        }
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "{skipped}");
+    }
+    values
 }
