@@ -23,6 +23,106 @@ pub struct Head {
     pub last: Hash,
 }
 
+/// Consecutive entries read in one go, their bytes in one buffer: what verification reads
+/// (see [`Backend::read_chunk`]). One allocation per chunk instead of two per entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryChunk {
+    /// The entries' bytes, one after another.
+    pub data: Vec<u8>,
+    /// The entries, in stored order (gaps and reorderings included, as stored).
+    pub entries: Vec<ChunkEntry>,
+    /// The streams the entries belong to, each once.
+    pub streams: Vec<StreamId>,
+}
+
+/// One entry of an [`EntryChunk`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkEntry {
+    /// Global sequence number, as stored.
+    pub seq: u64,
+    /// Index of its stream in [`EntryChunk::streams`].
+    pub stream: usize,
+    /// Position in the stream, as stored.
+    pub version: u64,
+    /// Where its bytes start in [`EntryChunk::data`].
+    pub start: usize,
+    /// How many bytes it has.
+    pub len: usize,
+    /// `leaf_hash(bytes)` as recorded at append time.
+    pub hash: Hash,
+}
+
+impl EntryChunk {
+    /// The stored bytes of `entry` (empty if it does not belong to this chunk).
+    pub fn bytes(&self, entry: &ChunkEntry) -> &[u8] {
+        self.data
+            .get(entry.start..entry.start.saturating_add(entry.len))
+            .unwrap_or_default()
+    }
+
+    /// The stream of `entry`.
+    pub fn stream(&self, entry: &ChunkEntry) -> Option<&StreamId> {
+        self.streams.get(entry.stream)
+    }
+
+    /// Empties the chunk, keeping its buffers for the next read.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.entries.clear();
+        self.streams.clear();
+    }
+
+    /// Builds a chunk from entries read one by one (what [`Backend::read_chunk`] does for
+    /// backends without a cheaper way).
+    pub fn from_entries(entries: Vec<StoredEntry>) -> Self {
+        let mut chunk = EntryChunk::default();
+        chunk.fill(entries);
+        chunk
+    }
+
+    /// Empties the chunk and fills it with `entries`.
+    pub fn fill(&mut self, entries: Vec<StoredEntry>) {
+        self.clear();
+        let mut index: std::collections::HashMap<StreamId, usize> = Default::default();
+        for e in entries {
+            let next = self.streams.len();
+            let streams = &mut self.streams;
+            let stream = *index.entry(e.stream.clone()).or_insert_with(|| {
+                streams.push(e.stream.clone());
+                next
+            });
+            self.entries.push(ChunkEntry {
+                seq: e.seq,
+                stream,
+                version: e.version,
+                start: self.data.len(),
+                len: e.bytes.len(),
+                hash: e.hash,
+            });
+            self.data.extend_from_slice(&e.bytes);
+        }
+    }
+}
+
+/// What a backend's stream index lists for the entries below [`upto`](Self::upto), per stream
+/// name, as the backend's own per-stream counts record it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamIndexSummary {
+    /// The entries summarised are those with a sequence number below this.
+    pub upto: u64,
+    /// Per stream name.
+    pub streams: std::collections::HashMap<String, StreamIndexed>,
+}
+
+/// What a stream index lists for one stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamIndexed {
+    /// Entries listed (versions 1 to this).
+    pub entries: u64,
+    /// The sum of their sequence numbers (so that a count kept for the wrong entries shows).
+    pub seq_sum: u64,
+}
+
 /// A storage backend. Methods are synchronous: [`AuditStore`](crate::AuditStore) calls them from
 /// its own worker threads, so backends may block on I/O.
 ///
@@ -52,6 +152,18 @@ pub trait Backend: Send + 'static {
     /// Up to `limit` entries from sequence number `from`, in order. Stored rows are returned as
     /// they are, so verification can see gaps and reordering.
     fn read_range(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, BackendError>;
+    /// Like [`read_range`](Backend::read_range), into `chunk` (emptied first; its buffers are
+    /// reused), with the bytes in one buffer. Verification reads through this; the default
+    /// fills the chunk from `read_range`.
+    fn read_chunk(
+        &self,
+        from: u64,
+        limit: usize,
+        chunk: &mut EntryChunk,
+    ) -> Result<(), BackendError> {
+        chunk.fill(self.read_range(from, limit)?);
+        Ok(())
+    }
     /// Merkle nodes of `level` with index from `from`, up to `limit`, as (index, hash).
     fn read_nodes(
         &self,
@@ -61,6 +173,21 @@ pub trait Backend: Send + 'static {
     ) -> Result<Vec<(u64, Hash)>, BackendError>;
     /// One Merkle node.
     fn node(&self, level: u8, index: u64) -> Result<Option<Hash>, BackendError>;
+    /// The lowest level of Merkle nodes the backend stores; [`node`](Backend::node) and
+    /// [`read_nodes`](Backend::read_nodes) compute lower ones from the leaf hashes stored with
+    /// the entries, so verification, which checks those leaf hashes, skips comparing them.
+    /// The default, 0, stores every node.
+    fn lowest_stored_level(&self) -> u8 {
+        0
+    }
+    /// For a backend that keeps a stream index apart from the entries (SQLite), how many
+    /// entries of each stream it lists, as the backend records it beside the index. Verification
+    /// checks these counts against the entries; every read through the index checks the index
+    /// against them, so that a read by stream cannot silently miss an entry. The default: no
+    /// separate index.
+    fn stream_index_summary(&self) -> Result<Option<StreamIndexSummary>, BackendError> {
+        Ok(None)
+    }
     /// The checkpoint with the largest tree size, as (size, note).
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, BackendError>;
     /// Every stream.

@@ -81,7 +81,8 @@ pub fn options() -> AuditOptions {
         .clock(Arc::new(ManualClock::at(t0())))
 }
 
-fn event(i: u64) -> Event {
+/// The suite's `i`-th event: the stage `stage{i}` became ready.
+pub fn stage_ready_event(i: u64) -> Event {
     Event {
         at: t0(),
         actor: Actor::Engine,
@@ -97,7 +98,7 @@ fn stream(name: &str) -> StreamId {
 }
 
 async fn append(store: &AuditStore, s: &str, expected: ExpectedVersion, from: u64, n: u64) -> u64 {
-    let events: Vec<Event> = (from..from + n).map(event).collect();
+    let events: Vec<Event> = (from..from + n).map(stage_ready_event).collect();
     store
         .append(&stream(s), expected, &events)
         .await
@@ -124,8 +125,8 @@ pub async fn ordering_and_versions(h: Harness) {
         a.iter().map(|r| r.version).collect::<Vec<_>>(),
         [1, 2, 3, 4]
     );
-    assert_eq!(a[3].event, event(5));
-    assert_eq!(a[0].event, event(0));
+    assert_eq!(a[3].event, stage_ready_event(5));
+    assert_eq!(a[0].event, stage_ready_event(0));
     assert!(store.read(&stream("none")).await.unwrap().is_empty());
     let mut streams = store.streams().await.unwrap();
     streams.sort();
@@ -149,7 +150,7 @@ pub async fn conflicts(h: Harness) {
         ExpectedVersion::Exact(2),
     ] {
         let err = store
-            .append(&stream("a"), expected, &[event(9)])
+            .append(&stream("a"), expected, &[stage_ready_event(9)])
             .await
             .unwrap_err();
         assert!(
@@ -158,7 +159,11 @@ pub async fn conflicts(h: Harness) {
         );
     }
     let err = store
-        .append(&stream("new"), ExpectedVersion::Exact(3), &[event(9)])
+        .append(
+            &stream("new"),
+            ExpectedVersion::Exact(3),
+            &[stage_ready_event(9)],
+        )
         .await
         .unwrap_err();
     assert!(
@@ -187,7 +192,7 @@ pub async fn conflicts(h: Harness) {
                 .append(
                     &stream("race"),
                     ExpectedVersion::NoStream,
-                    &[event(100 + i)],
+                    &[stage_ready_event(100 + i)],
                 )
                 .await
         }
@@ -283,7 +288,7 @@ pub async fn concurrent_appends(h: Harness) {
                     .append(
                         &stream(&format!("c{i}")),
                         ExpectedVersion::Exact(j),
-                        &[event(i * 100 + j)],
+                        &[stage_ready_event(i * 100 + j)],
                     )
                     .await
                     .unwrap();
@@ -295,7 +300,7 @@ pub async fn concurrent_appends(h: Harness) {
     for i in 0..64u64 {
         let events = store.read(&stream(&format!("c{i}"))).await.unwrap();
         assert_eq!(events.len(), 5);
-        assert_eq!(events[4].event, event(i * 100 + 4));
+        assert_eq!(events[4].event, stage_ready_event(i * 100 + 4));
     }
     assert_eq!(store.verify(None).await.unwrap().entries, 320);
 }
@@ -408,7 +413,7 @@ async fn granted(store: &AuditStore, key: &LeaseKey, holder: &ReplicaId, ttl: Du
 
 async fn fenced(store: &AuditStore, s: &str, expected: ExpectedVersion, lease: &Lease) -> String {
     match store
-        .append_fenced(&stream(s), expected, &[event(0)], lease)
+        .append_fenced(&stream(s), expected, &[stage_ready_event(0)], lease)
         .await
     {
         Err(e @ StoreError::Fenced { .. }) => e.to_string(),
@@ -443,7 +448,7 @@ pub async fn leases(h: Harness) {
             .append_fenced(
                 &stream("r"),
                 ExpectedVersion::NoStream,
-                &[event(0)],
+                &[stage_ready_event(0)],
                 &renewed
             )
             .await
@@ -456,7 +461,7 @@ pub async fn leases(h: Harness) {
             .append_fenced(
                 &stream("r"),
                 ExpectedVersion::NoStream,
-                &[event(1)],
+                &[stage_ready_event(1)],
                 &renewed
             )
             .await,
@@ -479,7 +484,12 @@ pub async fn leases(h: Harness) {
         "{msg}"
     );
     store
-        .append_fenced(&stream("r"), ExpectedVersion::Exact(1), &[event(1)], &taken)
+        .append_fenced(
+            &stream("r"),
+            ExpectedVersion::Exact(1),
+            &[stage_ready_event(1)],
+            &taken,
+        )
         .await
         .unwrap();
 
@@ -517,7 +527,7 @@ pub async fn leases(h: Harness) {
         .append_fenced(
             &stream("r"),
             ExpectedVersion::Exact(2),
-            &[event(2)],
+            &[stage_ready_event(2)],
             &renewed,
         )
         .await
@@ -534,7 +544,11 @@ pub async fn two_writers(h: Harness) {
     assert_eq!(append(&a, "s", ExpectedVersion::NoStream, 0, 1).await, 1);
     assert_eq!(append(&b, "s", ExpectedVersion::Exact(1), 1, 1).await, 2);
     match a
-        .append(&stream("s"), ExpectedVersion::Exact(1), &[event(2)])
+        .append(
+            &stream("s"),
+            ExpectedVersion::Exact(1),
+            &[stage_ready_event(2)],
+        )
         .await
     {
         Err(StoreError::Conflict { actual: 2, .. }) => {}

@@ -14,6 +14,10 @@ pub struct BackendError {
     /// The underlying error.
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// Set when the stored data is malformed in a way only tampering (or a damaged disk)
+    /// explains, such as a block whose parts do not fit together: the error then converts to
+    /// [`AuditError::Tampered`] naming the entry.
+    pub tampered: Option<Box<Tampered>>,
 }
 
 impl BackendError {
@@ -22,6 +26,7 @@ impl BackendError {
         BackendError {
             message: message.into(),
             source: None,
+            tampered: None,
         }
     }
     /// An error with a message and a cause.
@@ -32,6 +37,21 @@ impl BackendError {
         BackendError {
             message: message.into(),
             source: Some(Box::new(source)),
+            tampered: None,
+        }
+    }
+    /// Stored data that cannot be what the store wrote, at entry `seq`.
+    pub fn tampered(seq: u64, problem: impl Into<String>, found: impl Into<String>) -> Self {
+        let t = Tampered {
+            seq,
+            problem: problem.into(),
+            expected: "data as the store writes it".into(),
+            found: found.into(),
+        };
+        BackendError {
+            message: t.to_string(),
+            source: None,
+            tampered: Some(Box::new(t)),
         }
     }
 }
@@ -56,7 +76,7 @@ pub struct Tampered {
 pub enum AuditError {
     /// The storage backend failed.
     #[error("audit storage: {0}")]
-    Backend(#[from] BackendError),
+    Backend(BackendError),
     /// The log does not verify: it was edited, truncated, reordered or corrupted.
     #[error("the audit log does not verify: {0}")]
     Tampered(#[from] Tampered),
@@ -89,6 +109,15 @@ pub enum AuditError {
     /// The store's worker thread stopped (the store was dropped or a worker panicked).
     #[error("the audit store's worker has stopped")]
     Stopped,
+}
+
+impl From<BackendError> for AuditError {
+    fn from(e: BackendError) -> Self {
+        match e.tampered {
+            Some(t) => AuditError::Tampered(*t),
+            None => AuditError::Backend(e),
+        }
+    }
 }
 
 impl From<AuditError> for StoreError {

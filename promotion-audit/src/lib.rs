@@ -29,6 +29,7 @@
 )]
 
 pub mod backend;
+mod block;
 pub mod checkpoint;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -42,7 +43,9 @@ pub mod sqlite;
 pub mod store;
 pub mod verify;
 
-pub use backend::{Backend, Head, LeaseChange};
+pub use backend::{
+    Backend, ChunkEntry, EntryChunk, Head, LeaseChange, StreamIndexSummary, StreamIndexed,
+};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};
 pub use error::{AuditError, BackendError, Tampered};
 pub use memory::MemoryBackend;

@@ -17,7 +17,7 @@ use promotion_core::{
 
 use crate::backend::{Backend, Head};
 use crate::checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
-use crate::entry::{decode, encode, StoredEntry};
+use crate::entry::{decode, encode_encoded, EncodedEvent, StoredEntry};
 use crate::error::{AuditError, BackendError};
 use crate::memory::MemoryBackend;
 use crate::merkle::{self, Frontier, Hash, NodeSource, ProofError};
@@ -81,7 +81,8 @@ type ReadJob = Box<dyn FnOnce(&mut dyn Backend) + Send>;
 struct AppendJob {
     stream: StreamId,
     expected: ExpectedVersion,
-    events: Vec<Event>,
+    /// Encoded by the appending task, so that the writer only frames them.
+    events: Vec<EncodedEvent>,
     fence: Option<Lease>,
     reply: Reply,
 }
@@ -606,17 +607,7 @@ impl Writer {
             }
             for (i, event) in job.events.iter().enumerate() {
                 let version = current + 1 + i as u64;
-                let entry = match encode(seq, &job.stream, version, at, &prev, event) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let e = AuditError::InvalidRequest(format!(
-                            "event {} for {} could not be serialised: {e}",
-                            i + 1,
-                            job.stream
-                        ));
-                        return fail(e, job.reply, accepted, jobs);
-                    }
-                };
+                let entry = encode_encoded(seq, &job.stream, version, at, &prev, event);
                 prev = entry.hash;
                 nodes.extend(frontier.push(entry.hash));
                 entries.push(entry);
@@ -707,13 +698,27 @@ impl AuditStore {
         events: &[Event],
         fence: Option<Lease>,
     ) -> Result<u64, StoreError> {
+        // The events' canonical JSON is most of the cost of framing them: it is done here, on
+        // the appending task, not on the single writer thread.
+        let events = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| {
+                EncodedEvent::new(event).map_err(|e| {
+                    StoreError::from(AuditError::InvalidRequest(format!(
+                        "event {} for {stream} could not be serialised: {e}",
+                        i + 1
+                    )))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let (reply, rx) = oneshot::channel();
         self.inner
             .writer
             .send(WriterJob::Append(AppendJob {
                 stream: stream.clone(),
                 expected,
-                events: events.to_vec(),
+                events,
                 fence,
                 reply,
             }))

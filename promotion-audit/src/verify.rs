@@ -6,13 +6,17 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 
 use crate::backend::Backend;
+use crate::backend::{ChunkEntry, EntryChunk, StreamIndexSummary, StreamIndexed};
 use crate::checkpoint::{Checkpoint, CheckpointVerifier};
-use crate::entry::{decode_frame, StoredEntry, GENESIS_PREV};
+use crate::entry::{decode_frame, split_frame, GENESIS_PREV};
 use crate::error::{AuditError, Tampered};
 use crate::merkle::{leaf_hash, Frontier, Hash};
 
 /// Entries read per chunk.
-pub const CHUNK: usize = 4096;
+pub const CHUNK: usize = 1024;
+
+/// The share of each chunk's frames the reading thread decodes; the worker decodes the rest.
+const READER_SHARE_PERCENT: usize = 40;
 
 /// What a successful verification established.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,24 +85,37 @@ pub fn verify(
         prev: GENESIS_PREV,
         seq: 0,
         bytes: 0,
-        versions: HashMap::new(),
+        slots: HashMap::new(),
+        versions: Vec::new(),
+        indexed: Vec::new(),
+        index_upto: 0,
         checkpoint_size: checkpoint.as_ref().map(|c| c.size),
         root_at_checkpoint: None,
     };
     if chain.checkpoint_size == Some(0) {
         chain.root_at_checkpoint = Some(chain.frontier.root());
     }
-    // Two stages on two threads: this one reads rows and stored nodes from the backend, a
-    // worker hashes, decodes and chains the entries of the chunk read before. Results come
-    // back in chunk order, so the entry reported is the first bad one, as if sequential.
+    // Two stages on two threads: this one reads a chunk of entries and stored nodes from the
+    // backend and decodes the frames of the first part of the chunk while its bytes are in its
+    // cache; a worker decodes the rest, hashes and chains the chunk read before, and hands the
+    // chunk's buffers back. The split keeps both threads about equally busy. Results come back
+    // in chunk order and a decoding error travels with its entry, so the entry reported is the
+    // first bad one, as if sequential.
+    let index = backend.stream_index_summary()?;
+    chain.index_upto = index.as_ref().map_or(0, |i| i.upto);
     let chain = std::thread::scope(|scope| -> Result<Chain, AuditError> {
-        let (rows_tx, rows_rx) = mpsc::sync_channel::<Vec<StoredEntry>>(1);
-        let (done_tx, done_rx) = mpsc::sync_channel::<Result<Vec<Node>, AuditError>>(2);
+        type Decoded = Vec<Result<Frame, String>>;
+        let (rows_tx, rows_rx) = mpsc::sync_channel::<(EntryChunk, Decoded)>(1);
+        let (done_tx, done_rx) =
+            mpsc::sync_channel::<(Result<Vec<Node>, AuditError>, EntryChunk, Decoded)>(2);
         let worker = scope.spawn(move || {
-            for chunk in rows_rx {
-                let result = chain.check_chunk(&chunk);
+            for (chunk, mut frames) in rows_rx {
+                let decoded = frames.len();
+                let rest = chunk.entries.get(decoded..).unwrap_or_default();
+                frames.extend(rest.iter().map(|e| Frame::of(&chunk, e)));
+                let result = chain.check_chunk(&chunk, &frames);
                 let failed = result.is_err();
-                if done_tx.send(result).is_err() || failed {
+                if done_tx.send((result, chunk, frames)).is_err() || failed {
                     break;
                 }
             }
@@ -107,23 +124,35 @@ pub fn verify(
         let stopped = || AuditError::InvalidRequest("the verification worker stopped".into());
         let mut next = 0u64;
         let mut in_flight = 0usize;
-        let outcome = (|| {
+        let mut spare: Vec<(EntryChunk, Decoded)> = Vec::new();
+        let finish = |spare: &mut Vec<(EntryChunk, Decoded)>| -> Result<(), AuditError> {
+            let (nodes, chunk, frames) = done_rx.recv().map_err(|_| stopped())?;
+            check_nodes(backend, &nodes?)?;
+            spare.push((chunk, frames));
+            Ok(())
+        };
+        let outcome = (|| -> Result<(), AuditError> {
             loop {
-                let chunk = backend.read_range(next, CHUNK)?;
-                let Some(last) = chunk.last() else {
+                let (mut chunk, mut frames) = spare.pop().unwrap_or_default();
+                backend.read_chunk(next, CHUNK, &mut chunk)?;
+                let Some(last) = chunk.entries.last() else {
                     break;
                 };
                 next = last.seq.saturating_add(1);
-                rows_tx.send(chunk).map_err(|_| stopped())?;
+                frames.clear();
+                let mine = chunk.entries.len() * READER_SHARE_PERCENT / 100;
+                let first = chunk.entries.get(..mine).unwrap_or_default();
+                frames.extend(first.iter().map(|e| Frame::of(&chunk, e)));
+                rows_tx.send((chunk, frames)).map_err(|_| stopped())?;
                 in_flight += 1;
                 if in_flight == 2 {
-                    check_nodes(backend, &done_rx.recv().map_err(|_| stopped())??)?;
+                    finish(&mut spare)?;
                     in_flight -= 1;
                 }
             }
             drop(rows_tx);
             for _ in 0..in_flight {
-                check_nodes(backend, &done_rx.recv().map_err(|_| stopped())??)?;
+                finish(&mut spare)?;
             }
             Ok(())
         })();
@@ -131,7 +160,11 @@ pub fn verify(
         let chain = worker
             .join()
             .map_err(|_| AuditError::InvalidRequest("the verification worker panicked".into()))?;
-        outcome.map(|()| chain)
+        let chain = outcome.map(|()| chain)?;
+        if let Some(index) = &index {
+            chain.check_index(index)?;
+        }
+        Ok(chain)
     })?;
     let Chain {
         frontier,
@@ -172,23 +205,82 @@ pub fn verify(
 
 type Node = (u8, u64, Hash);
 
+/// What an entry's bytes claim about its place, decoded next to the read.
+struct Frame {
+    seq: u64,
+    version: u64,
+    /// `prev` as its hex digits, as stored.
+    prev_hex: [u8; 64],
+    /// The stream the bytes name when it is not the one the entry is stored under.
+    other_stream: Option<String>,
+}
+
+impl Frame {
+    fn of(chunk: &EntryChunk, row: &ChunkEntry) -> Result<Frame, String> {
+        let head = split_frame(chunk.bytes(row))?;
+        let stored = chunk.stream(row).map_or("", |s| s.as_str());
+        let mut prev_hex = [0u8; 64];
+        match head.prev_hex.try_into() {
+            Ok(hex) => prev_hex = hex,
+            // Too short: not hex of a hash, as decoding says.
+            Err(_) => {
+                decode_frame(chunk.bytes(row))?;
+            }
+        }
+        Ok(Frame {
+            seq: head.seq,
+            version: head.version,
+            prev_hex,
+            other_stream: (head.stream != stored).then(|| head.stream.into_owned()),
+        })
+    }
+}
+
 /// The running state of verification: the tree, the chain and every stream's version.
 struct Chain {
     frontier: Frontier,
     prev: Hash,
     seq: u64,
     bytes: u64,
-    /// Every stream's version so far, by name (looked up by `&str`: no allocation per entry).
-    versions: HashMap<String, u64>,
+    /// Every stream's slot in `versions`, by name (looked up once per stream and chunk).
+    slots: HashMap<String, usize>,
+    /// Every stream's version so far.
+    versions: Vec<u64>,
+    /// Per stream slot: (entries below `index_upto`, the sum of their sequence numbers, the
+    /// last one's sequence number).
+    indexed: Vec<(u64, u64, u64)>,
+    /// Entries below this are counted in `indexed`, for the stream index check.
+    index_upto: u64,
     checkpoint_size: Option<u64>,
     root_at_checkpoint: Option<Hash>,
 }
 
 impl Chain {
-    /// Checks one chunk of rows in order; returns the Merkle nodes they complete.
-    fn check_chunk(&mut self, chunk: &[StoredEntry]) -> Result<Vec<Node>, AuditError> {
-        let mut computed_nodes: Vec<Node> = Vec::with_capacity(chunk.len() * 2);
-        for row in chunk {
+    /// Checks one chunk of entries in order, given what their frames claim; returns the Merkle
+    /// nodes they complete.
+    fn check_chunk(
+        &mut self,
+        chunk: &EntryChunk,
+        frames: &[Result<Frame, String>],
+    ) -> Result<Vec<Node>, AuditError> {
+        let slots: Vec<usize> = chunk
+            .streams
+            .iter()
+            .map(|s| match self.slots.get(s.as_str()) {
+                Some(slot) => *slot,
+                None => {
+                    self.versions.push(0);
+                    self.indexed.push((0, 0, 0));
+                    let slot = self.versions.len() - 1;
+                    self.slots.insert(s.as_str().to_owned(), slot);
+                    slot
+                }
+            })
+            .collect();
+        let mut computed_nodes: Vec<Node> = Vec::with_capacity(chunk.entries.len() * 2);
+        for (row, frame) in chunk.entries.iter().zip(frames) {
+            let bytes = chunk.bytes(row);
+            let row_stream = chunk.stream(row).map_or("", |s| s.as_str());
             let seq = self.seq;
             if row.seq != seq {
                 return Err(tampered(
@@ -198,7 +290,7 @@ impl Chain {
                     format!("entry {} next", row.seq),
                 ));
             }
-            let hash = leaf_hash(&row.bytes);
+            let hash = leaf_hash(bytes);
             // Checked first: an edit inside an entry is blamed on that entry, not its neighbour.
             if hash != row.hash {
                 return Err(tampered(
@@ -208,12 +300,12 @@ impl Chain {
                     hex::encode(hash),
                 ));
             }
-            let entry = decode_frame(&row.bytes).map_err(|e| {
+            let entry = frame.as_ref().map_err(|e| {
                 tampered(
                     seq,
                     "stored bytes do not decode as an entry",
                     "a log entry",
-                    e,
+                    e.clone(),
                 )
             })?;
             if entry.seq != seq {
@@ -224,7 +316,27 @@ impl Chain {
                     format!("seq {}", entry.seq),
                 ));
             }
-            if entry.prev != self.prev {
+            let mut expected_hex = [0u8; 64];
+            // Cannot fail: 64 bytes hold the hex of 32.
+            let _ = hex::encode_to_slice(self.prev, &mut expected_hex);
+            if entry.prev_hex != expected_hex {
+                let mut claimed = [0u8; 32];
+                if let Err(e) = hex::decode_to_slice(entry.prev_hex, &mut claimed) {
+                    return Err(tampered(
+                        seq,
+                        "stored bytes do not decode as an entry",
+                        "a log entry",
+                        format!("`prev` is not a 32-byte hex hash: {e}"),
+                    ));
+                }
+                if claimed == self.prev {
+                    return Err(tampered(
+                        seq,
+                        "`prev` is not in the canonical lowercase hex",
+                        hex::encode(claimed),
+                        String::from_utf8_lossy(&entry.prev_hex),
+                    ));
+                }
                 let (at, problem) = if seq == 0 {
                     (0, "the first entry is not chained to the genesis hash")
                 } else {
@@ -236,47 +348,121 @@ impl Chain {
                 return Err(tampered(
                     at,
                     problem,
-                    hex::encode(entry.prev),
+                    hex::encode(claimed),
                     hex::encode(self.prev),
                 ));
             }
-            if entry.stream != row.stream.as_str() || entry.version != row.version {
+            if entry.other_stream.is_some() || entry.version != row.version {
+                let claimed = entry.other_stream.as_deref().unwrap_or(row_stream);
                 return Err(tampered(
                     seq,
                     "the row's stream or version differs from the entry's bytes",
-                    format!("{} v{}", entry.stream, entry.version),
-                    format!("{} v{}", row.stream, row.version),
+                    format!("{claimed} v{}", entry.version),
+                    format!("{row_stream} v{}", row.version),
                 ));
             }
-            let last = match self.versions.get_mut(entry.stream.as_ref()) {
-                Some(v) => v,
-                None => self.versions.entry(entry.stream.to_string()).or_insert(0),
-            };
+            let last = slots
+                .get(row.stream)
+                .and_then(|slot| self.versions.get_mut(*slot))
+                .ok_or_else(|| {
+                    tampered(
+                        seq,
+                        "the entry's stream is not in its chunk",
+                        row_stream,
+                        "none",
+                    )
+                })?;
             if entry.version != *last + 1 {
                 return Err(tampered(
                     seq,
-                    format!("stream {} skips or repeats a version", entry.stream),
+                    format!("stream {row_stream} skips or repeats a version"),
                     format!("version {}", *last + 1),
                     format!("version {}", entry.version),
                 ));
             }
             *last = entry.version;
+            if seq < self.index_upto {
+                if let Some(c) = slots.get(row.stream).and_then(|s| self.indexed.get_mut(*s)) {
+                    *c = (c.0 + 1, c.1.wrapping_add(seq), seq);
+                }
+            }
             computed_nodes.extend(self.frontier.push(hash));
             if self.checkpoint_size == Some(self.frontier.size()) {
                 self.root_at_checkpoint = Some(self.frontier.root());
             }
             self.prev = hash;
-            self.bytes += row.bytes.len() as u64;
+            self.bytes += bytes.len() as u64;
             self.seq += 1;
         }
         Ok(computed_nodes)
     }
 }
 
+impl Chain {
+    /// Checks that the backend's stream index counts, for every stream, exactly its entries below
+    /// the summary's `upto`, as this pass counted them (reads check the index against these
+    /// counts).
+    fn check_index(&self, summary: &StreamIndexSummary) -> Result<(), AuditError> {
+        let mut listed = 0usize;
+        for (name, slot) in &self.slots {
+            let Some(&(count, seq_sum, last_seq)) = self.indexed.get(*slot) else {
+                continue;
+            };
+            let found = summary.streams.get(name.as_str()).copied();
+            if count == 0 && found.is_none() {
+                continue;
+            }
+            listed += 1;
+            let expected = StreamIndexed {
+                entries: count,
+                seq_sum,
+            };
+            if found != Some(expected) {
+                let show = |i: &StreamIndexed| {
+                    format!(
+                        "{} entries at positions adding up to {}",
+                        i.entries, i.seq_sum
+                    )
+                };
+                return Err(tampered(
+                    last_seq,
+                    format!(
+                        "the stream index's count for stream {name} differs from its entries below entry {}",
+                        summary.upto
+                    ),
+                    show(&expected),
+                    found.map_or("no entries".to_owned(), |f| show(&f)),
+                ));
+            }
+        }
+        if listed != summary.streams.len() {
+            let extra = summary
+                .streams
+                .keys()
+                .find(|name| {
+                    self.slots
+                        .get(name.as_str())
+                        .and_then(|s| self.indexed.get(*s))
+                        .is_none_or(|c| c.0 == 0)
+                })
+                .cloned()
+                .unwrap_or_default();
+            return Err(tampered(
+                summary.upto.saturating_sub(1),
+                format!("the stream index counts entries of stream {extra} that the log does not hold below entry {}", summary.upto),
+                "no entries",
+                "index rows",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Compares recomputed Merkle nodes with the stored ones, one range read per level.
 fn check_nodes(backend: &dyn Backend, computed: &[(u8, u64, Hash)]) -> Result<(), AuditError> {
     let mut by_level: Vec<Vec<(u64, Hash)>> = Vec::new();
-    for &(level, index, hash) in computed {
+    let lowest = backend.lowest_stored_level();
+    for &(level, index, hash) in computed.iter().filter(|n| n.0 >= lowest) {
         let l = level as usize;
         if by_level.len() <= l {
             by_level.resize_with(l + 1, Vec::new);
