@@ -115,6 +115,18 @@ pub struct SqliteBackend {
     names: RefCell<HashMap<u64, StreamId>>,
     /// The write transaction in progress.
     txn: Option<Txn>,
+    /// For readers: the entries not yet in the stream index, by stream, kept up to date from
+    /// the new blocks only, so that a read by stream does not scan every unindexed block.
+    tail: RefCell<Tail>,
+}
+
+/// The entries from `upto` (the stream index's end) to `end`, by stream id, as
+/// (version, sequence number) in log order.
+#[derive(Debug, Default)]
+struct Tail {
+    upto: u64,
+    end: u64,
+    streams: HashMap<u64, Vec<(u64, u64)>>,
 }
 
 /// What a write transaction knows.
@@ -244,6 +256,7 @@ impl SqliteBackend {
             sids: HashMap::new(),
             names: RefCell::new(HashMap::new()),
             txn: None,
+            tail: RefCell::new(Tail::default()),
         })
     }
 
@@ -284,6 +297,34 @@ impl SqliteBackend {
             .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)).optional())
             .map(|v| v.map_or(0, uint))
             .map_err(self.err("reading how far the stream index reaches"))
+    }
+
+    /// Brings the reader's view of the unindexed entries up to date with the log (inside a
+    /// snapshot): drops what the index now holds, adds the entries appended since.
+    fn refresh_tail(&self, upto: u64) -> Result<(), BackendError> {
+        let size = self.size()?;
+        let mut tail = self.tail.borrow_mut();
+        if upto < tail.upto || size < tail.end {
+            // The log is not the one this view was built from (replaced or damaged): rebuild.
+            *tail = Tail::default();
+        }
+        if upto > tail.upto || tail.end < upto {
+            tail.streams.retain(|_, entries| {
+                entries.retain(|&(_, seq)| seq >= upto);
+                !entries.is_empty()
+            });
+            tail.upto = upto;
+            tail.end = tail.end.max(upto);
+        }
+        if tail.end < size {
+            let from = tail.end;
+            let Tail { streams, end, .. } = &mut *tail;
+            self.each_dir_entry(from, &mut |seq, sid, version| {
+                streams.entry(sid).or_default().push((version, seq));
+                *end = (*end).max(seq.saturating_add(1));
+            })?;
+        }
+        Ok(())
     }
 
     /// The id of `stream` if it has one (committed, or given in the open transaction).
@@ -922,11 +963,10 @@ impl Backend for SqliteBackend {
                     format!("{} index rows", wanted.len()),
                 ));
             }
-            this.each_dir_entry(upto, &mut |seq, s, version| {
-                if s == sid && version > after {
-                    wanted.push((version, seq));
-                }
-            })?;
+            this.refresh_tail(upto)?;
+            if let Some(entries) = this.tail.borrow().streams.get(&sid) {
+                wanted.extend(entries.iter().filter(|(version, _)| *version > after));
+            }
             // The index and the blocks' directories must give the versions one by one, at
             // increasing positions.
             let mut previous = None;

@@ -184,9 +184,13 @@ fn the_block_layout_reads_like_one_row_per_entry() {
         "indexed up to {upto} of {size}"
     );
     assert_eq!(one("SELECT count(*) FROM stream_index") as u64, upto);
-    assert!(one("SELECT count(*) FROM blocks WHERE length(data) > 16384") > 0);
     assert!(
-        one("SELECT count(*) FROM blocks") < (size / 8) as i64,
+        one(&format!(
+            "SELECT count(*) FROM blocks WHERE length(data) > {BLOCK_MAX_BYTES}"
+        )) > 0
+    );
+    assert!(
+        one("SELECT count(*) FROM blocks") < (size / 4) as i64,
         "entries share blocks"
     );
     assert_eq!(
