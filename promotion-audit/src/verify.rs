@@ -15,8 +15,8 @@ use crate::merkle::{leaf_hash, Frontier, Hash};
 /// Entries read per chunk.
 pub const CHUNK: usize = 1024;
 
-/// The share of each chunk's frames the reading thread decodes; the worker decodes the rest.
-const READER_SHARE_PERCENT: usize = 40;
+/// Frames the reading thread decodes between offers of its chunk to the worker.
+const DECODE_STEP: usize = 32;
 
 /// What a successful verification established.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,16 +96,17 @@ pub fn verify(
         chain.root_at_checkpoint = Some(chain.frontier.root());
     }
     // Two stages on two threads: this one reads a chunk of entries and stored nodes from the
-    // backend and decodes the frames of the first part of the chunk while its bytes are in its
-    // cache; a worker decodes the rest, hashes and chains the chunk read before, and hands the
-    // chunk's buffers back. The split keeps both threads about equally busy. Results come back
+    // backend and, while the worker is still busy, decodes the chunk's frames; the worker
+    // decodes the rest, hashes and chains the chunk, and hands its buffers back. Which thread
+    // decodes how much adjusts itself, so both stay busy. Results come back
     // in chunk order and a decoding error travels with its entry, so the entry reported is the
     // first bad one, as if sequential.
     let index = backend.stream_index_summary()?;
     chain.index_upto = index.as_ref().map_or(0, |i| i.upto);
     let chain = std::thread::scope(|scope| -> Result<Chain, AuditError> {
         type Decoded = Vec<Result<Frame, String>>;
-        let (rows_tx, rows_rx) = mpsc::sync_channel::<(EntryChunk, Decoded)>(1);
+        // A rendezvous: a chunk is handed over only when the worker waits for one.
+        let (rows_tx, rows_rx) = mpsc::sync_channel::<(EntryChunk, Decoded)>(0);
         let (done_tx, done_rx) =
             mpsc::sync_channel::<(Result<Vec<Node>, AuditError>, EntryChunk, Decoded)>(2);
         let worker = scope.spawn(move || {
@@ -131,6 +132,16 @@ pub fn verify(
             spare.push((chunk, frames));
             Ok(())
         };
+        // The worker stops early only after sending a failure: find it, in chunk order (a
+        // node mismatch in an earlier chunk names an earlier entry).
+        let worker_failure = || -> AuditError {
+            while let Ok((nodes, _, _)) = done_rx.try_recv() {
+                if let Err(e) = nodes.and_then(|n| check_nodes(backend, &n)) {
+                    return e;
+                }
+            }
+            stopped()
+        };
         let outcome = (|| -> Result<(), AuditError> {
             loop {
                 let (mut chunk, mut frames) = spare.pop().unwrap_or_default();
@@ -140,10 +151,27 @@ pub fn verify(
                 };
                 next = last.seq.saturating_add(1);
                 frames.clear();
-                let mine = chunk.entries.len() * READER_SHARE_PERCENT / 100;
-                let first = chunk.entries.get(..mine).unwrap_or_default();
-                frames.extend(first.iter().map(|e| Frame::of(&chunk, e)));
-                rows_tx.send((chunk, frames)).map_err(|_| stopped())?;
+                // Decode frames here, a step at a time, for as long as the worker is busy;
+                // hand the chunk over as soon as it waits (it decodes the rest).
+                let mut parcel = (chunk, frames);
+                loop {
+                    match rows_tx.try_send(parcel) {
+                        Ok(()) => break,
+                        Err(mpsc::TrySendError::Disconnected(_)) => return Err(worker_failure()),
+                        Err(mpsc::TrySendError::Full(back)) => parcel = back,
+                    }
+                    let (chunk, frames) = (&parcel.0, &mut parcel.1);
+                    let done = frames.len();
+                    let Some(step) = chunk
+                        .entries
+                        .get(done..(done + DECODE_STEP).min(chunk.entries.len()))
+                        .filter(|s| !s.is_empty())
+                    else {
+                        rows_tx.send(parcel).map_err(|_| worker_failure())?;
+                        break;
+                    };
+                    frames.extend(step.iter().map(|e| Frame::of(chunk, e)));
+                }
                 in_flight += 1;
                 if in_flight == 2 {
                     finish(&mut spare)?;
