@@ -631,15 +631,15 @@ fn migrate(conn: &Connection, from: i32, path: &Path) -> Result<(), AuditError> 
         }
         conn.execute_batch(&format!("{LEASES} {TABLES}"))
             .map_err(step("creating tables"))?;
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "INSERT INTO streams (name) SELECT stream FROM entries GROUP BY stream ORDER BY MIN(seq);
              INSERT INTO stream_index (sid, version, seq)
                  SELECT s.sid, e.version, e.seq FROM entries e JOIN streams s ON s.name = e.stream;
              INSERT INTO stream_counts (sid, entries, seq_sum)
                  SELECT sid, count(*), sum(seq) FROM stream_index GROUP BY sid;
              UPDATE indexed SET upto = (SELECT COALESCE(MAX(seq) + 1, 0) FROM entries);
-             DELETE FROM nodes WHERE level < 6;",
-        )
+             DELETE FROM nodes WHERE level < {NODE_LEVEL};",
+        ))
         .map_err(step("indexing streams"))?;
         let mut sids: HashMap<String, u64> = HashMap::new();
         {

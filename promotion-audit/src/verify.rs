@@ -98,9 +98,9 @@ pub fn verify(
     // Two stages on two threads: this one reads a chunk of entries and stored nodes from the
     // backend and, while the worker is still busy, decodes the chunk's frames; the worker
     // decodes the rest, hashes and chains the chunk, and hands its buffers back. Which thread
-    // decodes how much adjusts itself, so both stay busy. Results come back
-    // in chunk order and a decoding error travels with its entry, so the entry reported is the
-    // first bad one, as if sequential.
+    // decodes how much adjusts itself, so both stay busy. Results come back in chunk order and
+    // a decoding error travels with its entry, so the entry reported is the first bad one, as
+    // if sequential.
     let index = backend.stream_index_summary()?;
     chain.index_upto = index.as_ref().map_or(0, |i| i.upto);
     let chain = std::thread::scope(|scope| -> Result<Chain, AuditError> {
@@ -431,12 +431,16 @@ impl Chain {
     /// the summary's `upto`, as this pass counted them (reads check the index against these
     /// counts).
     fn check_index(&self, summary: &StreamIndexSummary) -> Result<(), AuditError> {
+        // Streams in the order they first appear in the log, so the report is deterministic.
+        let mut by_slot: Vec<(usize, &str)> =
+            self.slots.iter().map(|(n, s)| (*s, n.as_str())).collect();
+        by_slot.sort_unstable();
         let mut listed = 0usize;
-        for (name, slot) in &self.slots {
-            let Some(&(count, seq_sum, last_seq)) = self.indexed.get(*slot) else {
+        for (slot, name) in by_slot {
+            let Some(&(count, seq_sum, last_seq)) = self.indexed.get(slot) else {
                 continue;
             };
-            let found = summary.streams.get(name.as_str()).copied();
+            let found = summary.streams.get(name).copied();
             if count == 0 && found.is_none() {
                 continue;
             }
@@ -467,12 +471,13 @@ impl Chain {
             let extra = summary
                 .streams
                 .keys()
-                .find(|name| {
+                .filter(|name| {
                     self.slots
                         .get(name.as_str())
                         .and_then(|s| self.indexed.get(*s))
                         .is_none_or(|c| c.0 == 0)
                 })
+                .min()
                 .cloned()
                 .unwrap_or_default();
             return Err(tampered(
