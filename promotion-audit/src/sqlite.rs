@@ -20,7 +20,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use crate::backend::{
     Backend, ChunkEntry, EntryChunk, Head, LeaseChange, StreamIndexSummary, StreamIndexed,
 };
-use crate::block::{directory, BlockBuf, BlockRef};
+use crate::block::{directory, BlockBuf, BlockEntry, BlockRef};
 use crate::entry::{StoredEntry, GENESIS_PREV};
 use crate::error::{AuditError, BackendError};
 use crate::merkle::{Frontier, Hash};
@@ -425,6 +425,29 @@ impl SqliteBackend {
         Ok(())
     }
 
+    /// Calls `f` with each of up to `limit` entries from `from` on, in stored order, in one
+    /// snapshot: what `read_range` and `read_chunk` return, each in its own shape.
+    fn each_entry(
+        &self,
+        from: u64,
+        limit: usize,
+        f: &mut dyn FnMut(&Self, BlockEntry<'_>) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        self.snapshot(|this| {
+            let mut taken = 0usize;
+            this.each_block(from, &mut |block| {
+                for e in block.entries().filter(|e| e.seq >= from) {
+                    if taken >= limit {
+                        return Ok(false);
+                    }
+                    f(this, e)?;
+                    taken += 1;
+                }
+                Ok(taken < limit)
+            })
+        })
+    }
+
     /// Calls `f` with (seq, stream id, version) of every entry from `from` on, reading only the
     /// blocks' directories.
     fn each_dir_entry(
@@ -444,10 +467,7 @@ impl SqliteBackend {
                 r.get::<_, i64>(0).map_err(self.err("reading a block"))?,
                 r.get::<_, i64>(1).map_err(self.err("reading a block"))?,
             );
-            let dir = r
-                .get_ref(2)
-                .and_then(|v| v.as_blob().map_err(Into::into))
-                .map_err(self.err("reading a block"))?;
+            let dir = blob(r, 2).map_err(self.err("reading a block"))?;
             let entries = directory(first, count, dir).map_err(|problem| {
                 BackendError::tampered(uint(first), "a block is malformed", problem)
             })?;
@@ -472,10 +492,7 @@ impl SqliteBackend {
         while let Some(r) = rows.next().map_err(self.err(what))? {
             let first = uint(r.get(0).map_err(self.err(what))?);
             let count: i64 = r.get(1).map_err(self.err(what))?;
-            let hashes = r
-                .get_ref(2)
-                .and_then(|v| v.as_blob().map_err(Into::into))
-                .map_err(self.err(what))?;
+            let hashes = blob(r, 2).map_err(self.err(what))?;
             if usize::try_from(count).map_or(true, |c| hashes.len() != c.saturating_mul(32)) {
                 return Err(BackendError::tampered(
                     first,
@@ -599,14 +616,17 @@ impl SqliteBackend {
     }
 }
 
+/// Column `i` of row `r` as a blob, borrowed from the row.
+fn blob<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r [u8]> {
+    r.get_ref(i)?.as_blob().map_err(Into::into)
+}
+
 /// A block row as (first, count, dir, hashes, data), parsed; the outer error is SQLite's, the
 /// inner one a malformed block.
 fn block_of<'r>(r: &'r rusqlite::Row<'_>) -> rusqlite::Result<Result<BlockRef<'r>, BackendError>> {
     let first: i64 = r.get(0)?;
     let count: i64 = r.get(1)?;
-    let blob =
-        |i: usize| -> rusqlite::Result<&'r [u8]> { r.get_ref(i)?.as_blob().map_err(Into::into) };
-    let (dir, hashes, data) = (blob(2)?, blob(3)?, blob(4)?);
+    let (dir, hashes, data) = (blob(r, 2)?, blob(r, 3)?, blob(r, 4)?);
     Ok(BlockRef::parse(first, count, dir, hashes, data)
         .map_err(|problem| BackendError::tampered(uint(first), "a block is malformed", problem)))
 }
@@ -682,14 +702,8 @@ fn migrate(conn: &Connection, from: i32, path: &Path) -> Result<(), AuditError> 
             let seq = uint(r.get(0).map_err(step("reading entries"))?);
             let stream: String = r.get(1).map_err(step("reading entries"))?;
             let version = uint(r.get(2).map_err(step("reading entries"))?);
-            let bytes = r
-                .get_ref(3)
-                .and_then(|v| v.as_blob().map_err(Into::into))
-                .map_err(step("reading entries"))?;
-            let hash = r
-                .get_ref(4)
-                .and_then(|v| v.as_blob().map_err(Into::into))
-                .map_err(step("reading entries"))?;
+            let bytes = blob(r, 3).map_err(step("reading entries"))?;
+            let hash = blob(r, 4).map_err(step("reading entries"))?;
             // Rows are copied as they are; a gap (a deleted row) starts a new block, so that
             // verification still finds it where it was.
             let full = block.count >= BLOCK_MAX_ENTRIES
@@ -1033,28 +1047,18 @@ impl Backend for SqliteBackend {
     }
 
     fn read_range(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, BackendError> {
-        self.snapshot(|this| {
-            let mut out = Vec::with_capacity(limit.min(1 << 16));
-            this.each_block(from, &mut |block| {
-                for e in block.entries() {
-                    if e.seq < from {
-                        continue;
-                    }
-                    if out.len() >= limit {
-                        return Ok(false);
-                    }
-                    out.push(StoredEntry {
-                        seq: e.seq,
-                        stream: this.name(e.sid, e.seq)?,
-                        version: e.version,
-                        bytes: e.bytes.to_vec(),
-                        hash: e.hash,
-                    });
-                }
-                Ok(out.len() < limit)
-            })?;
-            Ok(out)
-        })
+        let mut out = Vec::with_capacity(limit.min(1 << 16));
+        self.each_entry(from, limit, &mut |this, e| {
+            out.push(StoredEntry {
+                seq: e.seq,
+                stream: this.name(e.sid, e.seq)?,
+                version: e.version,
+                bytes: e.bytes.to_vec(),
+                hash: e.hash,
+            });
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     fn read_chunk(
@@ -1064,36 +1068,26 @@ impl Backend for SqliteBackend {
         chunk: &mut EntryChunk,
     ) -> Result<(), BackendError> {
         chunk.clear();
-        self.snapshot(|this| {
-            let mut index: HashMap<u64, usize> = HashMap::new();
-            this.each_block(from, &mut |block| {
-                for e in block.entries() {
-                    if e.seq < from {
-                        continue;
-                    }
-                    if chunk.entries.len() >= limit {
-                        return Ok(false);
-                    }
-                    let stream = match index.get(&e.sid) {
-                        Some(i) => *i,
-                        None => {
-                            chunk.streams.push(this.name(e.sid, e.seq)?);
-                            index.insert(e.sid, chunk.streams.len() - 1);
-                            chunk.streams.len() - 1
-                        }
-                    };
-                    chunk.entries.push(ChunkEntry {
-                        seq: e.seq,
-                        stream,
-                        version: e.version,
-                        start: chunk.data.len(),
-                        len: e.bytes.len(),
-                        hash: e.hash,
-                    });
-                    chunk.data.extend_from_slice(e.bytes);
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        self.each_entry(from, limit, &mut |this, e| {
+            let stream = match index.get(&e.sid) {
+                Some(i) => *i,
+                None => {
+                    chunk.streams.push(this.name(e.sid, e.seq)?);
+                    index.insert(e.sid, chunk.streams.len() - 1);
+                    chunk.streams.len() - 1
                 }
-                Ok(chunk.entries.len() < limit)
-            })
+            };
+            chunk.entries.push(ChunkEntry {
+                seq: e.seq,
+                stream,
+                version: e.version,
+                start: chunk.data.len(),
+                len: e.bytes.len(),
+                hash: e.hash,
+            });
+            chunk.data.extend_from_slice(e.bytes);
+            Ok(())
         })
     }
 
