@@ -67,7 +67,6 @@ pub(crate) struct BlockEntry<'a> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BlockRef<'a> {
     pub(crate) first: u64,
-    pub(crate) count: u64,
     dir: &'a [u8],
     hashes: &'a [u8],
     data: &'a [u8],
@@ -89,16 +88,37 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(a)
 }
 
-impl<'a> BlockRef<'a> {
+/// A stored block's directory and hashes, checked against the length of its data but without
+/// the data itself: enough to find one entry's bytes and read only those.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BlockIndex<'a> {
+    pub(crate) first: u64,
+    pub(crate) count: u64,
+    dir: &'a [u8],
+    hashes: &'a [u8],
+}
+
+/// Where one entry of a block is, as its [`BlockIndex`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Located {
+    pub(crate) sid: u64,
+    pub(crate) version: u64,
+    /// Offset of the entry's bytes in the block's data.
+    pub(crate) offset: u64,
+    pub(crate) len: usize,
+    pub(crate) hash: Hash,
+}
+
+impl<'a> BlockIndex<'a> {
     /// Checks that the parts of the block starting at entry `first` fit together: `count`
-    /// records in `dir`, `count` hashes, and entry lengths that add up to `data`. The error says
-    /// what does not fit.
+    /// records in `dir`, `count` hashes, and entry lengths that add up to `data_len`, the length
+    /// of its data. The error says what does not fit.
     pub(crate) fn parse(
         first: i64,
         count: i64,
         dir: &'a [u8],
         hashes: &'a [u8],
-        data: &'a [u8],
+        data_len: u64,
     ) -> Result<Self, String> {
         let first = u64::try_from(first).map_err(|_| format!("its first entry is {first}"))?;
         let n = usize::try_from(count)
@@ -123,24 +143,63 @@ impl<'a> BlockRef<'a> {
             .chunks_exact(DIR_RECORD)
             .map(|r| u64::from(u32_at(r, 16)))
             .sum::<u64>();
-        if total != data.len() as u64 {
+        if total != data_len {
             return Err(format!(
-                "its entries' lengths add up to {total} bytes, but it holds {}",
-                data.len()
+                "its entries' lengths add up to {total} bytes, but it holds {data_len}"
             ));
         }
-        Ok(BlockRef {
+        Ok(BlockIndex {
             first,
             count: n as u64,
             dir,
             hashes,
-            data,
         })
     }
 
     /// The sequence number after the block's last entry.
     pub(crate) fn end(&self) -> u64 {
         self.first.saturating_add(self.count)
+    }
+
+    /// Where entry `seq` is, if the block holds it.
+    pub(crate) fn locate(&self, seq: u64) -> Option<Located> {
+        let i = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        let rec = self.dir.get(i * DIR_RECORD..(i + 1) * DIR_RECORD)?;
+        let offset = self
+            .dir
+            .chunks_exact(DIR_RECORD)
+            .take(i)
+            .map(|r| u64::from(u32_at(r, 16)))
+            .sum();
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(self.hashes.get(i * 32..(i + 1) * 32)?);
+        Some(Located {
+            sid: u64_at(rec, 0),
+            version: u64_at(rec, 8),
+            offset,
+            len: u32_at(rec, 16) as usize,
+            hash,
+        })
+    }
+}
+
+impl<'a> BlockRef<'a> {
+    /// Checks that the parts of the block starting at entry `first` fit together, as
+    /// [`BlockIndex::parse`] does with `data`'s length. The error says what does not fit.
+    pub(crate) fn parse(
+        first: i64,
+        count: i64,
+        dir: &'a [u8],
+        hashes: &'a [u8],
+        data: &'a [u8],
+    ) -> Result<Self, String> {
+        let index = BlockIndex::parse(first, count, dir, hashes, data.len() as u64)?;
+        Ok(BlockRef {
+            first: index.first,
+            dir,
+            hashes,
+            data,
+        })
     }
 
     /// The entries, in order.
@@ -220,7 +279,21 @@ mod tests {
             (got[2].seq, got[2].version, got[2].bytes),
             (12, 2, &b"xyz"[..])
         );
-        assert_eq!(r.end(), 13);
+        let index = BlockIndex::parse(10, 3, &b.dir, &b.hashes, b.data.len() as u64).unwrap();
+        assert_eq!(index.end(), 13);
+        assert_eq!(
+            index.locate(12),
+            Some(Located {
+                sid: 1,
+                version: 2,
+                offset: 7,
+                len: 3,
+                hash: [3u8; 32]
+            })
+        );
+        assert_eq!(index.locate(11).map(|l| (l.offset, l.len)), Some((7, 0)));
+        assert_eq!(index.locate(9), None);
+        assert_eq!(index.locate(13), None);
         let dir: Vec<_> = directory(10, 3, &b.dir).unwrap().collect();
         assert_eq!(dir, vec![(10, 1, 1), (11, 2, 7), (12, 1, 2)]);
     }
@@ -237,5 +310,8 @@ mod tests {
         assert!(err(0, 3, &b.dir, &b.hashes[1..], &b.data).contains("95 bytes of hashes"));
         assert!(err(0, 3, &b.dir, &b.hashes, &b.data[1..]).contains("add up to 10 bytes"));
         assert!(directory(0, 2, &b.dir).is_err());
+        assert!(BlockIndex::parse(0, 3, &b.dir, &b.hashes, 9)
+            .unwrap_err()
+            .contains("add up to 10 bytes, but it holds 9"));
     }
 }
