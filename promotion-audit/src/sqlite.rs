@@ -1,4 +1,5 @@
-//! The SQLite backend: one file, WAL mode, durable commits (`synchronous = FULL`).
+//! The SQLite backend: one file, WAL mode, durable commits (`synchronous = FULL`), a WAL kept
+//! to [`WAL_CHECKPOINT_PAGES`] even under a steady stream of commits.
 //!
 //! Entries are stored in blocks of consecutive entries, one row each (see the `blocks` table
 //! below), so that a group commit inserts a few rows rather than one row and several index
@@ -101,6 +102,15 @@ CREATE TABLE IF NOT EXISTS leases (
 /// last block starting at or before it) and every later one.
 const BLOCKS_FROM: &str = "FROM blocks WHERE first >= \
     COALESCE((SELECT MAX(first) FROM blocks WHERE first <= ?1), 0) ORDER BY first";
+
+/// WAL size, in pages, past which a commit checkpoints the WAL itself (64 MiB of 4 KiB pages).
+/// Below it, the store's reader does, off the commit path; the bound matters under a sustained
+/// stream of commits, which would otherwise grow the WAL without end (to the size of the log,
+/// slowing every read down with it).
+pub const WAL_CHECKPOINT_PAGES: u32 = 16_384;
+
+/// Bytes the WAL file is cut back to when it starts over (`PRAGMA journal_size_limit`).
+pub const WAL_KEEP_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Most stream ids or names a connection remembers; past it, it forgets them all.
 const MAX_CACHED_STREAMS: usize = 100_000;
@@ -245,11 +255,17 @@ impl SqliteBackend {
             }
             migrate(&conn, user_version, path)?;
         }
-        // Commits never checkpoint the WAL themselves: the store's reader does, between reads
-        // (`Backend::maintain`), so the writer's commit path stays short.
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;",
-        )
+        // Commits leave checkpointing the WAL to the store's reader, between reads
+        // (`Backend::maintain`), so the writer's commit path stays short. But SQLite only starts
+        // the WAL over once every frame in it is copied, which the reader's checkpoints never
+        // achieve while commits keep coming; so past WAL_CHECKPOINT_PAGES a commit checkpoints
+        // what the reader has not copied yet, the next one starts the WAL over, and the file is
+        // cut back to WAL_KEEP_BYTES.
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+             PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES};
+             PRAGMA journal_size_limit = {WAL_KEEP_BYTES};"
+        ))
         .map_err(sql("setting durability", path))?;
         Ok(SqliteBackend {
             conn,
@@ -1906,6 +1922,77 @@ mod tests {
             (mode.as_str(), sync),
             ("wal", 2),
             "WAL with synchronous = FULL"
+        );
+        let (pages, keep): (i64, i64) = w
+            .connection()
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .and_then(|p| {
+                w.connection()
+                    .query_row("PRAGMA journal_size_limit", [], |r| r.get(0))
+                    .map(|k| (p, k))
+            })
+            .unwrap();
+        assert_eq!(
+            (pages, keep),
+            (
+                i64::from(super::WAL_CHECKPOINT_PAGES),
+                super::WAL_KEEP_BYTES as i64
+            )
+        );
+    }
+
+    /// Commits 20 entries at a time, `commits` times, straight through the backend with nobody
+    /// else checkpointing; returns the largest size the WAL file reached.
+    fn wal_high_water(w: &mut super::SqliteBackend, path: &std::path::Path, commits: u64) -> u64 {
+        use crate::backend::Backend;
+        let stream = promotion_core::StreamId::new("s").unwrap();
+        let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+        let mut high = 0;
+        for _ in 0..commits {
+            let head = w.begin().unwrap();
+            let version = w.stream_version(&stream).unwrap();
+            let (mut seq, mut prev) = (head.size, head.last);
+            let entries: Vec<_> = (1..=20)
+                .map(|i| {
+                    let event = conformance::stage_ready_event(seq);
+                    let e =
+                        crate::entry::encode(seq, &stream, version + i, event.at, &prev, &event)
+                            .unwrap();
+                    (seq, prev) = (seq + 1, e.hash);
+                    e
+                })
+                .collect();
+            w.insert_entries(&entries).unwrap();
+            w.commit().unwrap();
+            high = high.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        high
+    }
+
+    #[test]
+    fn a_steady_stream_of_commits_keeps_the_wal_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        // The mechanism with a small bound (the default is 64 MiB): 32 pages, cut back to 128 KiB.
+        let path = dir.path().join("bounded.db");
+        let (mut w, _r) = super::SqliteBackend::open_pair(&path).unwrap();
+        w.connection()
+            .execute_batch("PRAGMA wal_autocheckpoint = 32; PRAGMA journal_size_limit = 131072;")
+            .unwrap();
+        let bounded = wal_high_water(&mut w, &path, 400);
+        // Without it, nothing starts the WAL over while commits keep coming.
+        let path = dir.path().join("unbounded.db");
+        let (mut w, _r) = super::SqliteBackend::open_pair(&path).unwrap();
+        w.connection()
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .unwrap();
+        let unbounded = wal_high_water(&mut w, &path, 400);
+        assert!(
+            bounded < 512 * 1024,
+            "the WAL reached {bounded} bytes with a bound of 32 pages"
+        );
+        assert!(
+            unbounded > 4 * bounded,
+            "without a bound the WAL reached only {unbounded} bytes (bounded: {bounded})"
         );
     }
 }
