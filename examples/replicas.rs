@@ -15,7 +15,9 @@
 //!
 //! The deployer is a stand-in for the host's platform: it is slow (400 ms a call), it keeps
 //! the traffic weight per stage, and it tolerates being asked twice for the same weight, as a
-//! real platform must when a replica dies between doing a step and recording it.
+//! real platform must when a replica dies between doing a step and recording it. The record
+//! printed at the end shows alpha's interrupted call as attempt 1 of canary's third step
+//! (`deployment_started`, appended before every deployer call) and beta's as attempt 2.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,8 @@ const LEASE: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 struct Platform {
     weights: Arc<Mutex<BTreeMap<String, u8>>>,
+    /// The call under way, as (stage, weight).
+    calling: Arc<Mutex<Option<(String, u8)>>>,
     started: Instant,
 }
 
@@ -68,6 +72,9 @@ impl Deployer for Replica {
     ) -> Result<(), DeployError> {
         self.platform
             .say(self.name, format!("deploying {stage} at {weight} ..."));
+        if let Ok(mut calling) = self.platform.calling.lock() {
+            *calling = Some((stage.to_string(), weight.get()));
+        }
         tokio::time::sleep(Duration::from_millis(400)).await;
         let before = self
             .platform
@@ -82,6 +89,9 @@ impl Deployer for Replica {
         };
         self.platform
             .say(self.name, format!("{stage} now at {weight}{again}"));
+        if let Ok(mut calling) = self.platform.calling.lock() {
+            *calling = None;
+        }
         Ok(())
     }
 
@@ -157,6 +167,7 @@ async fn main() -> Result<(), Error> {
     let verifier: CheckpointVerifier = signer.verifier();
     let platform = Platform {
         weights: Arc::default(),
+        calling: Arc::default(),
         started: Instant::now(),
     };
 
@@ -184,15 +195,22 @@ async fn main() -> Result<(), Error> {
         .await?;
     println!("registered {}; alpha drives it, beta stands by", id.short());
 
-    // alpha works until it is in the middle of canary's third step, then dies.
+    // alpha works until it is in the middle of canary's third step (its deployer call for
+    // 50 % is under way), then dies.
     let alpha_task = tokio::spawn(async move { alpha.run_until_blocked(&id).await });
+    let third_step = Some(("canary".to_owned(), 50));
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let canary = platform.weights.lock().map(|w| w.get("canary").copied());
-        if canary.ok().flatten() == Some(25) {
-            // Its next deployer call (50 %) starts right after 25 % is analysed.
-            tokio::time::sleep(Duration::from_millis(150)).await;
+        if platform
+            .calling
+            .lock()
+            .map(|c| *c == third_step)
+            .unwrap_or(true)
+        {
             break;
+        }
+        if alpha_task.is_finished() {
+            return Err("alpha finished without reaching canary's third step".into());
         }
     }
     alpha_task.abort();
@@ -215,14 +233,38 @@ async fn main() -> Result<(), Error> {
     );
     assert_eq!(progress.status("production"), StageStatus::Promoted);
 
-    // The record: every step once, and a log anyone with the key can verify.
+    // The record: every step deployed once, every deployer call begun in the log (alpha's
+    // last call among them, although alpha never recorded its outcome), and a log anyone with
+    // the key can verify.
     let events = beta_store.read(&StreamId::for_release(&id)).await?;
-    println!("\nrecorded rollout steps:");
+    println!("\nrecorded deployments:");
+    let mut again = 0;
     for r in &events {
-        if let promotion::EventBody::StepDeployed { stage, weight, .. } = &r.event.body {
-            println!("  #{:<3} {stage} at {weight}", r.version);
+        match &r.event.body {
+            promotion::EventBody::DeploymentStarted {
+                stage,
+                weight,
+                attempt,
+                ..
+            } => {
+                let note = if *attempt > 1 {
+                    again += 1;
+                    format!(" (attempt {attempt}: the last one's outcome was never recorded)")
+                } else {
+                    String::new()
+                };
+                println!("  #{:<3} {stage} at {weight}: begun{note}", r.version);
+            }
+            promotion::EventBody::StepDeployed { stage, weight, .. } => {
+                println!("  #{:<3} {stage} at {weight}: deployed", r.version);
+            }
+            _ => {}
         }
     }
+    assert_eq!(
+        again, 1,
+        "alpha's interrupted call shows as an earlier attempt"
+    );
     let report = beta_store.verify(Some(&verifier)).await?;
     println!(
         "\naudit log verified: {} entries, root {}",

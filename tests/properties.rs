@@ -837,6 +837,7 @@ fn describe(cmd: &Command) -> String {
             "Judge {stage}/{gate} pass={pass} by {} {comment:?}",
             who(principal)
         ),
+        Command::BeginDeployment { stage, step } => format!("BeginDeployment {stage} step {step}"),
         Command::RecordDeployment {
             stage,
             step,
@@ -1107,6 +1108,28 @@ impl Run {
                 self.assert_gates_satisfied(spec, PhaseId::Entry, "stage scheduled")?;
                 // (e)
                 self.check_scheduled(spec, before, approvers, e.at)?;
+            }
+            EventBody::DeploymentStarted {
+                step,
+                weight,
+                attempt,
+                ..
+            } => {
+                let planned = spec.steps().get(*step as usize).map(|s| s.weight);
+                prop_assert_eq!(planned, Some(*weight), "begun weight differs from plan");
+                let due = match from {
+                    StageStatus::Scheduled => *step == 0,
+                    StageStatus::RollingOut { step: s } => {
+                        s == *step && before.step_deployed_at.is_none()
+                    }
+                    _ => false,
+                };
+                prop_assert!(due, "deployment of step {} begun in {}", step, from);
+                prop_assert_eq!(
+                    *attempt,
+                    before.deploy_attempts + 1,
+                    "attempts skip or repeat"
+                );
             }
             EventBody::StepDeployed { step, weight, .. } => {
                 let planned = spec.steps().get(*step as usize).map(|s| s.weight);
@@ -1557,6 +1580,19 @@ impl Run {
         }
         let i = d.below(total);
         if let Some(a) = pl.actions.get(i) {
+            // The engine records a deployment as begun before calling the deployer; a process
+            // that stops during the call leaves the intent alone, and the next one begins the
+            // step again. Older logs have outcomes without intents.
+            if let Action::Deploy { stage, step, .. } = a {
+                let attempts = self.state.stage(stage.as_str()).deploy_attempts;
+                let begun = attempts > 0;
+                if (!begun && !d.rarely(5)) || (begun && d.rarely(4)) {
+                    return Ok(Command::BeginDeployment {
+                        stage: stage.clone(),
+                        step: *step,
+                    });
+                }
+            }
             return Ok(action_command(a, Some(d), self.now));
         }
         let Some(human) = humans.get(i - pl.actions.len()) else {
@@ -1804,6 +1840,14 @@ impl Run {
                     comment: d.text("checked"),
                 }
             }
+            8 if d.rarely(3) => Command::BeginDeployment {
+                step: if d.rarely(4) {
+                    d.below(4) as u32
+                } else {
+                    st.step
+                },
+                stage,
+            },
             8 => Command::RecordDeployment {
                 step: if d.rarely(4) {
                     d.below(4) as u32
@@ -1990,6 +2034,8 @@ fn junk_command() -> impl Strategy<Value = Command> {
                 principal,
                 comment,
             }),
+        (s(), prop_oneof![0u32..4, any::<u32>()])
+            .prop_map(|(stage, step)| Command::BeginDeployment { stage, step }),
         (
             s(),
             prop_oneof![0u32..4, any::<u32>()],

@@ -28,8 +28,11 @@ use crate::store::{EventStore, ExpectedVersion, StoreError, StreamId};
 
 /// Deploys releases onto the host's platform. The host implements it.
 ///
-/// Calls may be repeated (after a crash, or by a second replica), so implementations should be
-/// idempotent: deploying the weight already deployed is a no-op.
+/// Before each call to [`deploy`](Deployer::deploy) the engine records a
+/// [`DeploymentStarted`](crate::EventBody::DeploymentStarted) event, so the log holds every
+/// attempt. Calls may be repeated (after a crash, or by a second replica: the log then shows a
+/// second attempt before any outcome), so implementations should be idempotent: deploying the
+/// weight already deployed is a no-op.
 #[async_trait]
 pub trait Deployer: Send + Sync + fmt::Debug {
     /// Routes `weight` of the stage's traffic to `release`.
@@ -570,6 +573,23 @@ impl Engine {
                     held_elsewhere,
                 });
             };
+            // A deployment is recorded as begun before the deployer is called, so that the log
+            // holds every attempt, even one whose outcome this process does not live to record.
+            if let Action::Deploy { stage, step, .. } = &action {
+                let intent = Command::BeginDeployment {
+                    stage: stage.clone(),
+                    step: *step,
+                };
+                let recorded = self
+                    .record(stream, &mut state, &intent, lease.as_ref(), held)
+                    .await?;
+                if recorded == 0 {
+                    // Dropped: the lease moved on, or after catching up the step is no longer
+                    // due. Plan again.
+                    continue;
+                }
+                appended += recorded;
+            }
             let command = match &lease {
                 Some(lease) => self.perform_leased(&state, action, lease, held).await?,
                 None => self.perform(&state, action).await?,

@@ -24,7 +24,7 @@ use crate::clock::{add, elapsed};
 use crate::digest::Digest;
 use crate::gate::{Evidence, PhaseId, PhasePolicy};
 use crate::name::{GateName, PipelineName, PrincipalId, StageName};
-use crate::pipeline::{Percent, Pipeline, Stage};
+use crate::pipeline::{Percent, Pipeline, RolloutStep, Stage};
 use crate::principal::Principal;
 use crate::release::{Release, ReleaseId};
 use crate::vecmap::VecMap;
@@ -368,6 +368,21 @@ pub enum EventBody {
         /// The stage.
         stage: StageName,
     },
+    /// The engine is about to ask the deployer to deploy a rollout step. Recorded before the
+    /// call, so that the log holds every deployment attempted, even one whose outcome was never
+    /// recorded because the process stopped during the call. The step's next `step_deployed` or
+    /// `deployment_failed` is the outcome; another `deployment_started` for the same step before
+    /// it means the earlier attempt's outcome is unknown and the step is deployed again.
+    DeploymentStarted {
+        /// The stage.
+        stage: StageName,
+        /// Step (zero-based).
+        step: u32,
+        /// Traffic weight to deploy.
+        weight: Percent,
+        /// Attempt at this step, from 1.
+        attempt: u32,
+    },
     /// The deployer deployed a rollout step.
     StepDeployed {
         /// The stage.
@@ -462,6 +477,7 @@ impl EventBody {
             ApprovalGiven { .. } => "approval_given",
             ApprovalRejected { .. } => "approval_rejected",
             StageScheduled { .. } => "stage_scheduled",
+            DeploymentStarted { .. } => "deployment_started",
             StepDeployed { .. } => "step_deployed",
             DeploymentFailed { .. } => "deployment_failed",
             StepCompleted { .. } => "step_completed",
@@ -493,6 +509,7 @@ impl EventBody {
             | ApprovalGiven { stage, .. }
             | ApprovalRejected { stage, .. }
             | StageScheduled { stage, .. }
+            | DeploymentStarted { stage, .. }
             | StepDeployed { stage, .. }
             | DeploymentFailed { stage, .. }
             | StepCompleted { stage, .. }
@@ -738,6 +755,9 @@ pub struct StageState {
     pub step: u32,
     /// When the current step was deployed, if it was.
     pub step_deployed_at: Option<DateTime<Utc>>,
+    /// Deployment attempts recorded at the current step (`deployment_started`); 0 in logs
+    /// written before attempts were recorded.
+    pub deploy_attempts: u32,
     /// Current step's analysis.
     pub analysis: PhaseState,
     /// Weight currently deployed.
@@ -819,6 +839,7 @@ static WAITING: StageState = StageState {
     overrides: Vec::new(),
     step: 0,
     step_deployed_at: None,
+    deploy_attempts: 0,
     analysis: PhaseState {
         started_at: None,
         round: 0,
@@ -1016,7 +1037,9 @@ fn apply_stage(s: &mut StageState, actor: &Actor, at: DateTime<Utc>, body: &Even
         E::StageScheduled { approvers, .. } => {
             s.status = StageStatus::Scheduled;
             s.approvers.clone_from(approvers);
+            s.deploy_attempts = 0;
         }
+        E::DeploymentStarted { attempt, .. } => s.deploy_attempts = *attempt,
         E::StepDeployed { step, weight, .. } => {
             s.status = StageStatus::RollingOut { step: *step };
             s.step = *step;
@@ -1041,6 +1064,7 @@ fn apply_stage(s: &mut StageState, actor: &Actor, at: DateTime<Utc>, body: &Even
             };
             s.step = step.saturating_add(1);
             s.step_deployed_at = None;
+            s.deploy_attempts = 0;
         }
         E::VerificationStarted { .. } => {
             s.status = StageStatus::Verifying;
@@ -1186,6 +1210,14 @@ pub enum Command {
         principal: Principal,
         /// Comment.
         comment: String,
+    },
+    /// Record that the deployer is about to be asked to deploy the current step (engine): the
+    /// intent, appended before the call.
+    BeginDeployment {
+        /// The stage.
+        stage: StageName,
+        /// Step (zero-based).
+        step: u32,
     },
     /// Record the deployer's result for the current step (engine).
     RecordDeployment {
@@ -1525,6 +1557,7 @@ impl<'a> Decision<'a> {
                 principal,
                 comment,
             } => self.judge(stage, gate, *pass, principal, comment),
+            Command::BeginDeployment { stage, step } => self.begin_deployment(stage, *step),
             Command::RecordDeployment {
                 stage,
                 step,
@@ -2260,12 +2293,13 @@ impl<'a> Decision<'a> {
         self.settle(spec, &after, phase)
     }
 
-    fn record_deployment(
-        &mut self,
+    /// The rollout step `step` of stage `name`, when it is the one to deploy now.
+    fn deploy_due(
+        &self,
         name: &StageName,
         step: u32,
-        result: &Result<(), String>,
-    ) -> Result<(), Refusal> {
+        what: &'static str,
+    ) -> Result<&'a RolloutStep, Refusal> {
         let (spec, st) = self.stage(name)?;
         let due = match st.status {
             StageStatus::Scheduled => step == 0,
@@ -2273,18 +2307,52 @@ impl<'a> Decision<'a> {
             _ => false,
         };
         if !due {
-            return Err(wrong(name, st.status, "record a deployment of this step"));
+            return Err(wrong(name, st.status, what));
         }
-        let Some(plan_step) = spec.steps().get(step as usize) else {
-            return Err(wrong(name, st.status, "deploy past the last rollout step"));
-        };
+        spec.steps()
+            .get(step as usize)
+            .ok_or_else(|| wrong(name, st.status, "deploy past the last rollout step"))
+    }
+
+    fn begin_deployment(&mut self, name: &StageName, step: u32) -> Result<(), Refusal> {
+        let weight = self
+            .deploy_due(name, step, "begin a deployment of this step")?
+            .weight;
+        let attempt = self
+            .state
+            .stage(name.as_str())
+            .deploy_attempts
+            .saturating_add(1);
+        self.emit(
+            Actor::Engine,
+            EventBody::DeploymentStarted {
+                stage: name.clone(),
+                step,
+                weight,
+                attempt,
+            },
+        );
+        Ok(())
+    }
+
+    fn record_deployment(
+        &mut self,
+        name: &StageName,
+        step: u32,
+        result: &Result<(), String>,
+    ) -> Result<(), Refusal> {
+        let weight = self
+            .deploy_due(name, step, "record a deployment of this step")?
+            .weight;
+        let (spec, _) = self.stage(name)?;
+        let auto_rollback = spec.auto_rollback();
         match result {
             Ok(()) => self.emit(
                 Actor::Deployer,
                 EventBody::StepDeployed {
                     stage: name.clone(),
                     step,
-                    weight: plan_step.weight,
+                    weight,
                 },
             ),
             Err(error) => {
@@ -2293,11 +2361,11 @@ impl<'a> Decision<'a> {
                     EventBody::DeploymentFailed {
                         stage: name.clone(),
                         step,
-                        weight: plan_step.weight,
+                        weight,
                         error: error.clone(),
                     },
                 );
-                if spec.auto_rollback() {
+                if auto_rollback {
                     self.emit(
                         Actor::Engine,
                         EventBody::RollbackStarted {
@@ -2931,6 +2999,21 @@ impl fmt::Display for EventBody {
                     "scheduled for deployment; approved by {}",
                     names.join(", ")
                 )
+            }
+            E::DeploymentStarted {
+                step,
+                weight,
+                attempt,
+                ..
+            } => {
+                write!(f, "deploying rollout step {} at {weight}", step + 1)?;
+                if *attempt > 1 {
+                    write!(
+                        f,
+                        " (attempt {attempt}: the outcome of the last one was not recorded)"
+                    )?;
+                }
+                Ok(())
             }
             E::StepDeployed { step, weight, .. } => {
                 write!(f, "rollout step {} deployed at {weight}", step + 1)
