@@ -6,57 +6,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use futures::channel::oneshot;
 use futures::executor::block_on;
-use promotion::testing::{RecordingDeployer, ScriptedGate};
+use promotion::testing::RecordingDeployer;
 use promotion::*;
 
-fn t0() -> DateTime<Utc> {
-    "2026-11-26T09:00:00Z".parse().unwrap()
-}
-
-fn release() -> Release {
-    Release::builder(
-        "api 1",
-        "git@example.com:shop/api",
-        "c".repeat(40),
-        "2026-11-26T08:00:00Z".parse().unwrap(),
-    )
-    .artifact("api-image", format!("sha256:{}", "ab".repeat(32)))
-    .builder("ci.example.com")
-    .contributor("dana")
-    .build()
-    .unwrap()
-}
-
-/// dev (one step), then a canary in three steps.
-fn pipeline() -> Pipeline {
-    Pipeline::builder("shop", "1")
-        .stage(StageSpec::new("dev").entry_gate(ScriptedGate::passing("unit-tests")))
-        .stage(
-            StageSpec::new("canary")
-                .after("dev")
-                .rollout(RolloutPlan::new([
-                    RolloutStep::new(10),
-                    RolloutStep::new(50),
-                    RolloutStep::new(100),
-                ])),
-        )
-        .build()
-        .unwrap()
-}
+mod support;
+use support::{ci, events_of, pipeline, release, t0};
 
 fn engine(store: &Arc<InMemoryStore>, deployer: Arc<dyn Deployer>, clock: &ManualClock) -> Engine {
     Engine::new(pipeline(), store.clone(), deployer, Arc::new(clock.clone()))
-}
-
-fn events(store: &InMemoryStore, id: &ReleaseId) -> Vec<Event> {
-    block_on(store.read(&StreamId::for_release(id)))
-        .unwrap()
-        .into_iter()
-        .map(|r| r.event)
-        .collect()
 }
 
 /// The deployment events of `events` as (kind, stage, step, attempt).
@@ -88,21 +47,22 @@ fn each_deployer_call_is_recorded_as_begun_before_it_is_made() {
     let deployer = RecordingDeployer::new();
     deployer.fail_deploy("canary", Some(50), 1);
     let engine = engine(&store, Arc::new(deployer.clone()), &clock);
-    let id = block_on(engine.register(release(), &Principal::new("ci", ["ci"]).unwrap())).unwrap();
+    let id = block_on(engine.register(release(1), &ci())).unwrap();
     let progress = block_on(engine.run_until_blocked(&id)).unwrap();
     assert_eq!(progress.status("dev"), StageStatus::Promoted);
-    let log = events(&store, &id);
-    assert_eq!(
-        deployments(&log),
-        vec![
-            ("started", "dev".into(), 0, 1),
-            ("deployed", "dev".into(), 0, 0),
-            ("started", "canary".into(), 0, 1),
-            ("deployed", "canary".into(), 0, 0),
-            ("started", "canary".into(), 1, 1),
-            ("failed", "canary".into(), 1, 0),
-        ]
-    );
+    let log = events_of(&store, &id);
+    let mut expected = Vec::new();
+    for stage in ["dev", "integration", "compliance"] {
+        expected.push(("started", stage.to_owned(), 0, 1));
+        expected.push(("deployed", stage.to_owned(), 0, 0));
+    }
+    expected.extend([
+        ("started", "canary".to_owned(), 0, 1),
+        ("deployed", "canary".to_owned(), 0, 0),
+        ("started", "canary".to_owned(), 1, 1),
+        ("failed", "canary".to_owned(), 1, 0),
+    ]);
+    assert_eq!(deployments(&log), expected);
     // One `deployment_started` per call the deployer saw, at the weight it was asked for.
     let started: Vec<u8> = log
         .iter()
@@ -111,8 +71,10 @@ fn each_deployer_call_is_recorded_as_begun_before_it_is_made() {
             _ => None,
         })
         .collect();
-    let mut asked = deployer.weights("dev");
-    asked.extend(deployer.weights("canary"));
+    let asked: Vec<u8> = ["dev", "integration", "compliance", "canary"]
+        .iter()
+        .flat_map(|stage| deployer.weights(stage))
+        .collect();
     assert_eq!(started, asked);
     // The intent is the engine's; the outcome the deployer's.
     let actor = |kind: &str| {
@@ -168,7 +130,7 @@ fn a_deployment_whose_outcome_was_never_recorded_is_in_the_log_and_is_attempted_
         entered: Mutex::new(Some(tx)),
     });
     let first = engine(&store, stopping.clone(), &clock);
-    let id = block_on(first.register(release(), &Principal::new("ci", ["ci"]).unwrap())).unwrap();
+    let id = block_on(first.register(release(1), &ci())).unwrap();
     // The process stops while the deployer is at work on dev: the call is abandoned midway.
     block_on(async {
         let advance = Box::pin(first.run_until_blocked(&id));
@@ -180,7 +142,7 @@ fn a_deployment_whose_outcome_was_never_recorded_is_in_the_log_and_is_attempted_
         }
     });
     drop(first);
-    let log = events(&store, &id);
+    let log = events_of(&store, &id);
     assert_eq!(
         deployments(&log),
         vec![("started", "dev".into(), 0, 1)],
@@ -194,9 +156,9 @@ fn a_deployment_whose_outcome_was_never_recorded_is_in_the_log_and_is_attempted_
     let deployer = RecordingDeployer::new();
     let next = engine(&store, Arc::new(deployer.clone()), &clock);
     let progress = block_on(next.run_until_blocked(&id)).unwrap();
-    assert_eq!(progress.status("canary"), StageStatus::Promoted);
+    assert_eq!(progress.status("production"), StageStatus::Promoted);
     assert_eq!(deployer.weights("dev"), vec![100]);
-    let log = events(&store, &id);
+    let log = events_of(&store, &id);
     let dev: Vec<_> = deployments(&log)
         .into_iter()
         .filter(|d| d.1 == "dev")
@@ -237,8 +199,8 @@ fn a_deployment_can_be_begun_only_when_its_step_is_due() {
     let mut state = ReleaseState::default();
     let now = t0();
     let register = Command::Register {
-        release: release(),
-        initiator: Principal::new("ci", ["ci"]).unwrap(),
+        release: release(1),
+        initiator: ci(),
     };
     for e in decide(&pipeline, &state, &register, now).unwrap() {
         state = apply(state, &e);

@@ -29,18 +29,6 @@ fn replica(
         .unwrap()
 }
 
-fn ci() -> Principal {
-    Principal::new("ci", ["ci"]).unwrap()
-}
-
-fn events_of(store: &InMemoryStore, id: &ReleaseId) -> Vec<Event> {
-    block_on(store.read(&StreamId::for_release(id)))
-        .unwrap()
-        .into_iter()
-        .map(|r| r.event)
-        .collect()
-}
-
 #[test]
 fn a_stage_another_replica_is_working_on_is_left_alone() {
     let clock = ManualClock::at(t0());

@@ -1,5 +1,5 @@
-//! What the replica tests share: the pipeline, releases, a deployer that records every call,
-//! and a driver that advances many releases.
+//! What the engine tests over several files share: the pipeline, releases, a deployer that
+//! records every call, and a driver that advances many releases.
 
 #![allow(dead_code)] // each test binary uses a part
 
@@ -85,6 +85,20 @@ impl Deployer for Ledger {
             .push((release.id(), stage.to_string(), 0, self.replica.clone()));
         Ok(())
     }
+}
+
+/// Who registers releases.
+pub(crate) fn ci() -> Principal {
+    Principal::new("ci", ["ci"]).unwrap()
+}
+
+/// The events of release `id` in `store`, in order.
+pub(crate) fn events_of(store: &InMemoryStore, id: &ReleaseId) -> Vec<Event> {
+    futures::executor::block_on(store.read(&StreamId::for_release(id)))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .collect()
 }
 
 pub(crate) fn t0() -> chrono::DateTime<chrono::Utc> {
