@@ -45,8 +45,9 @@
 //!   [`DECISION_FIELD`] (a URI, as the VSA allows for extensions) holds the decision in full:
 //!   the log entries of the stage up to the decision, each gate's latest verdict with its
 //!   evidence digest and summary, approvals (who, groups, when, comment, what they were bound
-//!   to), judgements, break-glass overrides with their justification, rollout steps and
-//!   rollbacks.
+//!   to), judgements, break-glass overrides with their justification, rollout steps (each
+//!   with its deployment `attempts` and the log entries that began them, `begunLogEntries`,
+//!   when the log records them) and rollbacks.
 //! - **Test reports** (gate evidence carrying the test-report data of
 //!   `promotion_gates::TestReportGate`): the in-toto test result predicate v0.1. `result` is
 //!   `FAILED` for a fail verdict, `WARNED` for a pass with failed, errored or flaky tests
@@ -565,6 +566,8 @@ struct StageLog {
     judgements: Vec<Value>,
     overrides: Vec<Value>,
     rollout: Vec<Value>,
+    /// The `deployment_started` entries since the last deployment outcome: (step, log entry).
+    begun: Vec<(u32, u64)>,
     rollbacks: Vec<Value>,
     rollback_reason: Option<String>,
 }
@@ -670,12 +673,30 @@ impl StageLog {
                 "overridden": overridden.to_string(),
                 "logEntry": seq,
             })),
-            EventBody::StepDeployed { step, weight, .. } => self.rollout.push(json!({
-                "step": step + 1,
-                "weight": weight.get(),
-                "at": at,
-                "logEntry": seq,
-            })),
+            EventBody::DeploymentStarted { step, .. } => self.begun.push((*step, seq)),
+            EventBody::StepDeployed { step, weight, .. } => {
+                let mut deployed = json!({
+                    "step": step + 1,
+                    "weight": weight.get(),
+                    "at": at,
+                    "logEntry": seq,
+                });
+                // Each deployer call is recorded as begun before it is made; more than one
+                // means an earlier call's outcome was never recorded. Logs written before
+                // attempts were recorded have none.
+                let begun: Vec<u64> = self
+                    .begun
+                    .drain(..)
+                    .filter(|(s, _)| s == step)
+                    .map(|(_, entry)| entry)
+                    .collect();
+                if let (false, Some(fields)) = (begun.is_empty(), deployed.as_object_mut()) {
+                    fields.insert("attempts".into(), json!(begun.len()));
+                    fields.insert("begunLogEntries".into(), json!(begun));
+                }
+                self.rollout.push(deployed);
+            }
+            EventBody::DeploymentFailed { .. } => self.begun.clear(),
             EventBody::RollbackStarted { reason, .. } => {
                 self.rollback_reason = Some(reason.clone());
                 self.rollbacks.push(json!({
@@ -827,6 +848,67 @@ pub(crate) fn referenced_attachments(entries: &[Entry]) -> BTreeMap<Digest, Mani
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rollout_steps_carry_their_recorded_deployment_attempts() {
+        let at: DateTime<Utc> = "2026-11-26T09:00:00Z".parse().unwrap();
+        let stage = promotion_core::StageName::new("canary").unwrap();
+        let weight = |p| promotion_core::Percent::new(p).unwrap();
+        let event = |body| Event {
+            at,
+            actor: promotion_core::Actor::Engine,
+            request: None,
+            body,
+        };
+        let started = |step, attempt, p| {
+            event(EventBody::DeploymentStarted {
+                stage: stage.clone(),
+                step,
+                weight: weight(p),
+                attempt,
+            })
+        };
+        let deployed = |step, p| {
+            event(EventBody::StepDeployed {
+                stage: stage.clone(),
+                step,
+                weight: weight(p),
+            })
+        };
+        let mut log = StageLog::default();
+        // Step 1 in one attempt; step 2 begun twice (the first call's outcome never recorded);
+        // step 3 from a log written before attempts were recorded.
+        for (seq, e) in [
+            (10, started(0, 1, 10)),
+            (11, deployed(0, 10)),
+            (14, started(1, 1, 50)),
+            (15, started(1, 2, 50)),
+            (16, deployed(1, 50)),
+            (20, deployed(2, 100)),
+        ] {
+            log.record(seq, &e);
+        }
+        let summary: Vec<_> = log
+            .rollout
+            .iter()
+            .map(|r| {
+                (
+                    r["step"].as_u64(),
+                    r["attempts"].as_u64(),
+                    r["begunLogEntries"].clone(),
+                    r["logEntry"].as_u64(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (Some(1), Some(1), json!([10]), Some(11)),
+                (Some(2), Some(2), json!([14, 15]), Some(16)),
+                (Some(3), None, Value::Null, Some(20)),
+            ]
+        );
+    }
 
     #[test]
     fn slugs_are_safe_file_name_parts() {

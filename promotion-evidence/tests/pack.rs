@@ -218,6 +218,14 @@ fn an_exported_pack_verifies_offline_and_holds_every_decision_with_its_evidence(
         .map(|r| r["weight"].as_u64().unwrap())
         .collect();
     assert_eq!(rollout, [50, 100]);
+    // Each step was begun once, in an entry before the one that records it deployed.
+    for r in d["rollout"].as_array().unwrap() {
+        assert_eq!(r["attempts"], 1, "{r}");
+        assert!(
+            r["begunLogEntries"][0].as_u64() < r["logEntry"].as_u64(),
+            "{r}"
+        );
+    }
 
     // Staging: the approval, with who, when and what it was bound to.
     let staging = decisions
