@@ -91,16 +91,21 @@ impl EntryChunk {
                 streams.push(e.stream.clone());
                 next
             });
-            self.entries.push(ChunkEntry {
-                seq: e.seq,
-                stream,
-                version: e.version,
-                start: self.data.len(),
-                len: e.bytes.len(),
-                hash: e.hash,
-            });
-            self.data.extend_from_slice(&e.bytes);
+            self.push(e.seq, stream, e.version, &e.bytes, e.hash);
         }
+    }
+
+    /// Appends one entry of stream `stream` (an index into [`streams`](Self::streams)).
+    pub(crate) fn push(&mut self, seq: u64, stream: usize, version: u64, bytes: &[u8], hash: Hash) {
+        self.entries.push(ChunkEntry {
+            seq,
+            stream,
+            version,
+            start: self.data.len(),
+            len: bytes.len(),
+            hash,
+        });
+        self.data.extend_from_slice(bytes);
     }
 }
 

@@ -19,9 +19,7 @@ use promotion_core::lease::{LeaseRow, ReplicaId};
 use promotion_core::StreamId;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use crate::backend::{
-    Backend, ChunkEntry, EntryChunk, Head, LeaseChange, StreamIndexSummary, StreamIndexed,
-};
+use crate::backend::{Backend, EntryChunk, Head, LeaseChange, StreamIndexSummary, StreamIndexed};
 use crate::block::{directory, BlockBuf, BlockEntry, BlockIndex, BlockRef};
 use crate::entry::{StoredEntry, GENESIS_PREV};
 use crate::error::{AuditError, BackendError};
@@ -1144,15 +1142,7 @@ impl Backend for SqliteBackend {
                     chunk.streams.len() - 1
                 }
             };
-            chunk.entries.push(ChunkEntry {
-                seq: e.seq,
-                stream,
-                version: e.version,
-                start: chunk.data.len(),
-                len: e.bytes.len(),
-                hash: e.hash,
-            });
-            chunk.data.extend_from_slice(e.bytes);
+            chunk.push(e.seq, stream, e.version, e.bytes, e.hash);
             Ok(())
         })
     }
@@ -1733,6 +1723,18 @@ mod tests {
             .unwrap();
     }
 
+    /// The first entry of the first block that starts after entry `n`.
+    fn first_block_after(path: &std::path::Path, n: i64) -> i64 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT first FROM blocks WHERE first > ?1 ORDER BY first LIMIT 1",
+                [n],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
     fn tampered_at(store: &AuditStore) -> crate::Tampered {
         match futures::executor::block_on(store.verify(None)) {
             Err(AuditError::Tampered(t)) => t,
@@ -1772,14 +1774,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("malformed.db");
         let store = indexed_log(&path);
-        let first: i64 = rusqlite::Connection::open(&path)
-            .unwrap()
-            .query_row(
-                "SELECT first FROM blocks WHERE first > 1000 ORDER BY first LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let first = first_block_after(&path, 1000);
         sql(
             &path,
             &format!("UPDATE blocks SET dir = substr(dir, 1, 19) WHERE first = {first}"),
@@ -1795,14 +1790,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("deleted.db");
         let store = indexed_log(&path);
-        let first: i64 = rusqlite::Connection::open(&path)
-            .unwrap()
-            .query_row(
-                "SELECT first FROM blocks WHERE first > 700 ORDER BY first LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let first = first_block_after(&path, 700);
         sql(&path, &format!("DELETE FROM blocks WHERE first = {first}"));
         let t = tampered_at(&store);
         assert_eq!(t.seq, first as u64, "{t}");

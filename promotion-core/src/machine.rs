@@ -2293,13 +2293,14 @@ impl<'a> Decision<'a> {
         self.settle(spec, &after, phase)
     }
 
-    /// The rollout step `step` of stage `name`, when it is the one to deploy now.
+    /// Stage `name`'s spec and state and its rollout step `step`, when that step is the one
+    /// to deploy now.
     fn deploy_due(
         &self,
         name: &StageName,
         step: u32,
         what: &'static str,
-    ) -> Result<&'a RolloutStep, Refusal> {
+    ) -> Result<(&'a Stage, &'a StageState, &'a RolloutStep), Refusal> {
         let (spec, st) = self.stage(name)?;
         let due = match st.status {
             StageStatus::Scheduled => step == 0,
@@ -2309,20 +2310,16 @@ impl<'a> Decision<'a> {
         if !due {
             return Err(wrong(name, st.status, what));
         }
-        spec.steps()
+        let planned = spec
+            .steps()
             .get(step as usize)
-            .ok_or_else(|| wrong(name, st.status, "deploy past the last rollout step"))
+            .ok_or_else(|| wrong(name, st.status, "deploy past the last rollout step"))?;
+        Ok((spec, st, planned))
     }
 
     fn begin_deployment(&mut self, name: &StageName, step: u32) -> Result<(), Refusal> {
-        let weight = self
-            .deploy_due(name, step, "begin a deployment of this step")?
-            .weight;
-        let attempt = self
-            .state
-            .stage(name.as_str())
-            .deploy_attempts
-            .saturating_add(1);
+        let (_, st, planned) = self.deploy_due(name, step, "begin a deployment of this step")?;
+        let (weight, attempt) = (planned.weight, st.deploy_attempts.saturating_add(1));
         self.emit(
             Actor::Engine,
             EventBody::DeploymentStarted {
@@ -2341,11 +2338,8 @@ impl<'a> Decision<'a> {
         step: u32,
         result: &Result<(), String>,
     ) -> Result<(), Refusal> {
-        let weight = self
-            .deploy_due(name, step, "record a deployment of this step")?
-            .weight;
-        let (spec, _) = self.stage(name)?;
-        let auto_rollback = spec.auto_rollback();
+        let (spec, _, planned) = self.deploy_due(name, step, "record a deployment of this step")?;
+        let (weight, auto_rollback) = (planned.weight, spec.auto_rollback());
         match result {
             Ok(()) => self.emit(
                 Actor::Deployer,
