@@ -28,6 +28,8 @@ mod command;
 mod decide;
 mod display;
 mod event;
+#[cfg(test)]
+mod fixtures;
 mod plan;
 mod state;
 

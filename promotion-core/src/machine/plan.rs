@@ -306,3 +306,306 @@ pub fn plan(pipeline: &Pipeline, state: &ReleaseState, now: DateTime<Utc>) -> Pl
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::{ApprovalPolicy, ApprovalRule};
+    use crate::gate::PhasePolicy;
+    use crate::machine::fixtures::*;
+    use crate::machine::{Command, Outcome};
+    use crate::pipeline::{RolloutPlan, RolloutStep};
+    use crate::testing::Scenario;
+
+    fn plan_of(s: &Scenario<'_>, p: &Pipeline) -> Plan {
+        plan(p, s.state(), s.now())
+    }
+
+    fn until(stage_name: &str, at: DateTime<Utc>, reason: &'static str) -> Waiting {
+        Waiting::Until {
+            stage: stage(stage_name),
+            at,
+            reason,
+        }
+    }
+
+    fn evaluate(stage_name: &str, phase: PhaseId, gates: &[&str]) -> Action {
+        Action::Evaluate {
+            stage: stage(stage_name),
+            phase,
+            gates: gates.iter().map(|g| gate(g)).collect(),
+        }
+    }
+
+    fn dev_policy(policy: PhasePolicy) -> Pipeline {
+        pipeline_with(dev().entry_policy(policy), prod(one_sre()))
+    }
+
+    fn not_fail_fast() -> PhasePolicy {
+        PhasePolicy {
+            fail_fast: false,
+            ..PhasePolicy::default()
+        }
+    }
+
+    /// `dev` after a round where `unit` passed and `scan` failed.
+    fn dev_retrying(p: &Pipeline) -> Scenario<'_> {
+        registered(p).given_commands([
+            start("dev", None),
+            round("dev", PhaseId::Entry, vec![pass("unit"), fail("scan")]),
+        ])
+    }
+
+    #[test]
+    fn an_unregistered_release_has_nothing_to_do() {
+        let p = pipeline();
+        assert_eq!(plan(&p, &ReleaseState::default(), t0()), Plan::default());
+    }
+
+    #[test]
+    fn a_ready_stage_is_started_or_waits_for_a_principal() {
+        let p = pipeline();
+        let actions = plan_of(&registered(&p), &p).actions;
+        assert_eq!(
+            actions,
+            [Action::Start {
+                stage: stage("dev")
+            }]
+        );
+
+        let manual = pipeline_with(dev(), prod(one_sre()).manual_start());
+        let s = registered(&manual).given_advanced();
+        let next = plan_of(&s, &manual);
+        assert!(next.actions.is_empty());
+        assert_eq!(
+            next.waiting,
+            [Waiting::ManualStart {
+                stage: stage("prod")
+            }]
+        );
+    }
+
+    #[test]
+    fn a_started_phase_evaluates_its_gates_once_its_delay_is_over() {
+        let p = pipeline();
+        let s = registered(&p).given_command(start("dev", None));
+        assert_eq!(
+            plan_of(&s, &p).actions,
+            [evaluate("dev", PhaseId::Entry, &["unit", "scan"])]
+        );
+
+        let delayed = dev_policy(PhasePolicy {
+            delay: secs(60),
+            ..PhasePolicy::default()
+        });
+        let s = registered(&delayed).given_command(start("dev", None));
+        assert_eq!(
+            plan_of(&s, &delayed).waiting,
+            [until("dev", at(60), "the first evaluation is due")]
+        );
+        assert_eq!(
+            plan_of(&s.at(at(60)), &delayed).actions,
+            [evaluate("dev", PhaseId::Entry, &["unit", "scan"])]
+        );
+    }
+
+    #[test]
+    fn the_next_round_samples_only_unsatisfied_gates_unless_all_are_resampled() {
+        let p = dev_policy(not_fail_fast());
+        let s = dev_retrying(&p);
+        assert_eq!(
+            plan_of(&s, &p).waiting,
+            [until("dev", at(30), "the next sampling round")]
+        );
+        assert_eq!(
+            plan_of(&s.at(at(30)), &p).actions,
+            [evaluate("dev", PhaseId::Entry, &["scan"])]
+        );
+
+        let all = dev_policy(PhasePolicy {
+            all_pass_in_same_round: true,
+            ..not_fail_fast()
+        });
+        let s = dev_retrying(&all).at(at(30));
+        assert_eq!(
+            plan_of(&s, &all).actions,
+            [evaluate("dev", PhaseId::Entry, &["unit", "scan"])]
+        );
+    }
+
+    #[test]
+    fn a_phase_past_its_timeout_is_ticked_and_its_rounds_never_wait_past_it() {
+        let p = dev_policy(PhasePolicy {
+            timeout: Some(secs(600)),
+            interval: Some(secs(900)),
+            ..not_fail_fast()
+        });
+        let s = dev_retrying(&p);
+        assert_eq!(
+            plan_of(&s, &p).waiting,
+            [until("dev", at(600), "the next sampling round")]
+        );
+        assert_eq!(
+            plan_of(&s.at(at(600)), &p).actions,
+            [Action::Tick {
+                stage: stage("dev")
+            }]
+        );
+    }
+
+    #[test]
+    fn a_paused_phase_waits_for_a_judgement() {
+        let p = pipeline();
+        let s = registered(&p).given_commands([
+            start("dev", None),
+            round(
+                "dev",
+                PhaseId::Entry,
+                vec![pass("unit"), result("scan", Outcome::Inconclusive)],
+            ),
+        ]);
+        let next = plan_of(&s, &p);
+        assert!(next.actions.is_empty());
+        assert_eq!(
+            next.waiting,
+            [Waiting::Judgement {
+                stage: stage("dev"),
+                phase: PhaseId::Entry,
+                gate: gate("scan"),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_stage_awaiting_approval_lists_the_approvals_that_count() {
+        let two = ApprovalPolicy::new(ApprovalRule::quorum("sre", 2).unwrap());
+        let rule = two.rule.to_string();
+        let p = pipeline_with(dev(), prod(two));
+        let s = awaiting_approval(&p).given_command(approve("prod", sre("ann")));
+        assert_eq!(
+            plan_of(&s, &p).waiting,
+            [Waiting::Approval {
+                stage: stage("prod"),
+                rule,
+                valid: vec![sre("ann").id],
+            }]
+        );
+    }
+
+    #[test]
+    fn a_scheduled_stage_deploys_each_step_in_turn() {
+        let p = pipeline();
+        let s = awaiting_approval(&p).given_command(approve("prod", sre("ann")));
+        assert_eq!(
+            plan_of(&s, &p).actions,
+            [Action::Deploy {
+                stage: stage("prod"),
+                step: 0,
+                weight: Percent::new(10).unwrap(),
+            }]
+        );
+        let s = s.given_commands([
+            begin("prod", 0),
+            deployed("prod", 0, Ok(())),
+            round("prod", PhaseId::Analysis { step: 0 }, vec![pass("errors")]),
+        ]);
+        assert_eq!(
+            plan_of(&s, &p).actions,
+            [Action::Deploy {
+                stage: stage("prod"),
+                step: 1,
+                weight: Percent::new(100).unwrap(),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_rollout_pause_without_analysis_waits_then_ticks() {
+        let p = pipeline_with(
+            dev(),
+            prod(one_sre()).rollout(RolloutPlan::new([
+                RolloutStep::new(50).pause(secs(600)),
+                RolloutStep::new(100),
+            ])),
+        );
+        let s = awaiting_approval(&p).given_commands([
+            approve("prod", sre("ann")),
+            begin("prod", 0),
+            deployed("prod", 0, Ok(())),
+        ]);
+        assert_eq!(
+            plan_of(&s, &p).waiting,
+            [until("prod", at(600), "the rollout pause ends")]
+        );
+        assert_eq!(
+            plan_of(&s.at(at(600)), &p).actions,
+            [Action::Tick {
+                stage: stage("prod")
+            }]
+        );
+    }
+
+    #[test]
+    fn a_soaking_stage_waits_for_the_soak_to_end_then_ticks() {
+        let p = pipeline();
+        let s = awaiting_approval(&p).given_commands([
+            approve("prod", sre("ann")),
+            begin("prod", 0),
+            deployed("prod", 0, Ok(())),
+            round("prod", PhaseId::Analysis { step: 0 }, vec![pass("errors")]),
+            begin("prod", 1),
+            deployed("prod", 1, Ok(())),
+            tick("prod"),
+            round("prod", PhaseId::Verification, vec![pass("smoke")]),
+        ]);
+        assert_eq!(
+            plan_of(&s, &p).waiting,
+            [until("prod", at(3600), "the soak ends")]
+        );
+        assert_eq!(
+            plan_of(&s.at(at(3600)), &p).actions,
+            [Action::Tick {
+                stage: stage("prod")
+            }]
+        );
+    }
+
+    #[test]
+    fn a_failed_rollback_is_retried_after_a_pause() {
+        let p = pipeline();
+        let s = awaiting_approval(&p).given_commands([
+            approve("prod", sre("ann")),
+            begin("prod", 0),
+            deployed("prod", 0, Ok(())),
+            roll_back("prod", sre("ann"), "errors"),
+        ]);
+        let roll_back_now = [Action::RollBack {
+            stage: stage("prod"),
+        }];
+        assert_eq!(plan_of(&s, &p).actions, roll_back_now);
+        let s = s
+            .at(at(10))
+            .given_command(rolled_back("prod", Err("timeout".into())));
+        assert_eq!(
+            plan_of(&s, &p).waiting,
+            [until("prod", at(40), "the rollback is retried")]
+        );
+        assert_eq!(plan_of(&s.at(at(40)), &p).actions, roll_back_now);
+    }
+
+    #[test]
+    fn finished_stages_ask_for_nothing() {
+        let p = pipeline();
+        let s = awaiting_approval(&p).given_command(Command::Reject {
+            stage: stage("prod"),
+            principal: sre("bob"),
+            comment: "freeze".into(),
+        });
+        assert_eq!(plan_of(&s, &p), Plan::default());
+        let s = awaiting_approval(&p)
+            .given_command(approve("prod", sre("ann")))
+            .given_advanced();
+        assert_eq!(s.state().status("prod"), StageStatus::Promoted);
+        assert_eq!(plan_of(&s, &p), Plan::default());
+    }
+}

@@ -372,3 +372,459 @@ pub fn entry_digest(ps: &PhaseState) -> Digest {
         .collect();
     Digest::of_canonical(&items).unwrap_or_else(|_| Digest::of(b""))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::entry_digest;
+    use crate::approval::{ApprovalPolicy, ApprovalRule};
+    use crate::gate::PhaseId;
+    use crate::machine::fixtures::*;
+    use crate::machine::{ApprovalBinding, Command, EventBody, EventKind as K, FailureReason};
+    use crate::machine::{Outcome, PhaseState, Refusal, StageStatus};
+    use crate::pipeline::Pipeline;
+    use crate::principal::Principal;
+    use crate::testing::{sample_release, Scenario};
+
+    fn two_sres() -> ApprovalPolicy {
+        ApprovalPolicy::new(ApprovalRule::quorum("sre", 2).unwrap())
+    }
+
+    fn reject(stage_name: &str, principal: Principal, comment: &str) -> Command {
+        Command::Reject {
+            stage: stage(stage_name),
+            principal,
+            comment: comment.into(),
+        }
+    }
+
+    fn override_gate(
+        stage_name: &str,
+        gate_name: &str,
+        principal: Principal,
+        why: &str,
+    ) -> Command {
+        Command::Override {
+            stage: stage(stage_name),
+            gate: gate(gate_name),
+            principal,
+            justification: why.into(),
+        }
+    }
+
+    fn judge(gate_name: &str, pass: bool, comment: &str) -> Command {
+        Command::Judge {
+            stage: stage("dev"),
+            gate: gate(gate_name),
+            pass,
+            principal: sre("ann"),
+            comment: comment.into(),
+        }
+    }
+
+    fn ivy() -> Principal {
+        who("ivy", &["ic"])
+    }
+
+    /// `dev` failed on its `scan` gate.
+    fn dev_failed(p: &Pipeline) -> Scenario<'_> {
+        registered(p).given_commands([
+            start("dev", None),
+            round("dev", PhaseId::Entry, vec![pass("unit"), fail("scan")]),
+        ])
+    }
+
+    /// `dev` paused on its inconclusive `unit` gate.
+    fn dev_paused(p: &Pipeline) -> Scenario<'_> {
+        registered(p).given_commands([
+            start("dev", None),
+            round(
+                "dev",
+                PhaseId::Entry,
+                vec![result("unit", Outcome::Inconclusive), pass("scan")],
+            ),
+        ])
+    }
+
+    #[test]
+    fn an_approval_that_satisfies_the_rule_schedules_the_stage() {
+        let p = pipeline();
+        let waiting = awaiting_approval(&p);
+        let digest = entry_digest(&waiting.state().stage("prod").entry);
+        waiting.when(approve("prod", sre("ann"))).then_events([
+            EventBody::ApprovalGiven {
+                stage: stage("prod"),
+                principal: sre("ann"),
+                comment: "looks good".into(),
+                binding: ApprovalBinding {
+                    release: sample_release().id(),
+                    evidence_digest: digest,
+                    pipeline_version: "1".into(),
+                },
+            },
+            EventBody::StageScheduled {
+                approvers: vec![sre("ann").id],
+                stage: stage("prod"),
+            },
+        ]);
+    }
+
+    #[test]
+    fn a_quorum_of_two_schedules_on_the_second_approval() {
+        let p = pipeline_with(dev(), prod(two_sres()));
+        awaiting_approval(&p)
+            .when(approve("prod", sre("ann")))
+            .then_kinds(&[K::ApprovalGiven]);
+        awaiting_approval(&p)
+            .given_command(approve("prod", sre("ann")))
+            .when(approve("prod", sre("bob")))
+            .then(|events| {
+                assert_eq!(
+                    events.last().map(|e| &e.body),
+                    Some(&EventBody::StageScheduled {
+                        approvers: vec![sre("ann").id, sre("bob").id],
+                        stage: stage("prod"),
+                    })
+                );
+            });
+    }
+
+    #[test]
+    fn only_members_of_the_rule_s_groups_may_approve_or_reject() {
+        let p = pipeline();
+        let refusal = Refusal::NotEligible {
+            stage: stage("prod"),
+            principal: who("eve", &[]).id,
+            groups: "`sre`".into(),
+        };
+        awaiting_approval(&p)
+            .when(approve("prod", who("eve", &["qa"])))
+            .then_refused(refusal.clone());
+        awaiting_approval(&p)
+            .when(reject("prod", who("eve", &["qa"]), "no"))
+            .then_refused(refusal);
+    }
+
+    #[test]
+    fn contributors_and_initiators_may_not_approve_their_own_release() {
+        let p = pipeline();
+        let self_approval = |id: &str, why| Refusal::SelfApproval {
+            stage: stage("prod"),
+            principal: who(id, &[]).id,
+            why,
+        };
+        awaiting_approval(&p)
+            .when(approve("prod", sre("dana")))
+            .then_refused(self_approval("dana", "they contributed to the release"));
+        awaiting_approval(&p)
+            .when(approve("prod", sre("ci-bot")))
+            .then_refused(self_approval("ci-bot", "they started this promotion"));
+        let lenient = pipeline_with(dev(), prod(one_sre().allow_self_approval()));
+        awaiting_approval(&lenient)
+            .when(approve("prod", sre("dana")))
+            .then_kinds(&[K::ApprovalGiven, K::StageScheduled]);
+    }
+
+    #[test]
+    fn an_approver_counts_once() {
+        let p = pipeline_with(dev(), prod(two_sres()));
+        awaiting_approval(&p)
+            .given_command(approve("prod", sre("ann")))
+            .when(approve("prod", sre("ann")))
+            .then_refused(Refusal::DuplicateApproval {
+                stage: stage("prod"),
+                principal: sre("ann").id,
+            });
+    }
+
+    #[test]
+    fn distinct_approvers_are_required_across_stages_when_asked() {
+        let p = pipeline_with(
+            dev().approval(one_sre()),
+            prod(one_sre().distinct_from_upstream()),
+        );
+        let prod_waits = registered(&p)
+            .given_advanced()
+            .given_command(approve("dev", sre("ann")))
+            .given_advanced();
+        assert_eq!(
+            prod_waits.state().status("prod"),
+            StageStatus::AwaitingApproval
+        );
+        prod_waits
+            .clone()
+            .when(approve("prod", sre("ann")))
+            .then_refused(Refusal::NotDistinct {
+                stage: stage("prod"),
+                principal: sre("ann").id,
+                upstream: stage("dev"),
+            });
+        prod_waits
+            .when(approve("prod", sre("bob")))
+            .then_kinds(&[K::ApprovalGiven, K::StageScheduled]);
+    }
+
+    #[test]
+    fn approvals_wait_for_the_entry_gates_unless_the_policy_says_otherwise() {
+        let strict = pipeline_with(dev().approval(one_sre()), prod(one_sre()));
+        registered(&strict)
+            .given_command(start("dev", None))
+            .when(approve("dev", sre("ann")))
+            .then_refused(Refusal::GatesNotPassed(stage("dev")));
+
+        let early = pipeline_with(dev().approval(one_sre().before_gates()), prod(one_sre()));
+        registered(&early)
+            .given_command(start("dev", None))
+            .when(approve("dev", sre("ann")))
+            .then_kinds(&[K::ApprovalGiven]);
+        // The early approval is bound to the evidence on record when it was given (none):
+        // once the gates have reported, it no longer counts and approval is requested.
+        registered(&early)
+            .given_commands([start("dev", None), approve("dev", sre("ann"))])
+            .when(dev_passes())
+            .then_kinds(&[
+                K::GateEvaluated,
+                K::GateEvaluated,
+                K::PhasePassed,
+                K::ApprovalRequested,
+            ]);
+    }
+
+    #[test]
+    fn approving_needs_an_approval_policy_and_an_open_stage() {
+        let p = pipeline();
+        registered(&p)
+            .when(approve("dev", sre("ann")))
+            .then_refused(Refusal::NoApprovalRequired(stage("dev")));
+        registered(&p)
+            .when(approve("prod", sre("ann")))
+            .then_refused(Refusal::WrongStatus {
+                stage: stage("prod"),
+                status: StageStatus::Waiting,
+                action: "approve",
+            });
+        awaiting_approval(&p)
+            .given_command(reject("prod", sre("bob"), "not today"))
+            .when(approve("prod", sre("ann")))
+            .then_refused(Refusal::StageFinished {
+                stage: stage("prod"),
+                status: StageStatus::Rejected,
+                action: "approve",
+            });
+    }
+
+    #[test]
+    fn a_rejection_needs_a_comment_and_ends_the_stage() {
+        let p = pipeline();
+        awaiting_approval(&p)
+            .when(reject("prod", sre("bob"), "  "))
+            .then_refused(Refusal::EmptyJustification("a rejection"));
+        awaiting_approval(&p)
+            .when(reject("prod", sre("bob"), "freeze week"))
+            .then_state(|s| {
+                assert_eq!(s.status("prod"), StageStatus::Rejected);
+                let r = s.stage("prod").rejection.as_ref().unwrap();
+                assert_eq!(
+                    (r.principal.id.as_str(), r.comment.as_str()),
+                    ("bob", "freeze week")
+                );
+            });
+    }
+
+    #[test]
+    fn a_break_glass_override_revives_a_failed_entry_phase() {
+        let p = pipeline();
+        dev_failed(&p)
+            .when(override_gate("dev", "scan", ivy(), "CVE is not reachable"))
+            .then(|events| {
+                assert_eq!(
+                    events[0].body,
+                    EventBody::GateOverridden {
+                        stage: stage("dev"),
+                        phase: PhaseId::Entry,
+                        gate: gate("scan"),
+                        principal: ivy(),
+                        justification: "CVE is not reachable".into(),
+                        overridden: Outcome::Fail,
+                    }
+                );
+                let kinds: Vec<K> = events.iter().map(|e| e.body.event_kind()).collect();
+                assert_eq!(
+                    kinds,
+                    [K::GateOverridden, K::PhasePassed, K::StageScheduled]
+                );
+            });
+    }
+
+    #[test]
+    fn only_break_glass_members_override_and_only_with_a_justification() {
+        let p = pipeline();
+        dev_failed(&p)
+            .when(override_gate("dev", "scan", sre("ann"), "urgent"))
+            .then_refused(Refusal::NotPrivileged {
+                principal: sre("ann").id,
+                action: "override a gate",
+                why: "only members of `ic` may".into(),
+            });
+        dev_failed(&p)
+            .when(override_gate("dev", "scan", ivy(), ""))
+            .then_refused(Refusal::EmptyJustification("an override"));
+        let no_break_glass = Pipeline::builder("shop", "1").stage(dev()).build().unwrap();
+        dev_failed(&no_break_glass)
+            .when(override_gate("dev", "scan", ivy(), "urgent"))
+            .then_refused(Refusal::NotPrivileged {
+                principal: ivy().id,
+                action: "override a gate",
+                why: "the pipeline names no break-glass group".into(),
+            });
+    }
+
+    #[test]
+    fn an_override_needs_a_known_unsatisfied_entry_gate_of_an_open_stage() {
+        let p = pipeline();
+        dev_failed(&p)
+            .when(override_gate("dev", "lint", ivy(), "urgent"))
+            .then_refused(Refusal::UnknownGate {
+                stage: stage("dev"),
+                phase: PhaseId::Entry,
+                gate: "lint".into(),
+            });
+        let nothing = |outcome: &str| Refusal::NothingToOverride {
+            stage: stage("dev"),
+            gate: gate("unit"),
+            outcome: outcome.into(),
+        };
+        dev_failed(&p)
+            .when(override_gate("dev", "unit", ivy(), "urgent"))
+            .then_refused(nothing("satisfied"));
+        registered(&p)
+            .given_command(start("dev", None))
+            .when(override_gate("dev", "unit", ivy(), "urgent"))
+            .then_refused(nothing("not evaluated yet"));
+        registered(&p)
+            .given_advanced()
+            .when(override_gate("dev", "unit", ivy(), "urgent"))
+            .then_refused(Refusal::StageFinished {
+                stage: stage("dev"),
+                status: StageStatus::Promoted,
+                action: "override an entry gate",
+            });
+    }
+
+    #[test]
+    fn a_judgement_settles_an_inconclusive_gate_either_way() {
+        let p = pipeline();
+        dev_paused(&p)
+            .when(judge("unit", true, "flaky runner"))
+            .then_kinds(&[K::GateJudged, K::PhasePassed, K::StageScheduled]);
+        dev_paused(&p)
+            .when(judge("unit", false, "real regression"))
+            .then_state(|s| {
+                assert_eq!(
+                    s.stage("dev").failure,
+                    Some(FailureReason::JudgedFailed {
+                        phase: PhaseId::Entry,
+                        gate: gate("unit"),
+                        by: sre("ann").id,
+                    })
+                );
+            });
+    }
+
+    #[test]
+    fn a_judgement_needs_a_paused_gate_a_comment_and_a_judge() {
+        let p = pipeline();
+        dev_paused(&p)
+            .when(judge("scan", true, "fine"))
+            .then_refused(Refusal::NotAwaitingJudgement {
+                stage: stage("dev"),
+                gate: gate("scan"),
+            });
+        registered(&p)
+            .when(judge("unit", true, "fine"))
+            .then_refused(Refusal::NotAwaitingJudgement {
+                stage: stage("dev"),
+                gate: gate("unit"),
+            });
+        dev_paused(&p)
+            .when(judge("unit", true, " "))
+            .then_refused(Refusal::EmptyJustification("a judgement"));
+        let with_ops = Pipeline::builder("shop", "1")
+            .operator_group("ops")
+            .stage(dev())
+            .build()
+            .unwrap();
+        dev_paused(&with_ops)
+            .when(judge("unit", true, "fine"))
+            .then_refused(Refusal::NotPrivileged {
+                principal: sre("ann").id,
+                action: "judge an inconclusive gate",
+                why: "only members of `ops` may".into(),
+            });
+    }
+
+    #[test]
+    fn expired_approvals_no_longer_count() {
+        let p = pipeline_with(dev(), prod(two_sres().expires_after(secs(600))));
+        let ann_approved = awaiting_approval(&p).given_command(approve("prod", sre("ann")));
+        ann_approved
+            .clone()
+            .at(at(599))
+            .when(approve("prod", sre("bob")))
+            .then_kinds(&[K::ApprovalGiven, K::StageScheduled]);
+        ann_approved
+            .at(at(600))
+            .when(approve("prod", sre("bob")))
+            .then_kinds(&[K::ApprovalGiven]);
+    }
+
+    #[test]
+    fn approvals_given_under_another_pipeline_version_no_longer_count() {
+        let v1 = pipeline_with(dev(), prod(two_sres()));
+        let v2 = Pipeline::builder("shop", "2")
+            .stage(dev())
+            .stage(prod(two_sres()))
+            .build()
+            .unwrap();
+        let history = awaiting_approval(&v1)
+            .given_command(approve("prod", sre("ann")))
+            .history()
+            .to_vec();
+        Scenario::new(&v2)
+            .given(history.clone())
+            .when(approve("prod", sre("bob")))
+            .then_kinds(&[K::PipelineVersionAdopted, K::ApprovalGiven]);
+        Scenario::new(&v2)
+            .given(history)
+            .when(approve("prod", sre("ann")))
+            .then_kinds(&[K::PipelineVersionAdopted, K::ApprovalGiven]);
+    }
+
+    #[test]
+    fn the_entry_digest_follows_outcomes_and_human_settlements() {
+        let p = pipeline();
+        let state_after = |commands: Vec<Command>| -> PhaseState {
+            registered(&p)
+                .given_commands(commands)
+                .state()
+                .stage("dev")
+                .entry
+                .clone()
+        };
+        let failed = state_after(vec![
+            start("dev", None),
+            round("dev", PhaseId::Entry, vec![pass("unit"), fail("scan")]),
+        ]);
+        let passed = state_after(vec![start("dev", None), dev_passes()]);
+        assert_ne!(entry_digest(&failed), entry_digest(&passed));
+        assert_eq!(entry_digest(&passed), entry_digest(&passed.clone()));
+        let mut overridden = failed.clone();
+        if let Some(r) = overridden.gates.get_mut("scan") {
+            r.overridden_by = Some(ivy().id);
+        }
+        assert_ne!(entry_digest(&failed), entry_digest(&overridden));
+        assert_eq!(
+            entry_digest(&PhaseState::default()),
+            entry_digest(&PhaseState::default())
+        );
+    }
+}
