@@ -563,6 +563,23 @@ mod tests {
     }
 
     #[test]
+    fn scheduling_starts_counting_deployment_attempts_afresh() {
+        let s = folded(vec![
+            EventBody::DeploymentStarted {
+                stage: stage("prod"),
+                step: 0,
+                weight: Percent::new(10).unwrap(),
+                attempt: 3,
+            },
+            EventBody::StageScheduled {
+                stage: stage("prod"),
+                approvers: vec![],
+            },
+        ]);
+        assert_eq!(s.stage("prod").deploy_attempts, 0);
+    }
+
+    #[test]
     fn a_failed_deployment_fails_the_stage_with_its_error() {
         let s = folded(vec![EventBody::DeploymentFailed {
             stage: stage("prod"),

@@ -91,6 +91,7 @@ impl<'p> Scenario<'p> {
 
     /// Registers `release` on behalf of `initiator`: the `registered` event and the
     /// `stage_ready` of every stage without upstreams, as [`decide`] produces them.
+    #[track_caller]
     pub fn given_registered(self, release: &Release, initiator: &Principal) -> Self {
         self.given_command(Command::Register {
             release: release.clone(),
@@ -100,6 +101,7 @@ impl<'p> Scenario<'p> {
 
     /// Decides `command` at the scenario's time and adds its events to the history; panics
     /// when it is refused, since the history it was meant to build does not exist.
+    #[track_caller]
     pub fn given_command(self, command: Command) -> Self {
         match decide(self.pipeline, &self.state, &command, self.now) {
             Ok(events) => self.given(events),
@@ -119,6 +121,7 @@ impl<'p> Scenario<'p> {
     /// succeeds: follows [`plan`] until it only waits for people or everything is finished.
     /// A timed wait moves the scenario's time forward to it, as a
     /// [`ManualClock`](crate::ManualClock) in auto-advance mode would.
+    #[track_caller]
     pub fn given_advanced(mut self) -> Self {
         for _ in 0..MAX_ADVANCE_COMMANDS {
             let next = plan(self.pipeline, &self.state, self.now);
@@ -246,6 +249,7 @@ pub struct Then<'p> {
 impl<'p> Then<'p> {
     /// Expects the command to be accepted with events whose bodies are `expected`, in order.
     /// Returns the events.
+    #[track_caller]
     pub fn then_events(self, expected: impl IntoIterator<Item = EventBody>) -> Vec<Event> {
         let expected: Vec<EventBody> = expected.into_iter().collect();
         let events = self.events_or_fail();
@@ -282,6 +286,7 @@ impl<'p> Then<'p> {
 
     /// Expects the command to be accepted with events of these kinds, in order. Returns the
     /// events.
+    #[track_caller]
     pub fn then_kinds(self, expected: &[EventKind]) -> Vec<Event> {
         let events = self.events_or_fail();
         let actual: Vec<EventKind> = events.iter().map(|e| e.body.event_kind()).collect();
@@ -297,6 +302,7 @@ impl<'p> Then<'p> {
     }
 
     /// Expects the command to be refused with `expected`.
+    #[track_caller]
     pub fn then_refused(self, expected: Refusal) {
         match &self.result {
             Err(refusal) if *refusal == expected => {}
@@ -311,6 +317,7 @@ impl<'p> Then<'p> {
     }
 
     /// Expects the command to be refused, and returns the refusal for checks of its own.
+    #[track_caller]
     pub fn refusal(self) -> Refusal {
         match self.result {
             Err(refusal) => refusal,
@@ -322,6 +329,7 @@ impl<'p> Then<'p> {
     }
 
     /// Expects the command to be accepted and hands its events to `check`.
+    #[track_caller]
     pub fn then(self, check: impl FnOnce(&[Event])) -> Vec<Event> {
         let events = self.events_or_fail();
         check(&events);
@@ -329,6 +337,7 @@ impl<'p> Then<'p> {
     }
 
     /// Expects the command to be accepted and hands `check` the state after its events.
+    #[track_caller]
     pub fn then_state(self, check: impl FnOnce(&ReleaseState)) -> ReleaseState {
         let events = self.events_or_fail();
         let mut state = self.scenario.state.clone();
@@ -341,11 +350,13 @@ impl<'p> Then<'p> {
 
     /// Expects the command to be accepted and continues the scenario with its events in the
     /// history, for a next `when`.
+    #[track_caller]
     pub fn then_continue(self) -> Scenario<'p> {
         let events = self.events_or_fail();
         self.scenario.given(events)
     }
 
+    #[track_caller]
     fn events_or_fail(&self) -> Vec<Event> {
         match &self.result {
             Ok(events) => events.clone(),
@@ -353,7 +364,94 @@ impl<'p> Then<'p> {
         }
     }
 
+    #[track_caller]
     fn fail(&self, what: &str) -> ! {
         panic!("{what}\n{}", self.scenario.describe(&self.command))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::machine::StageStatus;
+    use crate::name::StageName;
+    use crate::pipeline::StageSpec;
+    use crate::testing::{sample_release, ScriptedGate};
+
+    fn pipeline() -> Pipeline {
+        Pipeline::builder("shop", "1")
+            .stage(
+                StageSpec::new("dev")
+                    .entry_gate(ScriptedGate::passing("unit"))
+                    .soak(Duration::from_secs(600)),
+            )
+            .build()
+            .unwrap()
+    }
+
+    fn ci() -> Principal {
+        Principal::new("ci", ["ci"]).unwrap()
+    }
+
+    fn start_dev() -> Command {
+        Command::Start {
+            stage: StageName::new("dev").unwrap(),
+            by: None,
+        }
+    }
+
+    #[test]
+    fn given_advanced_follows_the_plan_and_the_clock_to_the_end() {
+        let p = pipeline();
+        let s = Scenario::new(&p)
+            .given_registered(&sample_release(), &ci())
+            .given_advanced();
+        assert_eq!(s.state().status("dev"), StageStatus::Promoted);
+        assert_eq!(
+            s.now(),
+            crate::clock::add(super::super::sample_time(), Duration::from_secs(600))
+        );
+        assert_eq!(s.history().len() as u64, s.state().version);
+    }
+
+    #[test]
+    fn then_continue_keeps_the_accepted_events() {
+        let p = pipeline();
+        let s = Scenario::new(&p)
+            .given_registered(&sample_release(), &ci())
+            .when(start_dev())
+            .then_continue();
+        assert_eq!(s.state().status("dev"), StageStatus::Checking);
+        let refusal = s.when(start_dev()).refusal();
+        assert!(matches!(refusal, Refusal::WrongStatus { .. }));
+    }
+
+    #[test]
+    #[should_panic(expected = "expected kinds [stage_ready]\nbut got:\n  - dev: stage_started")]
+    fn a_wrong_expectation_names_the_events_that_came_instead() {
+        let p = pipeline();
+        Scenario::new(&p)
+            .given_registered(&sample_release(), &ci())
+            .when(start_dev())
+            .then_kinds(&[EventKind::StageReady]);
+    }
+
+    #[test]
+    #[should_panic(expected = "but it was accepted with:\n  - dev: stage_started")]
+    fn an_expected_refusal_that_was_accepted_says_so() {
+        let p = pipeline();
+        Scenario::new(&p)
+            .given_registered(&sample_release(), &ci())
+            .when(start_dev())
+            .then_refused(Refusal::NotRegistered);
+    }
+
+    #[test]
+    #[should_panic(expected = "given command was refused: the release is not registered")]
+    fn a_refused_given_command_stops_the_test() {
+        let p = pipeline();
+        let _ = Scenario::new(&p).given_command(start_dev());
     }
 }
