@@ -36,13 +36,13 @@ pub use replica::ReplicaOptions;
 ///
 /// Every change goes through [`decide`](crate::decide) and is appended with the stream version
 /// it was decided on, so two engines sharing a store can never both apply a decision based on
-/// the same state.
-/// When someone else appended first (a person approving or aborting while a gate or the
-/// deployer was at work), the engine catches up and decides the same result again on the new
-/// state, so that a side effect already performed is recorded, not forgotten; a result that no
-/// longer applies is dropped, and a deployment that can no longer be recorded because the stage
-/// ended meanwhile is rolled back on the platform. Engines that share a store as replicas also
-/// take leases ([`Engine::replica`]) so that they never both act on one stage.
+/// the same state. When someone else appended first (a person approving or aborting while a
+/// gate or the deployer was at work), the engine catches up and decides the same result again
+/// on the new state, so that a side effect already performed is recorded, not forgotten; a
+/// result that no longer applies is dropped, and a deployment that can no longer be recorded
+/// because the stage ended meanwhile is rolled back on the platform. Engines that share a
+/// store as replicas also take leases ([`Engine::replica`]) so that they never both act on one
+/// stage.
 #[derive(Debug, Clone)]
 pub struct Engine {
     pipeline: Arc<Pipeline>,

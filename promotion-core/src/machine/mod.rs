@@ -22,6 +22,10 @@
 //! - `decide`: [`decide`], by concern (phases, approvals, rollout);
 //! - `plan`: [`plan`], [`Action`] and [`Waiting`];
 //! - `display`: the one-line, human-readable form of events.
+//!
+//! To test what the machine makes of a command without an engine, write a
+//! [`Scenario`](crate::testing::Scenario): given these events, when this command, then these
+//! events or this refusal.
 
 mod apply;
 mod command;
