@@ -1,9 +1,10 @@
-//! Test support for hosts and gate authors: scripted gates and a recording deployer.
+//! Test support for hosts and gate authors: scripted gates, a recording deployer, a probe
+//! that evaluates one gate, and given/when/then [`Scenario`]s of the state machine.
 //!
 //! These behave like the real thing: a scripted gate can be slow (on the engine's clock), can
 //! error, can change its verdict from call to call; the recording deployer can fail, be slow,
 //! and is safe to call twice. Use them with [`ManualClock`](crate::ManualClock) so tests never
-//! sleep.
+//! sleep. A [`Scenario`] needs neither: it drives [`decide`](crate::decide) directly.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,6 +18,10 @@ use crate::gate::{Evidence, Gate, GateContext, GateError, GateKind, Verdict};
 use crate::name::StageName;
 use crate::pipeline::Percent;
 use crate::release::Release;
+
+mod scenario;
+
+pub use scenario::{Scenario, Then};
 
 /// One scripted answer of a [`ScriptedGate`].
 #[derive(Debug, Clone, PartialEq)]
@@ -254,6 +259,34 @@ impl Deployer for RecordingDeployer {
     }
 }
 
+/// 2026-11-26T09:00:00Z: when [`sample_release`] was built, and where a [`GateProbe`]'s clock
+/// and a [`Scenario`] start.
+pub(crate) fn sample_time() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(1_795_683_600, 0).unwrap_or_default()
+}
+
+/// A small release for tests that need one but not its details: `svc 1.0` from
+/// `git@example.com:probe/svc` at commit `aaaa…`, one `image` artifact, built by
+/// `ci.example.com` at 2026-11-26T09:00:00Z, with `dana` as its one contributor (so `dana` may
+/// not approve it unless a policy allows self-approval).
+pub fn sample_release() -> Release {
+    #[allow(clippy::unwrap_used)] // constant, valid input
+    Release::builder(
+        "svc 1.0",
+        "git@example.com:probe/svc",
+        "a".repeat(40),
+        sample_time(),
+    )
+    .artifact(
+        "image",
+        "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+    )
+    .builder("ci.example.com")
+    .contributor("dana")
+    .build()
+    .unwrap()
+}
+
 /// Evaluates a gate outside any pipeline, for gate authors' tests: a release, a stage, a
 /// recorded state and a [`ManualClock`](crate::ManualClock), all adjustable.
 ///
@@ -286,20 +319,10 @@ impl GateProbe {
     /// A probe at 2026-11-26T09:00:00Z for a sample release (`svc 1.0`, one artifact, commit
     /// `aaaa…`, contributor `dana`) in stage `test` of pipeline `probe`.
     pub fn new() -> Self {
-        let t0 = DateTime::<Utc>::from_timestamp(1_795_683_600, 0).unwrap_or_default();
-        #[allow(clippy::unwrap_used)] // constant, valid input
-        let release = Release::builder("svc 1.0", "git@example.com:probe/svc", "a".repeat(40), t0)
-            .artifact(
-                "image",
-                "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
-            )
-            .builder("ci.example.com")
-            .contributor("dana")
-            .build()
-            .unwrap();
+        let t0 = sample_time();
         #[allow(clippy::unwrap_used)] // constant, valid names
         GateProbe {
-            release,
+            release: sample_release(),
             pipeline: crate::PipelineName::new("probe").unwrap(),
             stage: StageName::new("test").unwrap(),
             phase: crate::PhaseId::Entry,

@@ -1,0 +1,94 @@
+//! What engine calls return: [`Progress`] after advancing a release, [`HeldElsewhere`] for
+//! stages another replica works on, and [`EngineError`] when a call fails.
+
+use chrono::{DateTime, Utc};
+
+use crate::lease::ReplicaId;
+use crate::machine::{Refusal, ReleaseState, StageStatus, Waiting};
+use crate::name::{InvalidName, StageName};
+use crate::release::ReleaseId;
+use crate::store::{StoreError, StreamId};
+
+/// Why an engine call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// No release with this id is registered.
+    #[error("release {0} is not registered")]
+    UnknownRelease(ReleaseId),
+    /// The state machine refused the command; nothing was appended.
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
+    /// The store failed or another writer got there first; nothing was appended.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A name given to a convenience method is invalid.
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    /// The stored stream belongs to a different release.
+    #[error("stream {stream} holds release {found}, not {expected}")]
+    WrongStream {
+        /// The stream.
+        stream: StreamId,
+        /// Release expected.
+        expected: ReleaseId,
+        /// Release found.
+        found: String,
+    },
+    /// Replica mode was asked of an engine whose options or store cannot support it.
+    #[error("cannot run as replica: {0}")]
+    InvalidReplica(String),
+    /// `advance` took more steps than any pipeline should need (a bug, reported not looped).
+    #[error("advance performed {0} actions without settling; stopping")]
+    Runaway(usize),
+}
+
+/// What `advance` achieved and what the release now waits for.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// The state after advancing.
+    pub state: ReleaseState,
+    /// What it waits for; empty when every reachable stage is finished.
+    pub waiting: Vec<Waiting>,
+    /// Events appended by this call.
+    pub appended: usize,
+    /// Stages with work to do that another replica holds the lease on (replica mode only):
+    /// that replica is doing the work, or will be until its lease lapses.
+    pub held_elsewhere: Vec<HeldElsewhere>,
+}
+
+/// A stage whose lease another replica holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldElsewhere {
+    /// The stage.
+    pub stage: StageName,
+    /// The replica holding it.
+    pub holder: ReplicaId,
+    /// When its lease lapses unless renewed.
+    pub until: DateTime<Utc>,
+}
+
+impl Progress {
+    /// The earliest time the release waits for, if it waits for a time (including the expiry
+    /// of a lease held elsewhere).
+    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        self.waiting
+            .iter()
+            .filter_map(|w| match w {
+                Waiting::Until { at, .. } => Some(*at),
+                _ => None,
+            })
+            .chain(self.held_elsewhere.iter().map(|h| h.until))
+            .min()
+    }
+    /// Whether it waits for a person (approval, judgement, manual start).
+    pub fn needs_human(&self) -> bool {
+        self.waiting
+            .iter()
+            .any(|w| !matches!(w, Waiting::Until { .. }))
+    }
+    /// Status of `stage`.
+    pub fn status(&self, stage: &str) -> StageStatus {
+        self.state.status(stage)
+    }
+}

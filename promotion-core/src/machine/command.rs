@@ -1,0 +1,308 @@
+//! Commands and refusals: what can be asked of the state machine, and why it can say no.
+//!
+//! A [`Command`] comes from a principal (approve, reject, override, judge, start, abort, roll
+//! back) or from the engine (gate rounds, deployment intents and results, ticks);
+//! [`decide`](super::decide) answers with events or a [`Refusal`].
+
+use super::event::Outcome;
+use super::state::StageStatus;
+use crate::gate::{Evidence, PhaseId};
+use crate::name::{GateName, PrincipalId, StageName};
+use crate::principal::Principal;
+use crate::release::{Release, ReleaseId};
+
+/// The result of one gate evaluation, as the engine reports it to [`decide`](super::decide).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateResult {
+    /// The gate.
+    pub gate: GateName,
+    /// Its outcome.
+    pub outcome: Outcome,
+    /// Its evidence, if it gave a verdict.
+    pub evidence: Option<Evidence>,
+    /// Attempts taken.
+    pub attempts: u32,
+}
+
+/// Something a principal or the engine asks the state machine to do.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Enter the release into the pipeline.
+    Register {
+        /// The release.
+        release: Release,
+        /// Who registers it.
+        initiator: Principal,
+    },
+    /// Start promotion into a Ready stage: by a principal, or by the engine for auto-start
+    /// stages.
+    Start {
+        /// The stage.
+        stage: StageName,
+        /// The principal; `None` for the engine.
+        by: Option<Principal>,
+    },
+    /// Record one sampling round of a phase (engine).
+    RecordRound {
+        /// The stage.
+        stage: StageName,
+        /// The phase.
+        phase: PhaseId,
+        /// Results of the gates evaluated.
+        results: Vec<GateResult>,
+    },
+    /// Approve the stage.
+    Approve {
+        /// The stage.
+        stage: StageName,
+        /// The approver.
+        principal: Principal,
+        /// Comment.
+        comment: String,
+    },
+    /// Reject the stage.
+    Reject {
+        /// The stage.
+        stage: StageName,
+        /// The rejecting principal.
+        principal: Principal,
+        /// Comment.
+        comment: String,
+    },
+    /// Break glass: count a failed entry gate as passed.
+    Override {
+        /// The stage.
+        stage: StageName,
+        /// The gate.
+        gate: GateName,
+        /// A principal in a break-glass group.
+        principal: Principal,
+        /// Written justification.
+        justification: String,
+    },
+    /// Judge an inconclusive gate.
+    Judge {
+        /// The stage.
+        stage: StageName,
+        /// The gate.
+        gate: GateName,
+        /// Pass (true) or fail.
+        pass: bool,
+        /// The judge.
+        principal: Principal,
+        /// Comment.
+        comment: String,
+    },
+    /// Record that the deployer is about to be asked to deploy the current step (engine): the
+    /// intent, appended before the call.
+    BeginDeployment {
+        /// The stage.
+        stage: StageName,
+        /// Step (zero-based).
+        step: u32,
+    },
+    /// Record the deployer's result for the current step (engine).
+    RecordDeployment {
+        /// The stage.
+        stage: StageName,
+        /// Step (zero-based).
+        step: u32,
+        /// Ok, or the deployer's error.
+        result: Result<(), String>,
+    },
+    /// Record the deployer's rollback result (engine).
+    RecordRollback {
+        /// The stage.
+        stage: StageName,
+        /// Ok, or the deployer's error.
+        result: Result<(), String>,
+    },
+    /// Abort promotion into a stage; a deployed stage is rolled back.
+    Abort {
+        /// The stage.
+        stage: StageName,
+        /// Who.
+        principal: Principal,
+        /// Why.
+        reason: String,
+    },
+    /// Roll back a deployed or promoted stage.
+    RollBack {
+        /// The stage.
+        stage: StageName,
+        /// Who.
+        principal: Principal,
+        /// Why.
+        reason: String,
+    },
+    /// Let time-driven transitions happen (soak end, phase timeout, empty phases) (engine).
+    Tick {
+        /// The stage.
+        stage: StageName,
+    },
+}
+
+/// Why a command was refused. A refused command changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The release has not been registered.
+    #[error("the release is not registered")]
+    NotRegistered,
+    /// The release is already registered.
+    #[error("release {0} is already registered")]
+    AlreadyRegistered(ReleaseId),
+    /// The state belongs to another pipeline.
+    #[error("the release runs in pipeline `{recorded}`, not `{given}`")]
+    WrongPipeline {
+        /// Pipeline recorded.
+        recorded: String,
+        /// Pipeline given.
+        given: String,
+    },
+    /// No such stage.
+    #[error("pipeline has no stage `{0}`")]
+    UnknownStage(String),
+    /// No such gate.
+    #[error("stage `{stage}` has no {phase} gate `{gate}`")]
+    UnknownGate {
+        /// Stage.
+        stage: StageName,
+        /// Phase.
+        phase: PhaseId,
+        /// Gate.
+        gate: String,
+    },
+    /// An upstream stage has not promoted the release.
+    #[error("stage `{stage}` cannot start: upstream `{upstream}` is {status}, not promoted")]
+    UpstreamNotPromoted {
+        /// Stage.
+        stage: StageName,
+        /// The upstream.
+        upstream: StageName,
+        /// Its status.
+        status: StageStatus,
+    },
+    /// The stage only starts when a principal starts it.
+    #[error("stage `{0}` starts only when a principal starts it")]
+    ManualStartRequired(StageName),
+    /// The command does not fit the stage's status.
+    #[error("stage `{stage}` is {status}; cannot {action}")]
+    WrongStatus {
+        /// Stage.
+        stage: StageName,
+        /// Its status.
+        status: StageStatus,
+        /// What was attempted.
+        action: &'static str,
+    },
+    /// The stage is finished.
+    #[error("stage `{stage}` is finished ({status}); cannot {action}")]
+    StageFinished {
+        /// Stage.
+        stage: StageName,
+        /// Its status.
+        status: StageStatus,
+        /// What was attempted.
+        action: &'static str,
+    },
+    /// The stage has no approval policy.
+    #[error("stage `{0}` requires no approval")]
+    NoApprovalRequired(StageName),
+    /// Approvals are accepted only after the entry gates pass.
+    #[error("stage `{0}` accepts approvals only after its entry gates pass")]
+    GatesNotPassed(StageName),
+    /// The principal is in none of the eligible groups.
+    #[error("`{principal}` may not approve or reject stage `{stage}`: not in any of {groups}")]
+    NotEligible {
+        /// Stage.
+        stage: StageName,
+        /// Principal.
+        principal: PrincipalId,
+        /// Eligible groups.
+        groups: String,
+    },
+    /// Self-approval.
+    #[error("`{principal}` may not approve stage `{stage}`: {why}")]
+    SelfApproval {
+        /// Stage.
+        stage: StageName,
+        /// Principal.
+        principal: PrincipalId,
+        /// Contributor or initiator.
+        why: &'static str,
+    },
+    /// Already approved an upstream stage.
+    #[error("`{principal}` approved upstream stage `{upstream}`; stage `{stage}` needs different approvers")]
+    NotDistinct {
+        /// Stage.
+        stage: StageName,
+        /// Principal.
+        principal: PrincipalId,
+        /// The upstream.
+        upstream: StageName,
+    },
+    /// The principal already has a valid approval on the stage.
+    #[error("`{principal}` has already approved stage `{stage}`")]
+    DuplicateApproval {
+        /// Stage.
+        stage: StageName,
+        /// Principal.
+        principal: PrincipalId,
+    },
+    /// The principal lacks the privilege.
+    #[error("`{principal}` may not {action}: {why}")]
+    NotPrivileged {
+        /// Principal.
+        principal: PrincipalId,
+        /// What was attempted.
+        action: &'static str,
+        /// Which groups would allow it.
+        why: String,
+    },
+    /// Justification or reason missing.
+    #[error("{0} needs a written justification")]
+    EmptyJustification(&'static str),
+    /// The gate has nothing to override.
+    #[error("gate `{gate}` of stage `{stage}` is {outcome}; there is nothing to override")]
+    NothingToOverride {
+        /// Stage.
+        stage: StageName,
+        /// Gate.
+        gate: GateName,
+        /// Its outcome.
+        outcome: String,
+    },
+    /// The gate is not inconclusive.
+    #[error("stage `{stage}` is not waiting for a judgement on gate `{gate}`")]
+    NotAwaitingJudgement {
+        /// Stage.
+        stage: StageName,
+        /// Gate.
+        gate: GateName,
+    },
+    /// Results do not fit the phase.
+    #[error("round results for stage `{stage}` {phase}: {problem}")]
+    BadRound {
+        /// Stage.
+        stage: StageName,
+        /// Phase.
+        phase: PhaseId,
+        /// What was wrong.
+        problem: String,
+    },
+    /// Nothing time-driven is due.
+    #[error("nothing is due in stage `{0}`")]
+    NothingDue(StageName),
+    /// A downstream stage has moved on; roll it back or abort it first.
+    #[error("stage `{stage}` cannot be rolled back while downstream `{downstream}` is {status}")]
+    DownstreamInProgress {
+        /// Stage.
+        stage: StageName,
+        /// Downstream.
+        downstream: StageName,
+        /// Its status.
+        status: StageStatus,
+    },
+}

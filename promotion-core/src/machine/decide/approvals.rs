@@ -1,0 +1,830 @@
+//! Approvals and human decisions: approving and rejecting a stage, break-glass overrides of
+//! failed entry gates, judgements of inconclusive gates, and which approvals still count
+//! ([`valid_approvals`], bound to the [`entry_digest`]).
+
+use chrono::{DateTime, Utc};
+
+use super::super::apply::apply_stage;
+use super::super::command::Refusal;
+use super::super::event::{Actor, ApprovalBinding, EventBody, FailureReason};
+use super::super::state::{PhaseState, ReleaseState, StageState, StageStatus};
+use super::{finished, group_list, wrong, Decision};
+use crate::clock::elapsed;
+use crate::digest::Digest;
+use crate::gate::PhaseId;
+use crate::name::{GateName, StageName};
+use crate::pipeline::{Pipeline, Stage};
+use crate::principal::Principal;
+use crate::release::Release;
+
+impl<'a> Decision<'a> {
+    pub(super) fn approve(
+        &mut self,
+        name: &StageName,
+        principal: &Principal,
+        comment: &str,
+    ) -> Result<(), Refusal> {
+        let (spec, st) = self.stage(name)?;
+        let Some(policy) = &spec.spec.approval else {
+            return Err(Refusal::NoApprovalRequired(name.clone()));
+        };
+        match st.status {
+            StageStatus::AwaitingApproval => {}
+            StageStatus::Checking if !policy.after_gates => {}
+            StageStatus::Checking => return Err(Refusal::GatesNotPassed(name.clone())),
+            s if s.is_terminal() => return Err(finished(name, s, "approve")),
+            s => return Err(wrong(name, s, "approve")),
+        }
+        self.check_approver(spec, policy, principal)?;
+        let release = self.state.release.as_ref().ok_or(Refusal::NotRegistered)?;
+        if !policy.allow_self_approval {
+            let why = if release.contributors().contains(&principal.id) {
+                Some("they contributed to the release")
+            } else if self
+                .state
+                .initiator
+                .as_ref()
+                .is_some_and(|i| i.id == principal.id)
+                || st.started_by.as_ref() == Some(&principal.id)
+            {
+                Some("they started this promotion")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Refusal::SelfApproval {
+                    stage: name.clone(),
+                    principal: principal.id.clone(),
+                    why,
+                });
+            }
+        }
+        if policy.distinct_from_upstream {
+            for u in &spec.upstream {
+                let us = self.state.stage(u.as_str());
+                if us.approvers.contains(&principal.id) {
+                    return Err(Refusal::NotDistinct {
+                        stage: name.clone(),
+                        principal: principal.id.clone(),
+                        upstream: u.clone(),
+                    });
+                }
+            }
+        }
+        let digest = entry_digest(&st.entry);
+        let mut valid = valid_approvals(
+            self.pipeline,
+            self.state,
+            spec,
+            st,
+            policy,
+            &digest,
+            self.now,
+        );
+        if valid.iter().any(|p| p.id == principal.id) {
+            return Err(Refusal::DuplicateApproval {
+                stage: name.clone(),
+                principal: principal.id.clone(),
+            });
+        }
+        self.emit(
+            Actor::principal(principal),
+            EventBody::ApprovalGiven {
+                stage: name.clone(),
+                principal: principal.clone(),
+                comment: comment.to_owned(),
+                binding: ApprovalBinding {
+                    release: release.id(),
+                    evidence_digest: digest,
+                    pipeline_version: self.pipeline.version().to_owned(),
+                },
+            },
+        );
+        valid.push(principal);
+        if st.status == StageStatus::AwaitingApproval
+            && policy.rule.is_satisfied_with(&valid, &facts_of(&st.entry))
+        {
+            self.emit(
+                Actor::Engine,
+                EventBody::StageScheduled {
+                    stage: name.clone(),
+                    approvers: valid.iter().map(|p| p.id.clone()).collect(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn check_approver(
+        &self,
+        spec: &Stage,
+        policy: &crate::ApprovalPolicy,
+        principal: &Principal,
+    ) -> Result<(), Refusal> {
+        if policy.rule.is_eligible(principal) {
+            return Ok(());
+        }
+        Err(Refusal::NotEligible {
+            stage: spec.name.clone(),
+            principal: principal.id.clone(),
+            groups: group_list(policy.rule.groups().into_iter()),
+        })
+    }
+
+    pub(super) fn reject(
+        &mut self,
+        name: &StageName,
+        principal: &Principal,
+        comment: &str,
+    ) -> Result<(), Refusal> {
+        let (spec, st) = self.stage(name)?;
+        let Some(policy) = &spec.spec.approval else {
+            return Err(Refusal::NoApprovalRequired(name.clone()));
+        };
+        match st.status {
+            StageStatus::Ready | StageStatus::Checking | StageStatus::AwaitingApproval => {}
+            s if s.is_terminal() => return Err(finished(name, s, "reject")),
+            s => return Err(wrong(name, s, "reject")),
+        }
+        self.check_approver(spec, policy, principal)?;
+        if comment.trim().is_empty() {
+            return Err(Refusal::EmptyJustification("a rejection"));
+        }
+        self.emit(
+            Actor::principal(principal),
+            EventBody::ApprovalRejected {
+                stage: name.clone(),
+                principal: principal.clone(),
+                comment: comment.to_owned(),
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) fn override_gate(
+        &mut self,
+        name: &StageName,
+        gate: &GateName,
+        principal: &Principal,
+        justification: &str,
+    ) -> Result<(), Refusal> {
+        let (spec, st) = self.stage(name)?;
+        let bg = self.pipeline.break_glass_groups();
+        if !bg.iter().any(|g| principal.groups.contains(g)) {
+            return Err(Refusal::NotPrivileged {
+                principal: principal.id.clone(),
+                action: "override a gate",
+                why: if bg.is_empty() {
+                    "the pipeline names no break-glass group".into()
+                } else {
+                    format!("only members of {} may", group_list(bg.iter()))
+                },
+            });
+        }
+        if justification.trim().is_empty() {
+            return Err(Refusal::EmptyJustification("an override"));
+        }
+        let phase = PhaseId::Entry;
+        if !spec.gate_names(phase).contains(gate) {
+            return Err(Refusal::UnknownGate {
+                stage: name.clone(),
+                phase,
+                gate: gate.to_string(),
+            });
+        }
+        let entry_failed = st.status == StageStatus::Failed
+            && st.failure.as_ref().and_then(FailureReason::phase) == Some(PhaseId::Entry);
+        if st.status != StageStatus::Checking && !entry_failed {
+            return Err(if st.status.is_terminal() {
+                finished(name, st.status, "override an entry gate")
+            } else {
+                wrong(name, st.status, "override an entry gate")
+            });
+        }
+        // Reviving a failed stage must not bypass its upstreams: one may have been rolled
+        // back since the stage failed.
+        if entry_failed {
+            if let Some(refusal) = self.unavailable(spec) {
+                return Err(refusal);
+            }
+        }
+        let Some(record) = st.entry.gates.get(gate) else {
+            return Err(Refusal::NothingToOverride {
+                stage: name.clone(),
+                gate: gate.clone(),
+                outcome: "not evaluated yet".into(),
+            });
+        };
+        if record.is_satisfied() {
+            return Err(Refusal::NothingToOverride {
+                stage: name.clone(),
+                gate: gate.clone(),
+                outcome: "satisfied".into(),
+            });
+        }
+        self.emit(
+            Actor::principal(principal),
+            EventBody::GateOverridden {
+                stage: name.clone(),
+                phase,
+                gate: gate.clone(),
+                principal: principal.clone(),
+                justification: justification.to_owned(),
+                overridden: record.outcome.clone(),
+            },
+        );
+        let mut after = st.clone();
+        if let Some(e) = self.events.last() {
+            apply_stage(&mut after, &e.actor, self.now, &e.body);
+        }
+        self.settle(spec, &after, phase)
+    }
+
+    /// After a human settled a gate: pass or fail the phase if that follows, else wait.
+    fn settle(&mut self, spec: &Stage, after: &StageState, phase: PhaseId) -> Result<(), Refusal> {
+        match self.conclude(spec, after, phase, after.phase(phase), None, &[]) {
+            Err(Refusal::NothingDue(_)) => Ok(()),
+            other => other,
+        }
+    }
+
+    pub(super) fn judge(
+        &mut self,
+        name: &StageName,
+        gate: &GateName,
+        pass: bool,
+        principal: &Principal,
+        comment: &str,
+    ) -> Result<(), Refusal> {
+        let (spec, st) = self.stage(name)?;
+        let Some(phase) = st.current_phase() else {
+            return Err(Refusal::NotAwaitingJudgement {
+                stage: name.clone(),
+                gate: gate.clone(),
+            });
+        };
+        if st.phase(phase).paused_on.as_ref() != Some(gate) {
+            return Err(Refusal::NotAwaitingJudgement {
+                stage: name.clone(),
+                gate: gate.clone(),
+            });
+        }
+        let approver = spec
+            .spec
+            .approval
+            .as_ref()
+            .is_some_and(|p| p.rule.is_eligible(principal));
+        let breakglass = self
+            .pipeline
+            .break_glass_groups()
+            .iter()
+            .any(|g| principal.groups.contains(g));
+        if !approver && !breakglass {
+            self.require_operator(principal, "judge an inconclusive gate")?;
+        }
+        if comment.trim().is_empty() {
+            return Err(Refusal::EmptyJustification("a judgement"));
+        }
+        self.emit(
+            Actor::principal(principal),
+            EventBody::GateJudged {
+                stage: name.clone(),
+                phase,
+                gate: gate.clone(),
+                pass,
+                principal: principal.clone(),
+                comment: comment.to_owned(),
+            },
+        );
+        let mut after = st.clone();
+        if let Some(e) = self.events.last() {
+            apply_stage(&mut after, &e.actor, self.now, &e.body);
+        }
+        self.settle(spec, &after, phase)
+    }
+}
+
+/// The approvals on `st` that still count under `policy` at `now`: bound to this release, to
+/// the entry evidence `digest` and to the pipeline's current version, and not expired. Each
+/// principal counts once.
+pub fn valid_approvals<'s>(
+    pipeline: &Pipeline,
+    state: &ReleaseState,
+    spec: &Stage,
+    st: &'s StageState,
+    policy: &crate::ApprovalPolicy,
+    digest: &Digest,
+    now: DateTime<Utc>,
+) -> Vec<&'s Principal> {
+    let release = state.release.as_deref().map(Release::id);
+    // Distinctness is a property of the set counted now, not only of the moment an approval
+    // was given: an upstream (with any-upstream availability) may be approved later by the
+    // same person.
+    let approved_upstream = |p: &Principal| {
+        policy.distinct_from_upstream
+            && spec
+                .upstream
+                .iter()
+                .any(|u| state.stage(u.as_str()).approvers.contains(&p.id))
+    };
+    let mut out: Vec<&Principal> = Vec::new();
+    for a in &st.approvals {
+        let fresh = policy.expiry.is_none_or(|e| elapsed(a.at, now) < e);
+        let bound = a.binding.evidence_digest == *digest
+            && a.binding.pipeline_version == pipeline.version()
+            && Some(a.binding.release) == release;
+        if fresh
+            && bound
+            && !approved_upstream(&a.principal)
+            && !out.iter().any(|p| p.id == a.principal.id)
+        {
+            out.push(&a.principal);
+        }
+    }
+    out
+}
+
+/// The facts the entry gates of a phase reported, for approval conditions.
+pub fn facts_of(ps: &PhaseState) -> impl Fn(&GateName, &str, &str) -> bool + '_ {
+    move |gate, fact, value| {
+        ps.gates
+            .get(gate)
+            .and_then(|r| r.facts.get(fact))
+            .is_some_and(|v| v == value)
+    }
+}
+
+/// The digest approvals are bound to: every entry gate's latest outcome, evidence digest and
+/// human settlement.
+pub fn entry_digest(ps: &PhaseState) -> Digest {
+    let items: Vec<serde_json::Value> = ps
+        .gates
+        .iter()
+        .map(|(g, r)| {
+            serde_json::json!({
+                "gate": g,
+                "outcome": r.outcome.label(),
+                "evidence": r.evidence_digest,
+                "overridden_by": r.overridden_by,
+                "judged": r.judged.as_ref().map(|(p, pass)| (p, pass)),
+            })
+        })
+        .collect();
+    Digest::of_canonical(&items).unwrap_or_else(|_| Digest::of(b""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entry_digest;
+    use crate::approval::{ApprovalPolicy, ApprovalRule};
+    use crate::gate::PhaseId;
+    use crate::machine::fixtures::*;
+    use crate::machine::{ApprovalBinding, Command, EventBody, EventKind as K, FailureReason};
+    use crate::machine::{Outcome, PhaseState, Refusal, StageStatus};
+    use crate::pipeline::Pipeline;
+    use crate::principal::Principal;
+    use crate::testing::{sample_release, Scenario};
+
+    fn two_sres() -> ApprovalPolicy {
+        ApprovalPolicy::new(ApprovalRule::quorum("sre", 2).unwrap())
+    }
+
+    fn reject(stage_name: &str, principal: Principal, comment: &str) -> Command {
+        Command::Reject {
+            stage: stage(stage_name),
+            principal,
+            comment: comment.into(),
+        }
+    }
+
+    fn override_gate(
+        stage_name: &str,
+        gate_name: &str,
+        principal: Principal,
+        why: &str,
+    ) -> Command {
+        Command::Override {
+            stage: stage(stage_name),
+            gate: gate(gate_name),
+            principal,
+            justification: why.into(),
+        }
+    }
+
+    fn judge(gate_name: &str, pass: bool, comment: &str) -> Command {
+        Command::Judge {
+            stage: stage("dev"),
+            gate: gate(gate_name),
+            pass,
+            principal: sre("ann"),
+            comment: comment.into(),
+        }
+    }
+
+    fn ivy() -> Principal {
+        who("ivy", &["ic"])
+    }
+
+    /// `dev` failed on its `scan` gate.
+    fn dev_failed(p: &Pipeline) -> Scenario<'_> {
+        registered(p).given_commands([
+            start("dev", None),
+            round("dev", PhaseId::Entry, vec![pass("unit"), fail("scan")]),
+        ])
+    }
+
+    /// `dev` paused on its inconclusive `unit` gate.
+    fn dev_paused(p: &Pipeline) -> Scenario<'_> {
+        registered(p).given_commands([
+            start("dev", None),
+            round(
+                "dev",
+                PhaseId::Entry,
+                vec![result("unit", Outcome::Inconclusive), pass("scan")],
+            ),
+        ])
+    }
+
+    #[test]
+    fn an_approval_that_satisfies_the_rule_schedules_the_stage() {
+        let p = pipeline();
+        let waiting = awaiting_approval(&p);
+        let digest = entry_digest(&waiting.state().stage("prod").entry);
+        waiting.when(approve("prod", sre("ann"))).then_events([
+            EventBody::ApprovalGiven {
+                stage: stage("prod"),
+                principal: sre("ann"),
+                comment: "looks good".into(),
+                binding: ApprovalBinding {
+                    release: sample_release().id(),
+                    evidence_digest: digest,
+                    pipeline_version: "1".into(),
+                },
+            },
+            EventBody::StageScheduled {
+                approvers: vec![sre("ann").id],
+                stage: stage("prod"),
+            },
+        ]);
+    }
+
+    #[test]
+    fn a_quorum_of_two_schedules_on_the_second_approval() {
+        let p = pipeline_with(dev(), prod(two_sres()));
+        awaiting_approval(&p)
+            .when(approve("prod", sre("ann")))
+            .then_kinds(&[K::ApprovalGiven]);
+        awaiting_approval(&p)
+            .given_command(approve("prod", sre("ann")))
+            .when(approve("prod", sre("bob")))
+            .then(|events| {
+                assert_eq!(
+                    events.last().map(|e| &e.body),
+                    Some(&EventBody::StageScheduled {
+                        approvers: vec![sre("ann").id, sre("bob").id],
+                        stage: stage("prod"),
+                    })
+                );
+            });
+    }
+
+    #[test]
+    fn only_members_of_the_rule_s_groups_may_approve_or_reject() {
+        let p = pipeline();
+        let refusal = Refusal::NotEligible {
+            stage: stage("prod"),
+            principal: who("eve", &[]).id,
+            groups: "`sre`".into(),
+        };
+        awaiting_approval(&p)
+            .when(approve("prod", who("eve", &["qa"])))
+            .then_refused(refusal.clone());
+        awaiting_approval(&p)
+            .when(reject("prod", who("eve", &["qa"]), "no"))
+            .then_refused(refusal);
+    }
+
+    #[test]
+    fn contributors_and_initiators_may_not_approve_their_own_release() {
+        let p = pipeline();
+        let self_approval = |id: &str, why| Refusal::SelfApproval {
+            stage: stage("prod"),
+            principal: who(id, &[]).id,
+            why,
+        };
+        awaiting_approval(&p)
+            .when(approve("prod", sre("dana")))
+            .then_refused(self_approval("dana", "they contributed to the release"));
+        awaiting_approval(&p)
+            .when(approve("prod", sre("ci-bot")))
+            .then_refused(self_approval("ci-bot", "they started this promotion"));
+        let lenient = pipeline_with(dev(), prod(one_sre().allow_self_approval()));
+        awaiting_approval(&lenient)
+            .when(approve("prod", sre("dana")))
+            .then_kinds(&[K::ApprovalGiven, K::StageScheduled]);
+    }
+
+    #[test]
+    fn an_approver_counts_once() {
+        let p = pipeline_with(dev(), prod(two_sres()));
+        awaiting_approval(&p)
+            .given_command(approve("prod", sre("ann")))
+            .when(approve("prod", sre("ann")))
+            .then_refused(Refusal::DuplicateApproval {
+                stage: stage("prod"),
+                principal: sre("ann").id,
+            });
+    }
+
+    #[test]
+    fn distinct_approvers_are_required_across_stages_when_asked() {
+        let p = pipeline_with(
+            dev().approval(one_sre()),
+            prod(one_sre().distinct_from_upstream()),
+        );
+        let prod_waits = registered(&p)
+            .given_advanced()
+            .given_command(approve("dev", sre("ann")))
+            .given_advanced();
+        assert_eq!(
+            prod_waits.state().status("prod"),
+            StageStatus::AwaitingApproval
+        );
+        prod_waits
+            .clone()
+            .when(approve("prod", sre("ann")))
+            .then_refused(Refusal::NotDistinct {
+                stage: stage("prod"),
+                principal: sre("ann").id,
+                upstream: stage("dev"),
+            });
+        prod_waits
+            .when(approve("prod", sre("bob")))
+            .then_kinds(&[K::ApprovalGiven, K::StageScheduled]);
+    }
+
+    #[test]
+    fn approvals_wait_for_the_entry_gates_unless_the_policy_says_otherwise() {
+        let strict = pipeline_with(dev().approval(one_sre()), prod(one_sre()));
+        registered(&strict)
+            .given_command(start("dev", None))
+            .when(approve("dev", sre("ann")))
+            .then_refused(Refusal::GatesNotPassed(stage("dev")));
+
+        let early = pipeline_with(dev().approval(one_sre().before_gates()), prod(one_sre()));
+        registered(&early)
+            .given_command(start("dev", None))
+            .when(approve("dev", sre("ann")))
+            .then_kinds(&[K::ApprovalGiven]);
+        // The early approval is bound to the evidence on record when it was given (none):
+        // once the gates have reported, it no longer counts and approval is requested.
+        registered(&early)
+            .given_commands([start("dev", None), approve("dev", sre("ann"))])
+            .when(dev_passes())
+            .then_kinds(&[
+                K::GateEvaluated,
+                K::GateEvaluated,
+                K::PhasePassed,
+                K::ApprovalRequested,
+            ]);
+    }
+
+    #[test]
+    fn approving_needs_an_approval_policy_and_an_open_stage() {
+        let p = pipeline();
+        registered(&p)
+            .when(approve("dev", sre("ann")))
+            .then_refused(Refusal::NoApprovalRequired(stage("dev")));
+        registered(&p)
+            .when(approve("prod", sre("ann")))
+            .then_refused(Refusal::WrongStatus {
+                stage: stage("prod"),
+                status: StageStatus::Waiting,
+                action: "approve",
+            });
+        awaiting_approval(&p)
+            .given_command(reject("prod", sre("bob"), "not today"))
+            .when(approve("prod", sre("ann")))
+            .then_refused(Refusal::StageFinished {
+                stage: stage("prod"),
+                status: StageStatus::Rejected,
+                action: "approve",
+            });
+    }
+
+    #[test]
+    fn a_rejection_needs_a_comment_and_ends_the_stage() {
+        let p = pipeline();
+        awaiting_approval(&p)
+            .when(reject("prod", sre("bob"), "  "))
+            .then_refused(Refusal::EmptyJustification("a rejection"));
+        awaiting_approval(&p)
+            .when(reject("prod", sre("bob"), "freeze week"))
+            .then_state(|s| {
+                assert_eq!(s.status("prod"), StageStatus::Rejected);
+                let r = s.stage("prod").rejection.as_ref().unwrap();
+                assert_eq!(
+                    (r.principal.id.as_str(), r.comment.as_str()),
+                    ("bob", "freeze week")
+                );
+            });
+    }
+
+    #[test]
+    fn a_break_glass_override_revives_a_failed_entry_phase() {
+        let p = pipeline();
+        dev_failed(&p)
+            .when(override_gate("dev", "scan", ivy(), "CVE is not reachable"))
+            .then(|events| {
+                assert_eq!(
+                    events[0].body,
+                    EventBody::GateOverridden {
+                        stage: stage("dev"),
+                        phase: PhaseId::Entry,
+                        gate: gate("scan"),
+                        principal: ivy(),
+                        justification: "CVE is not reachable".into(),
+                        overridden: Outcome::Fail,
+                    }
+                );
+                let kinds: Vec<K> = events.iter().map(|e| e.body.event_kind()).collect();
+                assert_eq!(
+                    kinds,
+                    [K::GateOverridden, K::PhasePassed, K::StageScheduled]
+                );
+            });
+    }
+
+    #[test]
+    fn only_break_glass_members_override_and_only_with_a_justification() {
+        let p = pipeline();
+        dev_failed(&p)
+            .when(override_gate("dev", "scan", sre("ann"), "urgent"))
+            .then_refused(Refusal::NotPrivileged {
+                principal: sre("ann").id,
+                action: "override a gate",
+                why: "only members of `ic` may".into(),
+            });
+        dev_failed(&p)
+            .when(override_gate("dev", "scan", ivy(), ""))
+            .then_refused(Refusal::EmptyJustification("an override"));
+        let no_break_glass = Pipeline::builder("shop", "1").stage(dev()).build().unwrap();
+        dev_failed(&no_break_glass)
+            .when(override_gate("dev", "scan", ivy(), "urgent"))
+            .then_refused(Refusal::NotPrivileged {
+                principal: ivy().id,
+                action: "override a gate",
+                why: "the pipeline names no break-glass group".into(),
+            });
+    }
+
+    #[test]
+    fn an_override_needs_a_known_unsatisfied_entry_gate_of_an_open_stage() {
+        let p = pipeline();
+        dev_failed(&p)
+            .when(override_gate("dev", "lint", ivy(), "urgent"))
+            .then_refused(Refusal::UnknownGate {
+                stage: stage("dev"),
+                phase: PhaseId::Entry,
+                gate: "lint".into(),
+            });
+        let nothing = |outcome: &str| Refusal::NothingToOverride {
+            stage: stage("dev"),
+            gate: gate("unit"),
+            outcome: outcome.into(),
+        };
+        dev_failed(&p)
+            .when(override_gate("dev", "unit", ivy(), "urgent"))
+            .then_refused(nothing("satisfied"));
+        registered(&p)
+            .given_command(start("dev", None))
+            .when(override_gate("dev", "unit", ivy(), "urgent"))
+            .then_refused(nothing("not evaluated yet"));
+        registered(&p)
+            .given_advanced()
+            .when(override_gate("dev", "unit", ivy(), "urgent"))
+            .then_refused(Refusal::StageFinished {
+                stage: stage("dev"),
+                status: StageStatus::Promoted,
+                action: "override an entry gate",
+            });
+    }
+
+    #[test]
+    fn a_judgement_settles_an_inconclusive_gate_either_way() {
+        let p = pipeline();
+        dev_paused(&p)
+            .when(judge("unit", true, "flaky runner"))
+            .then_kinds(&[K::GateJudged, K::PhasePassed, K::StageScheduled]);
+        dev_paused(&p)
+            .when(judge("unit", false, "real regression"))
+            .then_state(|s| {
+                assert_eq!(
+                    s.stage("dev").failure,
+                    Some(FailureReason::JudgedFailed {
+                        phase: PhaseId::Entry,
+                        gate: gate("unit"),
+                        by: sre("ann").id,
+                    })
+                );
+            });
+    }
+
+    #[test]
+    fn a_judgement_needs_a_paused_gate_a_comment_and_a_judge() {
+        let p = pipeline();
+        dev_paused(&p)
+            .when(judge("scan", true, "fine"))
+            .then_refused(Refusal::NotAwaitingJudgement {
+                stage: stage("dev"),
+                gate: gate("scan"),
+            });
+        registered(&p)
+            .when(judge("unit", true, "fine"))
+            .then_refused(Refusal::NotAwaitingJudgement {
+                stage: stage("dev"),
+                gate: gate("unit"),
+            });
+        dev_paused(&p)
+            .when(judge("unit", true, " "))
+            .then_refused(Refusal::EmptyJustification("a judgement"));
+        let with_ops = Pipeline::builder("shop", "1")
+            .operator_group("ops")
+            .stage(dev())
+            .build()
+            .unwrap();
+        dev_paused(&with_ops)
+            .when(judge("unit", true, "fine"))
+            .then_refused(Refusal::NotPrivileged {
+                principal: sre("ann").id,
+                action: "judge an inconclusive gate",
+                why: "only members of `ops` may".into(),
+            });
+    }
+
+    #[test]
+    fn expired_approvals_no_longer_count() {
+        let p = pipeline_with(dev(), prod(two_sres().expires_after(secs(600))));
+        let ann_approved = awaiting_approval(&p).given_command(approve("prod", sre("ann")));
+        ann_approved
+            .clone()
+            .at(at(599))
+            .when(approve("prod", sre("bob")))
+            .then_kinds(&[K::ApprovalGiven, K::StageScheduled]);
+        ann_approved
+            .at(at(600))
+            .when(approve("prod", sre("bob")))
+            .then_kinds(&[K::ApprovalGiven]);
+    }
+
+    #[test]
+    fn approvals_given_under_another_pipeline_version_no_longer_count() {
+        let v1 = pipeline_with(dev(), prod(two_sres()));
+        let v2 = Pipeline::builder("shop", "2")
+            .stage(dev())
+            .stage(prod(two_sres()))
+            .build()
+            .unwrap();
+        let history = awaiting_approval(&v1)
+            .given_command(approve("prod", sre("ann")))
+            .history()
+            .to_vec();
+        Scenario::new(&v2)
+            .given(history.clone())
+            .when(approve("prod", sre("bob")))
+            .then_kinds(&[K::PipelineVersionAdopted, K::ApprovalGiven]);
+        Scenario::new(&v2)
+            .given(history)
+            .when(approve("prod", sre("ann")))
+            .then_kinds(&[K::PipelineVersionAdopted, K::ApprovalGiven]);
+    }
+
+    #[test]
+    fn the_entry_digest_follows_outcomes_and_human_settlements() {
+        let p = pipeline();
+        let state_after = |commands: Vec<Command>| -> PhaseState {
+            registered(&p)
+                .given_commands(commands)
+                .state()
+                .stage("dev")
+                .entry
+                .clone()
+        };
+        let failed = state_after(vec![
+            start("dev", None),
+            round("dev", PhaseId::Entry, vec![pass("unit"), fail("scan")]),
+        ]);
+        let passed = state_after(vec![start("dev", None), dev_passes()]);
+        assert_ne!(entry_digest(&failed), entry_digest(&passed));
+        assert_eq!(entry_digest(&passed), entry_digest(&passed.clone()));
+        let mut overridden = failed.clone();
+        if let Some(r) = overridden.gates.get_mut("scan") {
+            r.overridden_by = Some(ivy().id);
+        }
+        assert_ne!(entry_digest(&failed), entry_digest(&overridden));
+        assert_eq!(
+            entry_digest(&PhaseState::default()),
+            entry_digest(&PhaseState::default())
+        );
+    }
+}
