@@ -5,7 +5,7 @@ use promotion_core::{PhaseId, RolloutPlan, RolloutStep};
 
 use super::build::Instantiation;
 use super::locate::{phase_path, StageLocs};
-use super::sections::RolloutDoc;
+use super::sections::{RolloutDoc, StepDoc};
 use crate::error::{ConfigError, ErrorKind};
 use crate::source::Seg;
 
@@ -35,8 +35,9 @@ impl Instantiation<'_> {
         // own phase.
         let shared = r.analysis;
         let shared_policy = r.analysis_policy;
-        let mut steps = Vec::new();
-        match (r.steps, r.weights) {
+        // Each step as written, where it is, and where its weight is: a bare weight of
+        // `weights` is a step with no settings of its own.
+        let written: Vec<(StepDoc, Vec<Seg>, Vec<Seg>)> = match (r.steps, r.weights) {
             (Some(_), Some(_)) => {
                 return Err(self.doc.error_at_key(
                     ErrorKind::InvalidValue,
@@ -54,75 +55,60 @@ impl Instantiation<'_> {
                 ),
                 ))
             }
-            (Some(list), None) => {
-                for (k, s) in list.into_iter().enumerate() {
+            (Some(list), None) => list
+                .into_iter()
+                .enumerate()
+                .map(|(k, s)| {
                     let mut spath = phase_path(rpath, &["steps"]);
                     spath.push(Seg::Index(k));
-                    let w = weight(self, s.weight, phase_path(&spath, &["weight"]))?;
-                    let phase = PhaseId::Analysis { step: k as u32 };
-                    let mut step = RolloutStep::new(w);
-                    if let Some(p) = s.pause.or(r.pause) {
-                        step = step.pause(p.0);
-                    }
-                    for (j, g) in shared.iter().enumerate() {
-                        let mut gpath = phase_path(rpath, &["analysis"]);
-                        gpath.push(Seg::Index(j));
-                        step = step.analysis(self.gate(
-                            g.clone(),
-                            &gpath,
-                            stage,
-                            phase,
-                            None,
-                            locs,
-                        )?);
-                    }
-                    for (j, g) in s.analysis.into_iter().enumerate() {
-                        let mut gpath = phase_path(&spath, &["analysis"]);
-                        gpath.push(Seg::Index(j));
-                        step = step.analysis(self.gate(g, &gpath, stage, phase, None, locs)?);
-                    }
-                    if let Some(p) = s.analysis_policy {
-                        step = step.analysis_policy(p.policy());
-                        locs.policies
-                            .push((phase, phase_path(&spath, &["analysis_policy"])));
-                    } else if let Some(p) = shared_policy {
-                        step = step.analysis_policy(p.policy());
-                        locs.policies
-                            .push((phase, phase_path(rpath, &["analysis_policy"])));
-                    }
-                    steps.push(step);
-                }
-            }
-            (None, Some(weights)) => {
-                for (k, w) in weights.into_iter().enumerate() {
+                    let wpath = phase_path(&spath, &["weight"]);
+                    (s, spath, wpath)
+                })
+                .collect(),
+            (None, Some(weights)) => weights
+                .into_iter()
+                .enumerate()
+                .map(|(k, weight)| {
                     let mut wpath = phase_path(rpath, &["weights"]);
                     wpath.push(Seg::Index(k));
-                    let w = weight(self, w, wpath)?;
-                    let phase = PhaseId::Analysis { step: k as u32 };
-                    let mut step = RolloutStep::new(w);
-                    if let Some(p) = r.pause {
-                        step = step.pause(p.0);
-                    }
-                    for (j, g) in shared.iter().enumerate() {
-                        let mut gpath = phase_path(rpath, &["analysis"]);
-                        gpath.push(Seg::Index(j));
-                        step = step.analysis(self.gate(
-                            g.clone(),
-                            &gpath,
-                            stage,
-                            phase,
-                            None,
-                            locs,
-                        )?);
-                    }
-                    if let Some(p) = shared_policy {
-                        step = step.analysis_policy(p.policy());
-                        locs.policies
-                            .push((phase, phase_path(rpath, &["analysis_policy"])));
-                    }
-                    steps.push(step);
-                }
+                    let step = StepDoc {
+                        weight,
+                        pause: None,
+                        analysis: Vec::new(),
+                        analysis_policy: None,
+                    };
+                    (step, wpath.clone(), wpath)
+                })
+                .collect(),
+        };
+        let mut steps = Vec::new();
+        for (k, (s, spath, wpath)) in written.into_iter().enumerate() {
+            let w = weight(self, s.weight, wpath)?;
+            let phase = PhaseId::Analysis { step: k as u32 };
+            let mut step = RolloutStep::new(w);
+            if let Some(p) = s.pause.or(r.pause) {
+                step = step.pause(p.0);
             }
+            for (j, g) in shared.iter().enumerate() {
+                let mut gpath = phase_path(rpath, &["analysis"]);
+                gpath.push(Seg::Index(j));
+                step = step.analysis(self.gate(g.clone(), &gpath, stage, phase, None, locs)?);
+            }
+            for (j, g) in s.analysis.into_iter().enumerate() {
+                let mut gpath = phase_path(&spath, &["analysis"]);
+                gpath.push(Seg::Index(j));
+                step = step.analysis(self.gate(g, &gpath, stage, phase, None, locs)?);
+            }
+            if let Some(p) = s.analysis_policy {
+                step = step.analysis_policy(p.policy());
+                locs.policies
+                    .push((phase, phase_path(&spath, &["analysis_policy"])));
+            } else if let Some(p) = shared_policy {
+                step = step.analysis_policy(p.policy());
+                locs.policies
+                    .push((phase, phase_path(rpath, &["analysis_policy"])));
+            }
+            steps.push(step);
         }
         let plan = RolloutPlan::new(steps);
         Ok(if r.auto_rollback {
