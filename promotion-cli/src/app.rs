@@ -103,96 +103,57 @@ impl App {
             }
             Cmd::Advance { release } => self.drive(&release, false, None).await,
             Cmd::Status { release, json } => self.status(release.as_deref(), json).await,
-            Cmd::Approve {
-                release,
-                stage,
-                who,
-                comment,
-            } => {
-                self.act(&release, |e, id| {
-                    let p = who.principal();
-                    let (stage, comment) = (stage.clone(), comment.clone());
-                    async move { Ok(e.approve(&id, &stage, &p?, &comment).await?) }
+            Cmd::Approve { on, who, comment } => {
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.approve(&id, &stage, &p, &comment).await
                 })
                 .await
             }
-            Cmd::Reject {
-                release,
-                stage,
-                who,
-                comment,
-            } => {
-                self.act(&release, |e, id| {
-                    let p = who.principal();
-                    let (stage, comment) = (stage.clone(), comment.clone());
-                    async move { Ok(e.reject(&id, &stage, &p?, &comment).await?) }
+            Cmd::Reject { on, who, comment } => {
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.reject(&id, &stage, &p, &comment).await
                 })
                 .await
             }
             Cmd::Override {
-                release,
-                stage,
+                on,
                 gate,
                 who,
                 justification,
             } => {
-                self.act(&release, |e, id| {
-                    let p = who.principal();
-                    let (stage, gate, j) = (stage.clone(), gate.clone(), justification.clone());
-                    async move { Ok(e.override_gate(&id, &stage, &gate, &p?, &j).await?) }
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.override_gate(&id, &stage, &gate, &p, &justification)
+                        .await
                 })
                 .await
             }
             Cmd::Judge {
-                release,
-                stage,
+                on,
                 gate,
                 pass,
                 who,
                 comment,
             } => {
-                self.act(&release, |e, id| {
-                    let p = who.principal();
-                    let (stage, gate, c) = (stage.clone(), gate.clone(), comment.clone());
-                    async move { Ok(e.judge(&id, &stage, &gate, pass, &p?, &c).await?) }
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.judge(&id, &stage, &gate, pass, &p, &comment).await
                 })
                 .await
             }
-            Cmd::Start {
-                release,
-                stage,
-                who,
-            } => {
-                self.act(&release, |e, id| {
-                    let p = who.principal();
-                    let stage = stage.clone();
-                    async move { Ok(e.start(&id, &stage, &p?).await?) }
+            Cmd::Start { on, who } => {
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.start(&id, &stage, &p).await
                 })
                 .await
             }
-            Cmd::Abort {
-                release,
-                stage,
-                who,
-                reason,
-            } => {
-                self.act(&release, |e, id| {
-                    let p = who.principal();
-                    let (stage, r) = (stage.clone(), reason.clone());
-                    async move { Ok(e.abort(&id, &stage, &p?, &r).await?) }
+            Cmd::Abort { on, who, reason } => {
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.abort(&id, &stage, &p, &reason).await
                 })
                 .await
             }
-            Cmd::Rollback {
-                release,
-                stage,
-                who,
-                reason,
-            } => {
-                self.act(&release, |e, id| {
-                    let p = who.principal();
-                    let (stage, r) = (stage.clone(), reason.clone());
-                    async move { Ok(e.roll_back(&id, &stage, &p?, &r).await?) }
+            Cmd::Rollback { on, who, reason } => {
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.roll_back(&id, &stage, &p, &reason).await
                 })
                 .await
             }

@@ -65,6 +65,15 @@ impl Who {
     }
 }
 
+/// The stage of a release that a person's command acts on.
+#[derive(Debug, Args)]
+pub(crate) struct OnStage {
+    /// The release.
+    pub(crate) release: String,
+    /// The stage.
+    pub(crate) stage: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Cmd {
     /// Write a starter template, a service file and a release manifest.
@@ -118,10 +127,8 @@ pub(crate) enum Cmd {
     },
     /// Approve a stage.
     Approve {
-        /// The release.
-        release: String,
-        /// The stage.
-        stage: String,
+        #[command(flatten)]
+        on: OnStage,
         #[command(flatten)]
         who: Who,
         /// A comment, recorded with the approval.
@@ -130,10 +137,8 @@ pub(crate) enum Cmd {
     },
     /// Reject a stage.
     Reject {
-        /// The release.
-        release: String,
-        /// The stage.
-        stage: String,
+        #[command(flatten)]
+        on: OnStage,
         #[command(flatten)]
         who: Who,
         /// Why.
@@ -142,10 +147,8 @@ pub(crate) enum Cmd {
     },
     /// Break glass: count a failed entry gate as passed.
     Override {
-        /// The release.
-        release: String,
-        /// The stage.
-        stage: String,
+        #[command(flatten)]
+        on: OnStage,
         /// The gate.
         gate: String,
         #[command(flatten)]
@@ -156,10 +159,8 @@ pub(crate) enum Cmd {
     },
     /// Judge an inconclusive gate.
     Judge {
-        /// The release.
-        release: String,
-        /// The stage.
-        stage: String,
+        #[command(flatten)]
+        on: OnStage,
         /// The gate.
         gate: String,
         /// Judge it as passed (otherwise failed).
@@ -173,19 +174,15 @@ pub(crate) enum Cmd {
     },
     /// Start a manual-start stage.
     Start {
-        /// The release.
-        release: String,
-        /// The stage.
-        stage: String,
+        #[command(flatten)]
+        on: OnStage,
         #[command(flatten)]
         who: Who,
     },
     /// Abort the promotion into a stage (a deployed stage is rolled back by the next run).
     Abort {
-        /// The release.
-        release: String,
-        /// The stage.
-        stage: String,
+        #[command(flatten)]
+        on: OnStage,
         #[command(flatten)]
         who: Who,
         /// Why.
@@ -194,10 +191,8 @@ pub(crate) enum Cmd {
     },
     /// Roll a stage back (performed by the next run or advance).
     Rollback {
-        /// The release.
-        release: String,
-        /// The stage.
-        stage: String,
+        #[command(flatten)]
+        on: OnStage,
         #[command(flatten)]
         who: Who,
         /// Why.

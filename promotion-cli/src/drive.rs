@@ -3,15 +3,19 @@
 //! roll back).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
 use promotion_config::Loaded;
-use promotion_core::{Engine, EventStore, Progress, ReleaseState, StageStatus, Waiting};
+use promotion_core::{
+    Engine, EngineError, Event, EventStore, Principal, Progress, ReleaseId, ReleaseState,
+    StageStatus, Waiting,
+};
 
 use crate::app::App;
-use crate::args::Who;
+use crate::args::{OnStage, Who};
 use crate::failure::{Failure, HUMAN, OK, REFUSED, TIME};
 use crate::manifest;
 use crate::show;
@@ -70,14 +74,18 @@ impl App {
         }
     }
 
-    pub(crate) async fn act<F, Fut>(&self, reference: &str, f: F) -> Result<u8, Failure>
+    /// A person's command to a stage: opens the log, finds the release, checks who acts,
+    /// submits the command through `submit` (given the engine, the release, the stage and the
+    /// principal), and prints the events it recorded and what to run next.
+    pub(crate) async fn act<F, Fut>(&self, on: OnStage, who: &Who, submit: F) -> Result<u8, Failure>
     where
-        F: FnOnce(Engine, promotion_core::ReleaseId) -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<promotion_core::Event>, Failure>>,
+        F: FnOnce(Engine, ReleaseId, String, Principal) -> Fut,
+        Fut: Future<Output = Result<Vec<Event>, EngineError>>,
     {
         let (_, engine, rows) = self.open(false).await?;
-        let row = show::resolve(&rows, reference)?;
-        let events = f(engine, row.id).await?;
+        let row = show::resolve(&rows, &on.release)?;
+        let principal = who.principal()?;
+        let events = submit(engine, row.id, on.stage, principal).await?;
         for e in &events {
             println!("{}", show::event_line(e));
         }
