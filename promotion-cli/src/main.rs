@@ -20,6 +20,7 @@ mod deployer;
 mod drive;
 mod evidence;
 mod failure;
+mod files;
 mod init;
 mod inspect;
 mod manifest;
