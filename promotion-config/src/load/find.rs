@@ -30,21 +30,15 @@ impl Loader {
                 })?
             }
             TemplateRef::Named { name, version, dir } => {
-                let dirs: Vec<PathBuf> = match dir {
-                    Some(d) => vec![resolve(&base, d)],
-                    None if self.template_dirs.is_empty() => vec![base.join("templates")],
-                    None => self.template_dirs.clone(),
-                };
-                find_named(&dirs, name, version).map_err(|(message, notes)| {
-                    let mut e = doc.error(
-                        ErrorKind::TemplateNotFound,
-                        &[key("template"), key("name")],
-                        message,
-                    );
-                    for n in notes {
-                        e = e.note(n);
-                    }
-                    e
+                let dirs = self.named_dirs(&base, dir.as_deref());
+                find_named(&dirs, name, version).map_err(|nf| {
+                    nf.error(|message| {
+                        doc.error(
+                            ErrorKind::TemplateNotFound,
+                            &[key("template"), key("name")],
+                            message,
+                        )
+                    })
                 })?
             }
         };
@@ -77,11 +71,7 @@ impl Loader {
     ) -> Result<Template, ConfigError> {
         let base = service.base_dir();
         let dirs: Vec<PathBuf> = match service.template() {
-            TemplateRef::Named { dir: Some(d), .. } => vec![resolve(&base, d)],
-            TemplateRef::Named { dir: None, .. } if self.template_dirs.is_empty() => {
-                vec![base.join("templates")]
-            }
-            TemplateRef::Named { dir: None, .. } => self.template_dirs.clone(),
+            TemplateRef::Named { dir, .. } => self.named_dirs(&base, dir.as_deref()),
             TemplateRef::Path(p) => {
                 let path = resolve(&base, p);
                 let mut dirs = vec![base_dir_of(&path)];
@@ -89,13 +79,19 @@ impl Loader {
                 dirs
             }
         };
-        find_named(&dirs, name, version).map_err(|(message, notes)| {
-            let mut e = ConfigError::new(ErrorKind::TemplateNotFound, message);
-            for n in notes {
-                e = e.note(n);
-            }
-            e
-        })
+        find_named(&dirs, name, version)
+            .map_err(|nf| nf.error(|m| ConfigError::new(ErrorKind::TemplateNotFound, m)))
+    }
+
+    /// Where a template named by `name` and `version` is looked for: the service's `dir`
+    /// (relative to `base`), else the loader's template directories, else `templates/`
+    /// beside the service file.
+    fn named_dirs(&self, base: &Path, dir: Option<&Path>) -> Vec<PathBuf> {
+        match dir {
+            Some(d) => vec![resolve(base, d)],
+            None if self.template_dirs.is_empty() => vec![base.join("templates")],
+            None => self.template_dirs.clone(),
+        }
     }
 }
 
@@ -107,7 +103,20 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
-type NotFound = (String, Vec<String>);
+/// Why no template matched: the message, and notes on what was found instead.
+struct NotFound {
+    message: String,
+    notes: Vec<String>,
+}
+
+impl NotFound {
+    /// The error `base` makes of the message, with the notes added.
+    fn error(self, base: impl FnOnce(String) -> ConfigError) -> ConfigError {
+        self.notes
+            .into_iter()
+            .fold(base(self.message), |e, n| e.note(n))
+    }
+}
 
 /// Looks for `name@version` among the `*.toml` files of `dirs` and their subdirectories.
 fn find_named(dirs: &[PathBuf], name: &str, version: &str) -> Result<Template, NotFound> {
@@ -139,13 +148,13 @@ fn find_named(dirs: &[PathBuf], name: &str, version: &str) -> Result<Template, N
             .into_iter()
             .map(|e| format!("a file there could not be read as a template: {e}")),
     );
-    Err((
-        format!(
+    Err(NotFound {
+        message: format!(
             "template {name}@{version} not found in {} (looked at every *.toml file)",
             shown.join(", ")
         ),
         notes,
-    ))
+    })
 }
 
 fn collect_toml(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
