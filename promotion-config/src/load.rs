@@ -33,9 +33,9 @@ pub type Decorator = dyn Fn(&GateInfo, Arc<dyn Gate>) -> Arc<dyn Gate> + Send + 
 /// Where a gate the loader builds goes; given to the [`Decorator`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GateInfo {
-    /// The stage.
+    /// The name of the stage the gate belongs to.
     pub stage: String,
-    /// The phase.
+    /// The phase it runs in: entry, a rollout step's analysis, or verification.
     pub phase: PhaseId,
     /// The gate's name in the phase.
     pub name: String,
@@ -50,7 +50,7 @@ pub struct Loaded {
     pub pipeline: Pipeline,
     /// Template name, version and digest; service name, version and digest.
     pub identity: PipelineIdentity,
-    /// The template.
+    /// The template the pipeline was built from, as parsed.
     pub template: Template,
     /// The service file, when the template was instantiated for one.
     pub service: Option<Service>,
@@ -117,7 +117,7 @@ impl Loader {
         &mut self.registry
     }
 
-    /// The registry.
+    /// The gate kinds this loader builds.
     pub fn registry(&self) -> &GateRegistry {
         &self.registry
     }
