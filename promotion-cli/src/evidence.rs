@@ -1,8 +1,6 @@
 //! `promote evidence export`, `promote evidence verify` and `promote report`, on
 //! `promotion-evidence`.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
@@ -11,15 +9,12 @@ use promotion_core::Digest;
 use promotion_evidence::{AttachmentSource, AttestationSigner, AttestationVerifier, PackError};
 
 use crate::failure::Failure;
+use crate::files::{create_private, io};
 
 /// The attestation signing key's file name in the state directory (PKCS#8 PEM, mode 0600).
 pub(crate) const ATTESTATION_KEY_FILE: &str = "attestation.key";
 /// The attestation verifier key's file name (SPKI PEM), for auditors.
 pub(crate) const ATTESTATION_PUB_FILE: &str = "attestation.pub";
-
-fn io(what: &str, path: &Path, e: std::io::Error) -> Failure {
-    Failure::Store(format!("{what} {}: {e}", path.display()))
-}
 
 /// The attestation signer, created on first use.
 pub(crate) fn signer(dir: &Path) -> Result<AttestationSigner, Failure> {
@@ -34,14 +29,7 @@ pub(crate) fn signer(dir: &Path) -> Result<AttestationSigner, Failure> {
             let pem = signer
                 .to_pkcs8_pem()
                 .map_err(|e| Failure::Store(format!("cannot encode the attestation key: {e}")))?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&key)
-                .map_err(|e| io("cannot create", &key, e))?;
-            f.write_all(pem.as_bytes())
-                .map_err(|e| io("cannot write", &key, e))?;
+            create_private(&key, pem.as_bytes())?;
             let public = signer
                 .verifier()
                 .public_key_pem()

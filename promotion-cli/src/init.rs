@@ -1,5 +1,8 @@
 //! `promote init`: a starter template, a service file using it, and a release manifest.
 
+use crate::app::{base_dir, App};
+use crate::failure::{Failure, OK};
+
 /// The starter template, written to `templates/web-service.toml`.
 pub(crate) const TEMPLATE: &str = r#"# A pipeline template: one definition for many services.
 # Parameters are typed; `{{ name }}` in any string value is replaced by their values, and
@@ -97,4 +100,49 @@ name = "image"
 digest = "sha256:6a1f0e1c53b1d6e0b0c1c3e6c8f3b1f7a1a4c2d9e8f7b6a5c4d3e2f1a0b9c8d7"
 "#
     )
+}
+
+impl App {
+    pub(crate) fn init(&self, service: Option<String>, force: bool) -> Result<u8, Failure> {
+        let dir = base_dir(&self.g.file);
+        let name = match service {
+            Some(s) => s,
+            None => std::fs::canonicalize(&dir)
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .filter(|n| !n.is_empty() && !n.contains(char::is_whitespace))
+                .unwrap_or_else(|| "my-service".to_owned()),
+        };
+        let files = [
+            (
+                dir.join("templates").join("web-service.toml"),
+                TEMPLATE.to_owned(),
+            ),
+            (self.g.file.clone(), crate::init::service(&name)),
+            (dir.join("release.toml"), manifest(&name)),
+        ];
+        if !force {
+            if let Some((p, _)) = files.iter().find(|(p, _)| p.exists()) {
+                return Err(Failure::Usage(format!(
+                    "{} exists; use --force to overwrite",
+                    p.display()
+                )));
+            }
+        }
+        for (path, text) in &files {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Failure::Store(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            std::fs::write(path, text)
+                .map_err(|e| Failure::Store(format!("cannot write {}: {e}", path.display())))?;
+            println!("wrote {}", path.display());
+        }
+        println!(
+            "next: promote validate; promote register --manifest {}; promote run latest",
+            dir.join("release.toml").display()
+        );
+        Ok(OK)
+    }
 }

@@ -91,15 +91,15 @@ pub(crate) async fn print_since(
 /// A registered release of the pipeline.
 #[derive(Debug, Clone)]
 pub(crate) struct Row {
-    /// Its id.
+    /// Its id; commands take it whole or as a prefix of six hex digits or more.
     pub(crate) id: ReleaseId,
-    /// Its name.
+    /// Its name from the manifest; commands take it as written.
     pub(crate) name: String,
-    /// When it was registered.
+    /// When it was registered: the time of its first event.
     pub(crate) registered: DateTime<Utc>,
-    /// Its state.
+    /// Its state, replayed from `events`.
     pub(crate) state: ReleaseState,
-    /// Its events.
+    /// Every event of its stream, oldest first (what-if replays them).
     pub(crate) events: Vec<Event>,
 }
 

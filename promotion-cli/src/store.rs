@@ -1,14 +1,13 @@
 //! Where the audit log lives: SQLite in the state directory by default, PostgreSQL by URL;
 //! the checkpoint signing key beside it.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use promotion_audit::postgres::PostgresBackend;
 use promotion_audit::{AuditOptions, AuditStore, CheckpointSigner, CheckpointVerifier};
 
 use crate::failure::Failure;
+use crate::files::{create_private, io};
 
 /// The checkpoint origin line of logs written by `promote`.
 pub(crate) const ORIGIN: &str = "promotion.local/promote";
@@ -32,10 +31,6 @@ pub(crate) struct Place {
     pub(crate) schema: String,
 }
 
-fn io(what: &str, path: &Path, e: std::io::Error) -> Failure {
-    Failure::Store(format!("{what} {}: {e}", path.display()))
-}
-
 /// The signer, created with the directory on first use.
 fn signer(dir: &Path) -> Result<CheckpointSigner, Failure> {
     let key = dir.join(KEY_FILE);
@@ -46,13 +41,7 @@ fn signer(dir: &Path) -> Result<CheckpointSigner, Failure> {
             std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
             let signer = CheckpointSigner::generate(KEY_NAME)
                 .map_err(|e| Failure::Store(format!("cannot generate a checkpoint key: {e}")))?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&key)
-                .map_err(|e| io("cannot create", &key, e))?;
-            writeln!(f, "{}", signer.private_key()).map_err(|e| io("cannot write", &key, e))?;
+            create_private(&key, format!("{}\n", signer.private_key()).as_bytes())?;
             let vkey = dir.join(VKEY_FILE);
             std::fs::write(&vkey, format!("{}\n", signer.verifier_key()))
                 .map_err(|e| io("cannot write", &vkey, e))?;
@@ -78,16 +67,7 @@ pub(crate) fn open(place: &Place) -> Result<AuditStore, Failure> {
             let path = place.dir.join(DB_FILE);
             Ok(AuditStore::open_sqlite(&path, options)?)
         }
-        Some(url) => {
-            let (w, r) = PostgresBackend::open_pair_in(url, &place.schema)?;
-            let description = format!("postgres:{}", w.describe());
-            Ok(AuditStore::with_backend(
-                Box::new(w),
-                Box::new(r),
-                description,
-                options,
-            )?)
-        }
+        Some(url) => postgres(url, &place.schema, options),
     }
 }
 
@@ -105,15 +85,18 @@ pub(crate) fn open_existing(place: &Place) -> Result<AuditStore, Failure> {
             }
             Ok(AuditStore::open_sqlite_existing(&path, options)?)
         }
-        Some(url) => {
-            let (w, r) = PostgresBackend::open_pair_in(url, &place.schema)?;
-            let description = format!("postgres:{}", w.describe());
-            Ok(AuditStore::with_backend(
-                Box::new(w),
-                Box::new(r),
-                description,
-                options,
-            )?)
-        }
+        Some(url) => postgres(url, &place.schema, options),
     }
+}
+
+/// The log in PostgreSQL at `url`, in `schema`.
+fn postgres(url: &str, schema: &str, options: AuditOptions) -> Result<AuditStore, Failure> {
+    let (w, r) = PostgresBackend::open_pair_in(url, schema)?;
+    let description = format!("postgres:{}", w.describe());
+    Ok(AuditStore::with_backend(
+        Box::new(w),
+        Box::new(r),
+        description,
+        options,
+    )?)
 }

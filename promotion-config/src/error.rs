@@ -107,7 +107,8 @@ impl ConfigError {
     pub fn message(&self) -> &str {
         &self.message
     }
-    /// The notes.
+    /// The notes after the message (where a thing was declared, what was found instead), in
+    /// the order they were added; empty when there are none.
     pub fn notes(&self) -> &[String] {
         &self.notes
     }

@@ -20,7 +20,7 @@ pub struct PipelineIdentity {
     pub service_version: Option<String>,
     /// The digest of the service file; `None` when a template was used on its own.
     pub service_digest: Option<Digest>,
-    /// The template.
+    /// The template's name, version and digest.
     pub template: TemplateId,
 }
 

@@ -43,7 +43,7 @@ pub enum ParamType {
     String,
     /// A whole number.
     Integer,
-    /// A number.
+    /// A number, `type = "float"`: a whole number is accepted too.
     Float,
     /// `true` or `false`.
     Bool,
@@ -167,7 +167,7 @@ pub(crate) fn kind_of(value: &toml::Value) -> &'static str {
 pub struct ParamDecl {
     /// Its name, as used in `{{ name }}`.
     pub name: String,
-    /// Its type.
+    /// Its type, which the service's value and the default are checked against.
     pub ty: ParamType,
     /// Its default; a parameter without one is required.
     pub default: Option<toml::Value>,

@@ -64,7 +64,7 @@ impl SourceFile {
         &self.path
     }
 
-    /// The text.
+    /// The file's contents as read; error lines and columns count in this text.
     pub fn text(&self) -> &str {
         &self.text
     }

@@ -55,23 +55,23 @@ pub enum Finding {
     GateBlocks {
         /// Its phase (`entry`, `analysis:0`, `verification`).
         phase: String,
-        /// The gate.
+        /// The gate's name in that phase.
         gate: String,
         /// The recorded outcome.
         recorded: String,
     },
     /// A gate new in the definition: no recorded evidence, it would have been evaluated.
     NoEvidence {
-        /// Its phase.
+        /// Its phase (`entry`, `analysis:0`, `verification`).
         phase: String,
-        /// The gate.
+        /// The gate's name in that phase.
         gate: String,
     },
     /// A recorded gate the new definition no longer has.
     GateRemoved {
-        /// Its phase.
+        /// The phase it was recorded in.
         phase: String,
-        /// The gate.
+        /// The gate's name in that phase.
         gate: String,
         /// Its recorded outcome.
         recorded: String,
@@ -85,7 +85,7 @@ pub enum Finding {
     },
     /// A new upstream had not promoted the release.
     UpstreamBlocks {
-        /// The upstream.
+        /// The name of the upstream stage in the new definition.
         upstream: String,
         /// Its recorded status.
         status: String,
@@ -156,13 +156,15 @@ impl fmt::Display for Finding {
 /// One stage of one release under the new definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StageWhatIf {
-    /// The stage.
+    /// The stage's name, in the new definition or, for a removed stage, in the record.
     pub stage: String,
     /// Its recorded status (`promoted`, `failed`, …); `waiting` for a stage never entered.
     pub recorded: String,
     /// What the new definition would have said.
     pub verdict: WhatIfVerdict,
-    /// Why.
+    /// The reasons behind the verdict; a removed gate is noted without blocking, so an
+    /// `Allowed` stage may have findings too. Empty when the record meets the new definition
+    /// with nothing to note.
     pub findings: Vec<Finding>,
 }
 
@@ -176,9 +178,9 @@ impl StageWhatIf {
 /// One release under the new definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReleaseWhatIf {
-    /// The release.
+    /// The release's id.
     pub release: ReleaseId,
-    /// Its name.
+    /// Its name as registered from its manifest.
     pub name: String,
     /// The pipeline version in force at the end of its record.
     pub recorded_version: String,

@@ -1,0 +1,198 @@
+//! What every command shares: the loader, where the log lives, the engine, and the
+//! dispatch from a parsed command to the code that runs it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use promotion_config::{Loaded, Loader};
+use promotion_core::{Engine, EventStore, SystemClock};
+
+use crate::args::{Cmd, EvidenceCmd, Global, LogCmd, Who};
+use crate::deployer;
+use crate::failure::Failure;
+use crate::show::{self, Row};
+use crate::store::{self, Place};
+
+/// The global options, shared by every command.
+pub(crate) struct App {
+    pub(crate) g: Global,
+}
+
+/// The directory of `file`: `.` for a bare file name.
+pub(crate) fn base_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+impl App {
+    pub(crate) fn loader(&self, progress: bool) -> Loader {
+        let mut loader = Loader::new();
+        for t in &self.g.templates {
+            loader = loader.template_dir(t.clone());
+        }
+        if progress {
+            loader = loader.decorate(|_, gate| show::Shown::wrap(gate));
+        }
+        loader
+    }
+
+    pub(crate) fn load(&self, progress: bool) -> Result<Loaded, Failure> {
+        Ok(self.loader(progress).load(&self.g.file)?)
+    }
+
+    pub(crate) fn place(&self) -> Place {
+        Place {
+            dir: self
+                .g
+                .dir
+                .clone()
+                .unwrap_or_else(|| base_dir(&self.g.file).join(".promotion")),
+            database: self.g.database.clone(),
+            schema: self.g.schema.clone(),
+        }
+    }
+
+    pub(crate) fn engine(&self, loaded: &Loaded, store: Arc<dyn EventStore>) -> Engine {
+        let spec = loaded
+            .service
+            .as_ref()
+            .map(|s| s.deploy().clone())
+            .unwrap_or_default();
+        let deployer = deployer::for_spec(
+            &spec,
+            loaded.base_dir.clone(),
+            loaded.pipeline.name().as_str(),
+        );
+        Engine::new(
+            loaded.pipeline.clone(),
+            store,
+            Arc::from(deployer),
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// The pipeline, the writable store, an engine, and the pipeline's releases.
+    pub(crate) async fn open(&self, progress: bool) -> Result<(Loaded, Engine, Vec<Row>), Failure> {
+        let loaded = self.load(progress)?;
+        let store: Arc<dyn EventStore> = Arc::new(store::open(&self.place())?);
+        let rows = show::releases(store.as_ref(), loaded.pipeline.name()).await?;
+        let engine = self.engine(&loaded, store);
+        Ok((loaded, engine, rows))
+    }
+
+    pub(crate) async fn run(&self, cmd: Cmd) -> Result<u8, Failure> {
+        match cmd {
+            Cmd::Init { service, force } => self.init(service, force),
+            Cmd::Validate { json } => self.validate(json),
+            Cmd::Register {
+                manifest,
+                id,
+                groups,
+            } => {
+                let who = Who { id, groups };
+                self.register(&manifest, &who).await
+            }
+            Cmd::Run { release, max_wait } => {
+                let max = match max_wait {
+                    None => None,
+                    Some(m) => Some(promotion_config::parse_duration(&m).map_err(Failure::Usage)?),
+                };
+                self.drive(&release, true, max).await
+            }
+            Cmd::Advance { release } => self.drive(&release, false, None).await,
+            Cmd::Status { release, json } => self.status(release.as_deref(), json).await,
+            Cmd::Approve { on, who, comment } => {
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.approve(&id, &stage, &p, &comment).await
+                })
+                .await
+            }
+            Cmd::Reject { on, who, comment } => {
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.reject(&id, &stage, &p, &comment).await
+                })
+                .await
+            }
+            Cmd::Override {
+                on,
+                gate,
+                who,
+                justification,
+            } => {
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.override_gate(&id, &stage, &gate, &p, &justification)
+                        .await
+                })
+                .await
+            }
+            Cmd::Judge {
+                on,
+                gate,
+                pass,
+                who,
+                comment,
+            } => {
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.judge(&id, &stage, &gate, pass, &p, &comment).await
+                })
+                .await
+            }
+            Cmd::Start { on, who } => {
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.start(&id, &stage, &p).await
+                })
+                .await
+            }
+            Cmd::Abort { on, who, reason } => {
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.abort(&id, &stage, &p, &reason).await
+                })
+                .await
+            }
+            Cmd::Rollback { on, who, reason } => {
+                self.act(on, &who, |e, id, stage, p| async move {
+                    e.roll_back(&id, &stage, &p, &reason).await
+                })
+                .await
+            }
+            Cmd::Log {
+                command: LogCmd::Verify { vkey_file, json },
+            } => self.verify(vkey_file.as_deref(), json).await,
+            Cmd::WhatIf {
+                template,
+                template_version,
+                json,
+            } => self.what_if(template, template_version, json).await,
+            Cmd::Evidence {
+                command:
+                    EvidenceCmd::Export {
+                        release,
+                        out,
+                        archive,
+                    },
+            } => self.export(&release, &out, archive).await,
+            Cmd::Evidence {
+                command:
+                    EvidenceCmd::Verify {
+                        pack,
+                        checkpoint_key,
+                        attestation_key,
+                        json,
+                    },
+            } => self.verify_pack(
+                &pack,
+                checkpoint_key.as_deref(),
+                attestation_key.as_deref(),
+                json,
+            ),
+            Cmd::Report {
+                days,
+                html,
+                production,
+                json,
+            } => self.report(days, html.as_deref(), production, json).await,
+        }
+    }
+}

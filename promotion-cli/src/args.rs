@@ -1,0 +1,284 @@
+//! The command line: global options, who acts, and every command with its flags. The doc
+//! comments here are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use promotion_core::Principal;
+
+use crate::failure::{Failure, EXIT_CODES};
+
+/// Multi-stage release promotion from pipeline templates, recorded in a tamper-evident log.
+#[derive(Debug, Parser)]
+#[command(name = "promote", version, after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Cmd,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// The service file (or a template used on its own).
+    #[arg(
+        short = 'f',
+        long,
+        global = true,
+        env = "PROMOTION_FILE",
+        default_value = "promotion.toml"
+    )]
+    pub(crate) file: PathBuf,
+    /// State directory: the SQLite audit log and the checkpoint signing key
+    /// [default: .promotion beside the service file].
+    #[arg(long, global = true, env = "PROMOTION_DIR")]
+    pub(crate) dir: Option<PathBuf>,
+    /// A PostgreSQL URL (postgres://user:password@host/db) for the audit log instead of SQLite.
+    #[arg(long, global = true, env = "PROMOTION_DATABASE")]
+    pub(crate) database: Option<String>,
+    /// The PostgreSQL schema of the audit log.
+    #[arg(long, global = true, default_value = "public")]
+    pub(crate) schema: String,
+    /// A directory of templates named by `name` and `version` (repeatable).
+    #[arg(long = "templates", global = true)]
+    pub(crate) templates: Vec<PathBuf>,
+}
+
+/// Who acts: the command trusts what it is told, as a host trusts its own authentication.
+#[derive(Debug, Args)]
+pub(crate) struct Who {
+    /// The principal acting.
+    #[arg(long = "as", env = "PROMOTION_AS")]
+    pub(crate) id: String,
+    /// The principal's groups, comma-separated.
+    #[arg(long, value_delimiter = ',', env = "PROMOTION_GROUPS")]
+    pub(crate) groups: Vec<String>,
+}
+
+impl Who {
+    pub(crate) fn principal(&self) -> Result<Principal, Failure> {
+        Principal::new(
+            &self.id,
+            self.groups.iter().filter(|g| !g.is_empty()).cloned(),
+        )
+        .map_err(|e| Failure::Usage(e.to_string()))
+    }
+}
+
+/// The stage of a release that a person's command acts on.
+#[derive(Debug, Args)]
+pub(crate) struct OnStage {
+    /// The release.
+    pub(crate) release: String,
+    /// The stage.
+    pub(crate) stage: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Cmd {
+    /// Write a starter template, a service file and a release manifest.
+    Init {
+        /// The service's name [default: the directory's name].
+        #[arg(long)]
+        service: Option<String>,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check the service file and its template; print the pipeline.
+    Validate {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a release from a manifest (TOML or JSON: name, repository, commit,
+    /// artifacts with digests).
+    Register {
+        /// The manifest file.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Who registers it [default: promote].
+        #[arg(long = "as", env = "PROMOTION_AS", default_value = "promote")]
+        id: String,
+        /// Their groups, comma-separated.
+        #[arg(long, value_delimiter = ',', env = "PROMOTION_GROUPS")]
+        groups: Vec<String>,
+    },
+    /// Drive a release as far as its gates allow, waiting through pauses and soaks.
+    Run {
+        /// The release: `latest`, its id or an id prefix, or its name.
+        release: String,
+        /// Stop with exit code 5 instead of waiting longer than this (`10m`).
+        #[arg(long)]
+        max_wait: Option<String>,
+    },
+    /// One pass: as far as the release can go now, without waiting.
+    Advance {
+        /// The release.
+        release: String,
+    },
+    /// Releases and their stages; with a release, its stages in detail.
+    Status {
+        /// A release to show in detail.
+        release: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a stage.
+    Approve {
+        #[command(flatten)]
+        on: OnStage,
+        #[command(flatten)]
+        who: Who,
+        /// A comment, recorded with the approval.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Reject a stage.
+    Reject {
+        #[command(flatten)]
+        on: OnStage,
+        #[command(flatten)]
+        who: Who,
+        /// Why.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Break glass: count a failed entry gate as passed.
+    Override {
+        #[command(flatten)]
+        on: OnStage,
+        /// The gate.
+        gate: String,
+        #[command(flatten)]
+        who: Who,
+        /// The written justification, recorded loudly.
+        #[arg(long)]
+        justification: String,
+    },
+    /// Judge an inconclusive gate.
+    Judge {
+        #[command(flatten)]
+        on: OnStage,
+        /// The gate.
+        gate: String,
+        /// Judge it as passed (otherwise failed).
+        #[arg(long)]
+        pass: bool,
+        #[command(flatten)]
+        who: Who,
+        /// A comment.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Start a manual-start stage.
+    Start {
+        #[command(flatten)]
+        on: OnStage,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Abort the promotion into a stage (a deployed stage is rolled back by the next run).
+    Abort {
+        #[command(flatten)]
+        on: OnStage,
+        #[command(flatten)]
+        who: Who,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Roll a stage back (performed by the next run or advance).
+    Rollback {
+        #[command(flatten)]
+        on: OnStage,
+        #[command(flatten)]
+        who: Who,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// The audit log.
+    Log {
+        #[command(subcommand)]
+        command: LogCmd,
+    },
+    /// Replay the recorded history under another template version: which past promotions
+    /// would it have blocked, and by which gate or rule?
+    WhatIf {
+        /// The new template file.
+        #[arg(long, conflicts_with = "template_version")]
+        template: Option<PathBuf>,
+        /// Another version of the service's template, found where the service's is.
+        #[arg(long)]
+        template_version: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evidence packs for auditors.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCmd,
+    },
+    /// DORA metrics, gate pass rates and approvals over a period; an HTML readiness page.
+    Report {
+        /// The days up to now the report covers.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Write the HTML page to this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// A stage that counts as production (repeatable) [default: production, prod].
+        #[arg(long = "production-stage")]
+        production: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EvidenceCmd {
+    /// Export a release's evidence pack: every log entry with its inclusion proof against the
+    /// signed checkpoint, and signed in-toto attestations (key: attestation.key in the state
+    /// directory, created on first use).
+    Export {
+        /// The release.
+        release: String,
+        /// The directory to write the pack into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the pack as one tar archive.
+        #[arg(long)]
+        archive: Option<PathBuf>,
+    },
+    /// Verify a pack (directory or tar archive) offline, with the public keys alone.
+    Verify {
+        /// The pack.
+        pack: PathBuf,
+        /// The log's checkpoint verifier key [default: checkpoint.vkey in the state directory].
+        #[arg(long)]
+        checkpoint_key: Option<PathBuf>,
+        /// The attestation public key [default: attestation.pub in the state directory].
+        #[arg(long)]
+        attestation_key: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LogCmd {
+    /// Recompute every hash, Merkle node and root, and check the signed checkpoint.
+    Verify {
+        /// The verifier key [default: checkpoint.vkey in the state directory].
+        #[arg(long)]
+        vkey_file: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}

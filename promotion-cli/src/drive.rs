@@ -1,0 +1,144 @@
+//! Moving releases: registering one, driving it as far as its gates allow (`run`, `advance`),
+//! and the commands a person gives a stage (approve, reject, override, judge, start, abort,
+//! roll back).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Utc;
+use promotion_config::Loaded;
+use promotion_core::{
+    Engine, EngineError, Event, EventStore, Principal, Progress, ReleaseId, ReleaseState,
+    StageStatus, Waiting,
+};
+
+use crate::app::App;
+use crate::args::{OnStage, Who};
+use crate::failure::{Failure, HUMAN, OK, REFUSED, TIME};
+use crate::manifest;
+use crate::show;
+use crate::store;
+
+impl App {
+    pub(crate) async fn register(&self, manifest: &Path, who: &Who) -> Result<u8, Failure> {
+        let loaded = self.load(false)?;
+        let release = manifest::read(manifest, &who.id)?;
+        let principal = who.principal()?;
+        let store: Arc<dyn EventStore> = Arc::new(store::open(&self.place())?);
+        let engine = self.engine(&loaded, store.clone());
+        let id = engine.register(release, &principal).await?;
+        show::print_since(store.as_ref(), &id, 0).await?;
+        println!("registered {id}");
+        println!("next: promote run {}", id.short());
+        Ok(OK)
+    }
+
+    pub(crate) async fn drive(
+        &self,
+        reference: &str,
+        wait: bool,
+        max_wait: Option<std::time::Duration>,
+    ) -> Result<u8, Failure> {
+        let (loaded, engine, rows) = self.open(true).await?;
+        let row = show::resolve(&rows, reference)?;
+        let id = row.id;
+        let mut seen = row.state.version;
+        eprintln!(
+            "promote: {} ({}) in {}",
+            row.name,
+            id.short(),
+            loaded.pipeline.version()
+        );
+        loop {
+            let progress = engine.advance(&id).await?;
+            seen = show::print_since(engine.store().as_ref(), &id, seen).await?;
+            if progress.needs_human() {
+                print_waiting(&progress, &id);
+                return Ok(HUMAN);
+            }
+            let Some(at) = progress.next_wakeup() else {
+                return Ok(finish(&loaded, &progress.state));
+            };
+            let wait_for = (at - Utc::now()).to_std().unwrap_or_default();
+            let too_long = max_wait.is_some_and(|m| wait_for > m);
+            if !wait || too_long {
+                print_waiting(&progress, &id);
+                return Ok(TIME);
+            }
+            for w in &progress.waiting {
+                eprintln!("  waiting: {w}");
+            }
+            tokio::time::sleep(wait_for.max(std::time::Duration::from_millis(10))).await;
+        }
+    }
+
+    /// A person's command to a stage: opens the log, finds the release, checks who acts,
+    /// submits the command through `submit` (given the engine, the release, the stage and the
+    /// principal), and prints the events it recorded and what to run next.
+    pub(crate) async fn act<F, Fut>(&self, on: OnStage, who: &Who, submit: F) -> Result<u8, Failure>
+    where
+        F: FnOnce(Engine, ReleaseId, String, Principal) -> Fut,
+        Fut: Future<Output = Result<Vec<Event>, EngineError>>,
+    {
+        let (_, engine, rows) = self.open(false).await?;
+        let row = show::resolve(&rows, &on.release)?;
+        let principal = who.principal()?;
+        let events = submit(engine, row.id, on.stage, principal).await?;
+        for e in &events {
+            println!("{}", show::event_line(e));
+        }
+        println!("next: promote run {}", row.id.short());
+        Ok(OK)
+    }
+}
+
+fn print_waiting(progress: &Progress, id: &promotion_core::ReleaseId) {
+    let mut hints = BTreeMap::new();
+    for w in &progress.waiting {
+        println!("waiting for {w}");
+        let hint = match w {
+            Waiting::Approval { stage, .. } => format!(
+                "promote approve {} {stage} --as <principal> --groups <groups>",
+                id.short()
+            ),
+            Waiting::Judgement { stage, gate, .. } => format!(
+                "promote judge {} {stage} {gate} [--pass] --as <principal>",
+                id.short()
+            ),
+            Waiting::ManualStart { stage } => {
+                format!("promote start {} {stage} --as <principal>", id.short())
+            }
+            Waiting::Until { at, .. } => format!("promote run {} (after {at})", id.short()),
+        };
+        hints.insert(hint, ());
+    }
+    for h in hints.keys() {
+        println!("next: {h}");
+    }
+}
+
+/// The exit code of a release that waits for nothing: 1 when a stage ended without
+/// promoting it.
+fn finish(loaded: &Loaded, state: &ReleaseState) -> u8 {
+    let mut failed = false;
+    for s in loaded.pipeline.stages() {
+        let st = state.status(s.name.as_str());
+        if matches!(
+            st,
+            StageStatus::Failed
+                | StageStatus::Rejected
+                | StageStatus::Aborted
+                | StageStatus::RolledBack
+        ) {
+            failed = true;
+        }
+        println!("{:<14} {st}", s.name.as_str());
+    }
+    if failed {
+        REFUSED
+    } else {
+        OK
+    }
+}
