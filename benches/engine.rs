@@ -33,6 +33,7 @@ use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
 use futures::executor::block_on;
 use promotion::machine::apply_mut;
 use promotion::testing::{RecordingDeployer, ScriptedGate};
+use promotion::HostCommand;
 use promotion::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -361,7 +362,10 @@ fn run_realistic(pipeline: &Arc<Pipeline>, r: &Release) -> usize {
                 .find(|a| !given.iter().any(|g| g.principal.id == a.id))
                 .expect("an approver is left");
             engine
-                .approve(&id, stage.as_str(), &principal, "looks good")
+                .submit(
+                    &id,
+                    HostCommand::approve(stage.as_str(), &principal, "looks good").unwrap(),
+                )
                 .await
                 .expect("approved");
         }

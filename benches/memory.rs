@@ -36,6 +36,7 @@ use futures::future::join_all;
 use promotion::audit::{AuditOptions, AuditStore, CheckpointSigner};
 use promotion::machine::{GateRecord, PhaseState};
 use promotion::testing::RecordingDeployer;
+use promotion::HostCommand;
 use promotion::*;
 
 const RELEASES: usize = 10_000;
@@ -80,13 +81,19 @@ async fn drive_to_midpoint(engine: &Engine, r: Release) -> ReleaseId {
     let p = engine.run_until_blocked(&id).await.expect("advanced");
     assert_eq!(p.status("integration"), StageStatus::AwaitingApproval);
     engine
-        .approve(&id, "integration", &who("quinn", &["qa"]), "tested")
+        .submit(
+            &id,
+            HostCommand::approve("integration", &who("quinn", &["qa"]), "tested").unwrap(),
+        )
         .await
         .expect("approved");
     let p = engine.run_until_blocked(&id).await.expect("advanced");
     assert_eq!(p.status("compliance"), StageStatus::AwaitingApproval);
     engine
-        .approve(&id, "compliance", &who("sam", &["sre"]), "change record ok")
+        .submit(
+            &id,
+            HostCommand::approve("compliance", &who("sam", &["sre"]), "change record ok").unwrap(),
+        )
         .await
         .expect("approved");
     id

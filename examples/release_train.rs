@@ -93,6 +93,7 @@ use promotion::gates::{
     PerfBudgetGate, PolicyGate, ProcessGate, SignatureGate, TestReportGate, VulnGate,
 };
 use promotion::testing::{RecordingDeployer, ScriptedGate, Step};
+use promotion::HostCommand;
 use promotion::{
     ApprovalPolicy, ApprovalRule, Clock, Engine, EngineError, EventStore, GateKind, GateSpec,
     InMemoryStore, ManualClock, PhasePolicy, Pipeline, Principal, Release, ReleaseId, RolloutPlan,
@@ -993,7 +994,10 @@ async fn approve(engine: &Engine, desk: &Desk, id: &ReleaseId, stage: &str) -> R
     };
     for who in approvers {
         let p = desk.get(who)?;
-        match engine.approve(id, stage, p, "reviewed evidence").await {
+        match engine
+            .submit(id, HostCommand::approve(stage, p, "reviewed evidence")?)
+            .await
+        {
             Ok(_) => {}
             Err(EngineError::Refused(r)) => println!("{:>38} refused: {r}", ""),
             Err(e) => return Err(e.into()),

@@ -8,6 +8,7 @@ use futures::executor::block_on;
 use promotion::gates::window::Window;
 use promotion::gates::{ChangeRecordGate, DeploymentWindowGate};
 use promotion::testing::RecordingDeployer;
+use promotion::HostCommand;
 use promotion::*;
 
 fn release() -> Release {
@@ -106,11 +107,15 @@ assessment = "All card payments take the new path."
     let id = block_on(engine.register(release(), &Principal::new("ci", ["ci"]).unwrap())).unwrap();
     block_on(engine.advance(&id)).unwrap();
     let sre = Principal::new("sam", ["sre"]).unwrap();
-    block_on(engine.approve(&id, "compliance", &sre, "ok")).unwrap();
+    block_on(engine.submit(&id, HostCommand::approve("compliance", &sre, "ok").unwrap())).unwrap();
     let p = block_on(engine.advance(&id)).unwrap();
     assert_eq!(p.status("compliance"), StageStatus::AwaitingApproval);
     let cab = Principal::new("carl", ["cab"]).unwrap();
-    block_on(engine.approve(&id, "compliance", &cab, "risk accepted")).unwrap();
+    block_on(engine.submit(
+        &id,
+        HostCommand::approve("compliance", &cab, "risk accepted").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(engine.advance(&id)).unwrap();
     assert_eq!(p.status("compliance"), StageStatus::Promoted);
 }

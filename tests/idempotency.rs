@@ -72,12 +72,8 @@ fn setup() -> (Engine, Arc<LosesAcks>, ReleaseId) {
     (engine, store, id)
 }
 
-fn approve(who: &str) -> Command {
-    Command::Approve {
-        stage: StageName::new("prod").unwrap(),
-        principal: Principal::new(who, ["sre"]).unwrap(),
-        comment: "ok".into(),
-    }
+fn approve(who: &str) -> HostCommand {
+    HostCommand::approve("prod", &Principal::new(who, ["sre"]).unwrap(), "ok").unwrap()
 }
 
 fn approvals(engine: &Engine, id: &ReleaseId) -> usize {

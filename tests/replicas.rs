@@ -318,7 +318,8 @@ fn a_deployment_that_lands_after_an_abort_is_rolled_back_not_forgotten() {
         let mut deploying = Box::pin(engine.advance(&id));
         assert!((&mut deploying).now_or_never().is_none());
         let op = Principal::new("olga", ["release-managers"]).unwrap();
-        block_on(engine.abort(&id, "dev", &op, "wrong build")).unwrap();
+        block_on(engine.submit(&id, HostCommand::abort("dev", &op, "wrong build").unwrap()))
+            .unwrap();
         let_go.send(()).unwrap();
         let p = block_on(deploying).unwrap();
         assert_eq!(

@@ -140,24 +140,24 @@ fn five_stage_promotion_with_hours_of_soak_runs_on_virtual_time() {
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     assert_eq!(p.status("dev"), StageStatus::Promoted);
     assert_eq!(p.status("integration"), StageStatus::AwaitingApproval);
-    block_on(
-        h.engine
-            .approve(&id, "integration", &who("quinn", &["qa"]), "tested"),
-    )
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("integration", &who("quinn", &["qa"]), "tested").unwrap(),
+    ))
     .unwrap();
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     assert_eq!(p.status("compliance"), StageStatus::AwaitingApproval);
-    block_on(
-        h.engine
-            .approve(&id, "compliance", &who("sam", &["sre"]), "ok"),
-    )
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("compliance", &who("sam", &["sre"]), "ok").unwrap(),
+    ))
     .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("compliance"), StageStatus::AwaitingApproval);
-    block_on(
-        h.engine
-            .approve(&id, "compliance", &who("sec", &["security"]), "ok"),
-    )
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("compliance", &who("sec", &["security"]), "ok").unwrap(),
+    ))
     .unwrap();
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     for s in ["dev", "integration", "compliance", "canary", "production"] {
@@ -185,14 +185,26 @@ fn approval_expires() {
     let h = harness(pipeline, ManualClock::at(t0()));
     let id = h.register(release("1"));
     block_on(h.engine.advance(&id)).unwrap();
-    block_on(h.engine.approve(&id, "prod", &who("a", &["sre"]), "")).unwrap();
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("prod", &who("a", &["sre"]), "").unwrap(),
+    ))
+    .unwrap();
     h.clock.advance(Duration::from_secs(3601));
-    block_on(h.engine.approve(&id, "prod", &who("b", &["sre"]), "")).unwrap();
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("prod", &who("b", &["sre"]), "").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
     assert!(matches!(&p.waiting[..], [Waiting::Approval { valid, .. }] if valid.len() == 1));
     // The expired approver may approve again; now two valid approvals.
-    block_on(h.engine.approve(&id, "prod", &who("a", &["sre"]), "again")).unwrap();
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("prod", &who("a", &["sre"]), "again").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
 }
@@ -209,7 +221,11 @@ fn soak_blocks_manual_promotion_downstream() {
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert!(matches!(p.status("canary"), StageStatus::Soaking { .. }));
     let before = h.events(&id).len();
-    let err = block_on(h.engine.start(&id, "prod", &who("op", &["ops"]))).unwrap_err();
+    let err = block_on(h.engine.submit(
+        &id,
+        HostCommand::start("prod", &who("op", &["ops"])).unwrap(),
+    ))
+    .unwrap_err();
     assert!(
         matches!(
             err,
@@ -230,7 +246,11 @@ fn soak_blocks_manual_promotion_downstream() {
             stage: StageName::new("prod").unwrap()
         }]
     );
-    block_on(h.engine.start(&id, "prod", &who("op", &["ops"]))).unwrap();
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::start("prod", &who("op", &["ops"])).unwrap(),
+    ))
+    .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
 }
@@ -314,7 +334,11 @@ fn concurrent_append_conflict_appends_nothing() {
     assert!(matches!(err, StoreError::Conflict { actual, .. } if actual == stale.version + 1));
     assert_eq!(h.events(&id), before, "the losing append changed nothing");
     // The loser retries on fresh state and both approvals count, once each.
-    block_on(h.engine.approve(&id, "prod", &who("b", &["sre"]), "")).unwrap();
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("prod", &who("b", &["sre"]), "").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
     assert_eq!(p.state.stage("prod").approvals.len(), 2);
@@ -343,37 +367,29 @@ fn approvals_are_refused_with_reasons() {
     };
     let e = &h.engine;
     // before the entry gates ran
-    let r = refusal(block_on(e.approve(
+    let r = refusal(block_on(e.submit(
         &id,
-        "compliance",
-        &who("s", &["sre"]),
-        "",
+        HostCommand::approve("compliance", &who("s", &["sre"]), "").unwrap(),
     )));
     assert_eq!(r.to_string(), "stage `compliance` is ready; cannot approve");
     block_on(e.advance(&id)).unwrap();
-    let r = refusal(block_on(e.approve(
+    let r = refusal(block_on(e.submit(
         &id,
-        "compliance",
-        &who("x", &["dev"]),
-        "",
+        HostCommand::approve("compliance", &who("x", &["dev"]), "").unwrap(),
     )));
     assert!(matches!(r, Refusal::NotEligible { .. }), "{r}");
     assert!(r.to_string().contains("`security`, `sre`"), "{r}");
-    let r = refusal(block_on(e.approve(
+    let r = refusal(block_on(e.submit(
         &id,
-        "compliance",
-        &who("dana", &["sre"]),
-        "",
+        HostCommand::approve("compliance", &who("dana", &["sre"]), "").unwrap(),
     )));
     assert_eq!(
         r.to_string(),
         "`dana` may not approve stage `compliance`: they contributed to the release"
     );
-    let r = refusal(block_on(e.approve(
+    let r = refusal(block_on(e.submit(
         &id,
-        "compliance",
-        &who("ci-bot", &["sre"]),
-        "",
+        HostCommand::approve("compliance", &who("ci-bot", &["sre"]), "").unwrap(),
     )));
     assert!(matches!(
         r,
@@ -382,38 +398,50 @@ fn approvals_are_refused_with_reasons() {
             ..
         }
     ));
-    block_on(e.approve(&id, "compliance", &who("sam", &["sre"]), "")).unwrap();
-    let r = refusal(block_on(e.approve(
+    block_on(e.submit(
         &id,
-        "compliance",
-        &who("sam", &["sre"]),
-        "",
+        HostCommand::approve("compliance", &who("sam", &["sre"]), "").unwrap(),
+    ))
+    .unwrap();
+    let r = refusal(block_on(e.submit(
+        &id,
+        HostCommand::approve("compliance", &who("sam", &["sre"]), "").unwrap(),
     )));
     assert!(matches!(r, Refusal::DuplicateApproval { .. }));
-    let r = refusal(block_on(e.approve(&id, "nope", &who("sam", &["sre"]), "")));
+    let r = refusal(block_on(e.submit(
+        &id,
+        HostCommand::approve("nope", &who("sam", &["sre"]), "").unwrap(),
+    )));
     assert_eq!(r.to_string(), "pipeline has no stage `nope`");
-    block_on(e.approve(&id, "compliance", &who("sue", &["security"]), "")).unwrap();
+    block_on(e.submit(
+        &id,
+        HostCommand::approve("compliance", &who("sue", &["security"]), "").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(e.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
-    let r = refusal(block_on(e.approve(&id, "prod", &who("sam", &["sre"]), "")));
+    let r = refusal(block_on(e.submit(
+        &id,
+        HostCommand::approve("prod", &who("sam", &["sre"]), "").unwrap(),
+    )));
     assert!(matches!(r, Refusal::NotDistinct { .. }), "{r}");
     // commands on a finished stage
-    let r = refusal(block_on(e.approve(
+    let r = refusal(block_on(e.submit(
         &id,
-        "compliance",
-        &who("zed", &["sre"]),
-        "",
+        HostCommand::approve("compliance", &who("zed", &["sre"]), "").unwrap(),
     )));
     assert!(matches!(r, Refusal::StageFinished { .. }), "{r}");
     // rejection by an eligible approver rejects the stage
-    let r = refusal(block_on(e.reject(
+    let r = refusal(block_on(e.submit(
         &id,
-        "prod",
-        &who("zoe", &["security"]),
-        " ",
+        HostCommand::reject("prod", &who("zoe", &["security"]), " ").unwrap(),
     )));
     assert_eq!(r, Refusal::EmptyJustification("a rejection"));
-    block_on(e.reject(&id, "prod", &who("zoe", &["security"]), "missing pen test")).unwrap();
+    block_on(e.submit(
+        &id,
+        HostCommand::reject("prod", &who("zoe", &["security"]), "missing pen test").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(e.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Rejected);
     assert!(p.waiting.is_empty());
@@ -442,20 +470,20 @@ fn approval_is_bound_to_the_evidence_it_saw() {
     let h = harness(pipeline, ManualClock::at(t0()));
     let id = h.register(release("1"));
     block_on(h.engine.advance(&id)).unwrap();
-    block_on(
-        h.engine
-            .approve(&id, "prod", &who("sam", &["sre"]), "looks fine"),
-    )
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("prod", &who("sam", &["sre"]), "looks fine").unwrap(),
+    ))
     .unwrap();
     h.clock.advance(Duration::from_secs(60));
     let p = block_on(h.engine.advance(&id)).unwrap();
     // The evidence changed after sam approved: the approval no longer counts.
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
     assert!(matches!(&p.waiting[..], [Waiting::Approval { valid, .. }] if valid.is_empty()));
-    block_on(
-        h.engine
-            .approve(&id, "prod", &who("sam", &["sre"]), "re-checked"),
-    )
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("prod", &who("sam", &["sre"]), "re-checked").unwrap(),
+    ))
     .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
@@ -476,18 +504,30 @@ fn a_new_pipeline_version_voids_earlier_approvals() {
     let h = harness(build("1"), clock.clone());
     let id = h.register(release("1"));
     block_on(h.engine.advance(&id)).unwrap();
-    block_on(h.engine.approve(&id, "prod", &who("a", &["sre"]), "")).unwrap();
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("prod", &who("a", &["sre"]), "").unwrap(),
+    ))
+    .unwrap();
     let v2 = Engine::new(
         build("2"),
         h.store.clone(),
         Arc::new(h.deployer.clone()),
         Arc::new(clock),
     );
-    block_on(v2.approve(&id, "prod", &who("b", &["sre"]), "")).unwrap();
+    block_on(v2.submit(
+        &id,
+        HostCommand::approve("prod", &who("b", &["sre"]), "").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(v2.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
     assert!(h.kinds(&id).contains(&"pipeline_version_adopted"));
-    block_on(v2.approve(&id, "prod", &who("a", &["sre"]), "under v2")).unwrap();
+    block_on(v2.submit(
+        &id,
+        HostCommand::approve("prod", &who("a", &["sre"]), "under v2").unwrap(),
+    ))
+    .unwrap();
     assert_eq!(
         block_on(v2.advance(&id)).unwrap().status("prod"),
         StageStatus::Promoted
@@ -510,25 +550,40 @@ fn break_glass_override_needs_privilege_and_justification() {
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Failed);
     let e = &h.engine;
-    let err = block_on(e.override_gate(&id, "prod", "change-freeze", &who("dev", &["dev"]), "x"))
-        .unwrap_err();
+    let err = block_on(e.submit(
+        &id,
+        HostCommand::override_gate("prod", "change-freeze", &who("dev", &["dev"]), "x").unwrap(),
+    ))
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("only members of `incident-commanders` may"),
         "{err}"
     );
     let ic = who("ivy", &["incident-commanders"]);
-    let err = block_on(e.override_gate(&id, "prod", "change-freeze", &ic, "  ")).unwrap_err();
+    let err = block_on(e.submit(
+        &id,
+        HostCommand::override_gate("prod", "change-freeze", &ic, "  ").unwrap(),
+    ))
+    .unwrap_err();
     assert!(
         err.to_string().contains("needs a written justification"),
         "{err}"
     );
-    let err = block_on(e.override_gate(&id, "prod", "tests", &ic, "why")).unwrap_err();
+    let err = block_on(e.submit(
+        &id,
+        HostCommand::override_gate("prod", "tests", &ic, "why").unwrap(),
+    ))
+    .unwrap_err();
     assert!(matches!(
         err,
         EngineError::Refused(Refusal::NothingToOverride { .. })
     ));
-    block_on(e.override_gate(&id, "prod", "change-freeze", &ic, "sev1 fix, INC-4711")).unwrap();
+    block_on(e.submit(
+        &id,
+        HostCommand::override_gate("prod", "change-freeze", &ic, "sev1 fix, INC-4711").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(e.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
     let st = p.state.stage("prod");
@@ -723,20 +778,20 @@ fn inconclusive_analysis_waits_for_a_human() {
     let id = h.register(release("1"));
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     assert!(matches!(&p.waiting[..], [Waiting::Judgement { gate, .. }] if gate == "kayenta"));
-    let err = block_on(
-        h.engine
-            .judge(&id, "canary", "kayenta", true, &who("x", &["dev"]), "ok"),
-    )
+    let err = block_on(h.engine.submit(
+        &id,
+        HostCommand::judge("canary", "kayenta", true, &who("x", &["dev"]), "ok").unwrap(),
+    ))
     .unwrap_err();
     assert!(matches!(
         err,
         EngineError::Refused(Refusal::NotPrivileged { .. })
     ));
     let rm = who("rita", &["release-managers"]);
-    block_on(
-        h.engine
-            .judge(&id, "canary", "kayenta", true, &rm, "latency noise, known"),
-    )
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::judge("canary", "kayenta", true, &rm, "latency noise, known").unwrap(),
+    ))
     .unwrap();
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     assert_eq!(p.status("canary"), StageStatus::Promoted);
@@ -757,11 +812,19 @@ fn abort_of_a_deployed_stage_rolls_it_back() {
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("canary"), StageStatus::RollingOut { step: 0 });
     let op = who("olga", &["ops"]);
-    block_on(h.engine.abort(&id, "canary", &op, "wrong build")).unwrap();
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::abort("canary", &op, "wrong build").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("canary"), StageStatus::RolledBack);
     assert_eq!(h.deployer.rollbacks("canary"), 1);
-    let err = block_on(h.engine.abort(&id, "canary", &op, "again")).unwrap_err();
+    let err = block_on(
+        h.engine
+            .submit(&id, HostCommand::abort("canary", &op, "again").unwrap()),
+    )
+    .unwrap_err();
     assert!(matches!(
         err,
         EngineError::Refused(Refusal::StageFinished { .. })
@@ -835,8 +898,9 @@ fn registering_twice_and_unknown_releases_are_errors() {
     let other = release("2").id();
     let err = block_on(h.engine.advance(&other)).unwrap_err();
     assert!(matches!(err, EngineError::UnknownRelease(_)));
-    let err = block_on(h.engine.approve(&id, "", &who("a", &["qa"]), "")).unwrap_err();
-    assert!(matches!(err, EngineError::InvalidName(_)));
+    // A malformed stage name is refused when the command is built, before the engine.
+    let err = HostCommand::approve("", &who("a", &["qa"]), "").unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
 }
 
 #[test]
@@ -854,7 +918,11 @@ fn rollback_of_a_promoted_stage_is_refused_while_downstream_moved_on() {
     let id = h.register(release("1"));
     block_on(h.engine.advance(&id)).unwrap();
     let op = who("olga", &["ops"]);
-    let err = block_on(h.engine.roll_back(&id, "canary", &op, "bad")).unwrap_err();
+    let err = block_on(
+        h.engine
+            .submit(&id, HostCommand::roll_back("canary", &op, "bad").unwrap()),
+    )
+    .unwrap_err();
     assert!(
         matches!(
             err,
@@ -862,8 +930,16 @@ fn rollback_of_a_promoted_stage_is_refused_while_downstream_moved_on() {
         ),
         "{err}"
     );
-    block_on(h.engine.abort(&id, "prod", &op, "hold")).unwrap();
-    block_on(h.engine.roll_back(&id, "canary", &op, "bad")).unwrap();
+    block_on(
+        h.engine
+            .submit(&id, HostCommand::abort("prod", &op, "hold").unwrap()),
+    )
+    .unwrap();
+    block_on(
+        h.engine
+            .submit(&id, HostCommand::roll_back("canary", &op, "bad").unwrap()),
+    )
+    .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("canary"), StageStatus::RolledBack);
 }
@@ -885,15 +961,15 @@ fn approvals_near_the_end_of_time_still_count() {
     let h = harness(pipeline, ManualClock::at(end));
     let id = h.register(release("1"));
     block_on(h.engine.advance(&id)).unwrap();
-    block_on(
-        h.engine
-            .approve(&id, "prod", &who("ann", &["security"]), ""),
-    )
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("prod", &who("ann", &["security"]), "").unwrap(),
+    ))
     .unwrap();
-    block_on(
-        h.engine
-            .approve(&id, "prod", &who("bob", &["security"]), ""),
-    )
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("prod", &who("bob", &["security"]), "").unwrap(),
+    ))
     .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
@@ -948,7 +1024,11 @@ fn a_high_risk_fact_requires_an_extra_approval_group() {
     let h = harness(build("low"), ManualClock::at(t0()));
     let id = h.register(release("1"));
     block_on(h.engine.advance(&id)).unwrap();
-    block_on(h.engine.approve(&id, "prod", &who("sam", &["sre"]), "")).unwrap();
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("prod", &who("sam", &["sre"]), "").unwrap(),
+    ))
+    .unwrap();
     assert_eq!(
         block_on(h.engine.advance(&id)).unwrap().status("prod"),
         StageStatus::Promoted
@@ -957,7 +1037,11 @@ fn a_high_risk_fact_requires_an_extra_approval_group() {
     let h = harness(build("high"), ManualClock::at(t0()));
     let id = h.register(release("1"));
     block_on(h.engine.advance(&id)).unwrap();
-    block_on(h.engine.approve(&id, "prod", &who("sam", &["sre"]), "")).unwrap();
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("prod", &who("sam", &["sre"]), "").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
     let facts = &p
@@ -969,7 +1053,11 @@ fn a_high_risk_fact_requires_an_extra_approval_group() {
         .unwrap()
         .facts;
     assert_eq!(facts.get("risk").map(String::as_str), Some("high"));
-    block_on(h.engine.approve(&id, "prod", &who("carl", &["cab"]), "")).unwrap();
+    block_on(h.engine.submit(
+        &id,
+        HostCommand::approve("prod", &who("carl", &["cab"]), "").unwrap(),
+    ))
+    .unwrap();
     assert_eq!(
         block_on(h.engine.advance(&id)).unwrap().status("prod"),
         StageStatus::Promoted

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use promotion_config::{Loaded, Loader};
-use promotion_core::{Engine, EventStore, SystemClock};
+use promotion_core::{Engine, EventStore, HostCommand, SystemClock};
 
 use crate::args::{Cmd, EvidenceCmd, Global, LogCmd, Who};
 use crate::deployer;
@@ -104,16 +104,14 @@ impl App {
             Cmd::Advance { release } => self.drive(&release, false, None).await,
             Cmd::Status { release, json } => self.status(release.as_deref(), json).await,
             Cmd::Approve { on, who, comment } => {
-                self.act(on, &who, |e, id, stage, p| async move {
-                    e.approve(&id, &stage, &p, &comment).await
+                self.act(on, &who, |stage, p| {
+                    HostCommand::approve(stage, p, &comment)
                 })
                 .await
             }
             Cmd::Reject { on, who, comment } => {
-                self.act(on, &who, |e, id, stage, p| async move {
-                    e.reject(&id, &stage, &p, &comment).await
-                })
-                .await
+                self.act(on, &who, |stage, p| HostCommand::reject(stage, p, &comment))
+                    .await
             }
             Cmd::Override {
                 on,
@@ -121,9 +119,8 @@ impl App {
                 who,
                 justification,
             } => {
-                self.act(on, &who, |e, id, stage, p| async move {
-                    e.override_gate(&id, &stage, &gate, &p, &justification)
-                        .await
+                self.act(on, &who, |stage, p| {
+                    HostCommand::override_gate(stage, &gate, p, &justification)
                 })
                 .await
             }
@@ -134,26 +131,19 @@ impl App {
                 who,
                 comment,
             } => {
-                self.act(on, &who, |e, id, stage, p| async move {
-                    e.judge(&id, &stage, &gate, pass, &p, &comment).await
+                self.act(on, &who, |stage, p| {
+                    HostCommand::judge(stage, &gate, pass, p, &comment)
                 })
                 .await
             }
-            Cmd::Start { on, who } => {
-                self.act(on, &who, |e, id, stage, p| async move {
-                    e.start(&id, &stage, &p).await
-                })
-                .await
-            }
+            Cmd::Start { on, who } => self.act(on, &who, HostCommand::start).await,
             Cmd::Abort { on, who, reason } => {
-                self.act(on, &who, |e, id, stage, p| async move {
-                    e.abort(&id, &stage, &p, &reason).await
-                })
-                .await
+                self.act(on, &who, |stage, p| HostCommand::abort(stage, p, &reason))
+                    .await
             }
             Cmd::Rollback { on, who, reason } => {
-                self.act(on, &who, |e, id, stage, p| async move {
-                    e.roll_back(&id, &stage, &p, &reason).await
+                self.act(on, &who, |stage, p| {
+                    HostCommand::roll_back(stage, p, &reason)
                 })
                 .await
             }

@@ -3,14 +3,13 @@
 //! roll back).
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
 use promotion_config::Loaded;
 use promotion_core::{
-    Engine, EngineError, Event, EventStore, Principal, Progress, ReleaseId, ReleaseState,
+    EngineError, EventStore, HostCommand, InvalidName, Principal, Progress, ReleaseState,
     StageStatus, Waiting,
 };
 
@@ -77,15 +76,15 @@ impl App {
     /// A person's command to a stage: opens the log, finds the release, checks who acts,
     /// submits the command through `submit` (given the engine, the release, the stage and the
     /// principal), and prints the events it recorded and what to run next.
-    pub(crate) async fn act<F, Fut>(&self, on: OnStage, who: &Who, submit: F) -> Result<u8, Failure>
+    pub(crate) async fn act<F>(&self, on: OnStage, who: &Who, command: F) -> Result<u8, Failure>
     where
-        F: FnOnce(Engine, ReleaseId, String, Principal) -> Fut,
-        Fut: Future<Output = Result<Vec<Event>, EngineError>>,
+        F: FnOnce(&str, &Principal) -> Result<HostCommand, InvalidName>,
     {
         let (_, engine, rows) = self.open(false).await?;
         let row = show::resolve(&rows, &on.release)?;
         let principal = who.principal()?;
-        let events = submit(engine, row.id, on.stage, principal).await?;
+        let command = command(&on.stage, &principal).map_err(EngineError::from)?;
+        let events = engine.submit(&row.id, command).await?;
         for e in &events {
             println!("{}", show::event_line(e));
         }

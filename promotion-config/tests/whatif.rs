@@ -9,6 +9,7 @@ use promotion_config::{
     Template, WhatIfVerdict,
 };
 use promotion_core::testing::RecordingDeployer;
+use promotion_core::HostCommand;
 use promotion_core::{
     Engine, Event, EventStore, Evidence, Gate, GateContext, GateError, InMemoryStore, ManualClock,
     Principal, Release, Verdict,
@@ -167,7 +168,10 @@ async fn history() -> Vec<Vec<Event>> {
             .unwrap();
         engine.run_until_blocked(&id).await.unwrap();
         for a in approvers {
-            engine.approve(&id, "prod", a, "ok").await.unwrap();
+            engine
+                .submit(&id, HostCommand::approve("prod", a, "ok").unwrap())
+                .await
+                .unwrap();
         }
         engine.run_until_blocked(&id).await.unwrap();
     }

@@ -60,8 +60,9 @@ pub use gate::{
 };
 pub use lease::{Acquired, Lease, LeaseKey, LeaseStore};
 pub use machine::{
-    apply, decide, plan, Action, Actor, Command, Event, EventBody, EventKind, FailureReason,
-    GateResult, Outcome, Plan, Refusal, ReleaseState, StageState, StageStatus, Waiting,
+    apply, decide, plan, Action, Actor, Command, EngineOnly, Event, EventBody, EventKind,
+    FailureReason, GateResult, HostCommand, Outcome, Plan, Refusal, ReleaseState, StageState,
+    StageStatus, Waiting,
 };
 pub use name::{
     GateName, Group, InvalidName, PipelineName, PrincipalId, ReplicaId, RequestId, StageName,

@@ -1,10 +1,8 @@
 //! Commands from outside the engine: registering a release, reading its state, and submitting
-//! a principal's command (at most once per request id when the host gives one), with a
-//! convenience method per command.
+//! a principal's [`HostCommand`] (at most once per request id when the host gives one).
 
 use super::{fold_stream, log_events, Engine, EngineError};
-use crate::machine::{decide, Command, Event, ReleaseState};
-use crate::name::{GateName, StageName};
+use crate::machine::{decide, Command, Event, HostCommand, ReleaseState};
 use crate::principal::Principal;
 use crate::release::{Release, ReleaseId};
 use crate::store::{ExpectedVersion, StreamId};
@@ -64,8 +62,9 @@ impl Engine {
         &self,
         id: &ReleaseId,
         request: &crate::RequestId,
-        command: Command,
+        command: HostCommand,
     ) -> Result<Vec<Event>, EngineError> {
+        let command = Command::from(command);
         let stream = StreamId::for_release(id);
         let recorded = self.store.read(&stream).await?;
         let earlier: Vec<Event> = recorded
@@ -92,13 +91,37 @@ impl Engine {
         Ok(events)
     }
 
-    /// Submits a command on behalf of a principal (approve, reject, override, judge, start,
-    /// abort, roll back). Returns the events appended.
+    /// Submits a principal's command (approve, reject, override, judge, start, abort, roll
+    /// back) and returns the events appended, or the typed refusal. Only a [`HostCommand`] is
+    /// accepted: the records only the engine makes (gate rounds, deployments, ticks) cannot be
+    /// submitted from outside.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use promotion_core::testing::{sample_release, RecordingDeployer, ScriptedGate};
+    /// # use promotion_core::{Engine, HostCommand, InMemoryStore, ManualClock, Pipeline,
+    /// #                      Principal, StageSpec, StageStatus, ApprovalPolicy, ApprovalRule};
+    /// # futures::executor::block_on(async {
+    /// let pipeline = Pipeline::builder("shop", "1")
+    ///     .stage(StageSpec::new("prod").approval(ApprovalPolicy::new(ApprovalRule::quorum("sre", 1)?)))
+    ///     .build()?;
+    /// # let clock = Arc::new(ManualClock::auto_advancing("2026-11-26T09:00:00Z".parse()?));
+    /// let engine = Engine::new(pipeline, Arc::new(InMemoryStore::new()),
+    ///                          Arc::new(RecordingDeployer::new()), clock);
+    /// let id = engine.register(sample_release(), &Principal::new("ci-bot", ["ci"])?).await?;
+    /// engine.advance(&id).await?;
+    /// let alice = Principal::new("alice", ["sre"])?;
+    /// engine.submit(&id, HostCommand::approve("prod", &alice, "looks good")?).await?;
+    /// assert_eq!(engine.run_until_blocked(&id).await?.status("prod"), StageStatus::Promoted);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn submit(
         &self,
         id: &ReleaseId,
-        command: Command,
+        command: HostCommand,
     ) -> Result<Vec<Event>, EngineError> {
+        let command = Command::from(command);
         let state = self.state(id).await?;
         let events = decide(&self.pipeline, &state, &command, self.clock.now())?;
         self.store
@@ -110,121 +133,5 @@ impl Engine {
             .await?;
         log_events(&events);
         Ok(events)
-    }
-
-    /// Approves `stage` on behalf of `principal`.
-    pub async fn approve(
-        &self,
-        id: &ReleaseId,
-        stage: &str,
-        principal: &Principal,
-        comment: &str,
-    ) -> Result<Vec<Event>, EngineError> {
-        let command = Command::Approve {
-            stage: StageName::new(stage)?,
-            principal: principal.clone(),
-            comment: comment.to_owned(),
-        };
-        self.submit(id, command).await
-    }
-
-    /// Rejects `stage` on behalf of `principal`.
-    pub async fn reject(
-        &self,
-        id: &ReleaseId,
-        stage: &str,
-        principal: &Principal,
-        comment: &str,
-    ) -> Result<Vec<Event>, EngineError> {
-        let command = Command::Reject {
-            stage: StageName::new(stage)?,
-            principal: principal.clone(),
-            comment: comment.to_owned(),
-        };
-        self.submit(id, command).await
-    }
-
-    /// Break glass: counts a failed entry gate as passed, with a justification.
-    pub async fn override_gate(
-        &self,
-        id: &ReleaseId,
-        stage: &str,
-        gate: &str,
-        principal: &Principal,
-        justification: &str,
-    ) -> Result<Vec<Event>, EngineError> {
-        let command = Command::Override {
-            stage: StageName::new(stage)?,
-            gate: GateName::new(gate)?,
-            principal: principal.clone(),
-            justification: justification.to_owned(),
-        };
-        self.submit(id, command).await
-    }
-
-    /// Judges an inconclusive gate.
-    pub async fn judge(
-        &self,
-        id: &ReleaseId,
-        stage: &str,
-        gate: &str,
-        pass: bool,
-        principal: &Principal,
-        comment: &str,
-    ) -> Result<Vec<Event>, EngineError> {
-        let command = Command::Judge {
-            stage: StageName::new(stage)?,
-            gate: GateName::new(gate)?,
-            pass,
-            principal: principal.clone(),
-            comment: comment.to_owned(),
-        };
-        self.submit(id, command).await
-    }
-
-    /// Starts promotion into a manual-start stage.
-    pub async fn start(
-        &self,
-        id: &ReleaseId,
-        stage: &str,
-        principal: &Principal,
-    ) -> Result<Vec<Event>, EngineError> {
-        let command = Command::Start {
-            stage: StageName::new(stage)?,
-            by: Some(principal.clone()),
-        };
-        self.submit(id, command).await
-    }
-
-    /// Aborts promotion into `stage`; a deployed stage is rolled back on the next `advance`.
-    pub async fn abort(
-        &self,
-        id: &ReleaseId,
-        stage: &str,
-        principal: &Principal,
-        reason: &str,
-    ) -> Result<Vec<Event>, EngineError> {
-        let command = Command::Abort {
-            stage: StageName::new(stage)?,
-            principal: principal.clone(),
-            reason: reason.to_owned(),
-        };
-        self.submit(id, command).await
-    }
-
-    /// Requests a rollback of `stage`; it happens on the next `advance`.
-    pub async fn roll_back(
-        &self,
-        id: &ReleaseId,
-        stage: &str,
-        principal: &Principal,
-        reason: &str,
-    ) -> Result<Vec<Event>, EngineError> {
-        let command = Command::RollBack {
-            stage: StageName::new(stage)?,
-            principal: principal.clone(),
-            reason: reason.to_owned(),
-        };
-        self.submit(id, command).await
     }
 }

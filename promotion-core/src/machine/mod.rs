@@ -34,6 +34,7 @@ mod display;
 mod event;
 #[cfg(test)]
 mod fixtures;
+mod host;
 mod plan;
 mod state;
 
@@ -41,6 +42,7 @@ pub use apply::{apply, apply_mut};
 pub use command::{Command, GateResult, Refusal};
 pub use decide::{decide, entry_digest, facts_of, valid_approvals};
 pub use event::{Actor, ApprovalBinding, Event, EventBody, EventKind, FailureReason, Outcome};
+pub use host::{EngineOnly, HostCommand};
 pub use plan::{plan, Action, Plan, Waiting, ROLLBACK_RETRY};
 pub use state::{
     ApprovalRecord, GateRecord, OverrideRecord, PhaseState, RejectionRecord, ReleaseState,

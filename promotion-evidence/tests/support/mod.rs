@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use futures::executor::block_on;
 use promotion_audit::{AuditOptions, AuditStore, CheckpointSigner, CheckpointVerifier};
 use promotion_core::testing::{RecordingDeployer, ScriptedGate, Step};
+use promotion_core::HostCommand;
 use promotion_core::{
     ApprovalPolicy, ApprovalRule, Engine, GateSpec, ManualClock, Pipeline, Principal, Release,
     ReleaseId, RolloutPlan, RolloutStep, StageSpec, StageStatus,
@@ -141,31 +142,43 @@ pub fn pack_log(sqlite: bool) -> PackLog {
 
     clock.set(at("2026-11-26T09:30:00Z"));
     change.push(Step::Fail("change CHG-1042 not approved by the CAB".into()));
-    block_on(engine.approve(&a, "staging", &quinn, "integration evidence reviewed")).unwrap();
+    block_on(engine.submit(
+        &a,
+        HostCommand::approve("staging", &quinn, "integration evidence reviewed").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(engine.run_until_blocked(&a)).unwrap();
     assert_eq!(p.status("production"), StageStatus::Failed);
 
     clock.set(at("2026-11-26T10:00:00Z"));
-    block_on(engine.override_gate(
-        &a,
-        "production",
-        "change-policy",
-        &ivy,
-        "INC-7 outage fix; CAB approval by phone, ticket follows",
-    ))
+    block_on(
+        engine.submit(
+            &a,
+            HostCommand::override_gate(
+                "production",
+                "change-policy",
+                &ivy,
+                "INC-7 outage fix; CAB approval by phone, ticket follows",
+            )
+            .unwrap(),
+        ),
+    )
     .unwrap();
     let p = block_on(engine.run_until_blocked(&a)).unwrap();
     assert_eq!(p.status("production"), StageStatus::Promoted);
 
     clock.set(at("2026-11-26T10:15:00Z"));
     change.push(Step::Pass("change CHG-1043 approved".into()));
-    block_on(engine.approve(&b, "staging", &quinn, "ok")).unwrap();
+    block_on(engine.submit(&b, HostCommand::approve("staging", &quinn, "ok").unwrap())).unwrap();
     let p = block_on(engine.run_until_blocked(&b)).unwrap();
     assert_eq!(p.status("production"), StageStatus::Promoted);
 
     clock.set(at("2026-11-26T11:00:00Z"));
-    block_on(engine.roll_back(&a, "production", &ivy, "error budget burning after the fix"))
-        .unwrap();
+    block_on(engine.submit(
+        &a,
+        HostCommand::roll_back("production", &ivy, "error budget burning after the fix").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(engine.run_until_blocked(&a)).unwrap();
     assert_eq!(p.status("production"), StageStatus::RolledBack);
 
@@ -271,12 +284,16 @@ pub fn dora_scenario(hostile: bool) -> Scenario {
         id
     };
     let approve = |id: &ReleaseId| {
-        block_on(engine.approve(id, "staging", &quinn, "tested in staging")).unwrap();
+        block_on(engine.submit(
+            id,
+            HostCommand::approve("staging", &quinn, "tested in staging").unwrap(),
+        ))
+        .unwrap();
         let p = block_on(engine.run_until_blocked(id)).unwrap();
         assert_eq!(p.status("staging"), StageStatus::Promoted);
     };
     let start = |id: &ReleaseId| {
-        block_on(engine.start(id, "production", &rita)).unwrap();
+        block_on(engine.submit(id, HostCommand::start("production", &rita).unwrap())).unwrap();
         block_on(engine.run_until_blocked(id))
             .unwrap()
             .status("production")
@@ -332,8 +349,11 @@ pub fn dora_scenario(hostile: bool) -> Scenario {
     smoke.push(pass("journeys ok"));
     assert_eq!(start(&r3), StageStatus::Failed);
     set("2026-11-03T17:30:00Z");
-    block_on(engine.override_gate(&r3, "production", "change-policy", &ivy, justification))
-        .unwrap();
+    block_on(engine.submit(
+        &r3,
+        HostCommand::override_gate("production", "change-policy", &ivy, justification).unwrap(),
+    ))
+    .unwrap();
     let p = block_on(engine.run_until_blocked(&r3)).unwrap();
     assert_eq!(p.status("production"), StageStatus::Promoted);
     ids.push(r3);
@@ -347,7 +367,11 @@ pub fn dora_scenario(hostile: bool) -> Scenario {
     smoke.push(pass("journeys ok"));
     assert_eq!(start(&r4), StageStatus::Promoted);
     set("2026-11-06T10:00:00Z");
-    block_on(engine.roll_back(&r4, "production", &ivy, "memory leak")).unwrap();
+    block_on(engine.submit(
+        &r4,
+        HostCommand::roll_back("production", &ivy, "memory leak").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(engine.run_until_blocked(&r4)).unwrap();
     assert_eq!(p.status("production"), StageStatus::RolledBack);
     ids.push(r4);
