@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use promotion_gates::signature::{IN_TOTO_PAYLOAD_TYPE, STATEMENT_V1};
+pub use promotion_intoto::{IN_TOTO_PAYLOAD_TYPE, STATEMENT_V1};
 
 /// The predicate type of SLSA Verification Summary v1.
 pub const VSA_V1: &str = "https://slsa.dev/verification_summary/v1";

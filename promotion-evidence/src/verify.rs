@@ -39,7 +39,7 @@ use promotion_audit::CheckpointVerifier;
 use promotion_core::{Digest, ReleaseId, ReleaseState, StreamId};
 use serde::Serialize;
 
-use crate::dsse::{AttestationVerifier, DsseError, Envelope};
+use crate::dsse::{Acceptance, AttestationVerifier, DsseError, Envelope};
 use crate::intoto::{Statement, IN_TOTO_PAYLOAD_TYPE};
 use crate::pack::{
     self, Entry, EntryLineIn, Manifest, ManifestArtifact, ATTACHMENTS_DIR, CHECKPOINT, ENTRIES,
@@ -388,8 +388,8 @@ fn malformed(file: &str, e: &serde_json::Error) -> PackError {
 
 /// Reads an envelope that must be compact JSON exactly as this crate writes it.
 fn read_envelope(file: &str, bytes: &[u8]) -> Result<Envelope, Problem> {
-    let envelope: Envelope = serde_json::from_slice(bytes)
-        .map_err(|e| Problem::new(file, format!("not a DSSE envelope: {e}")))?;
+    let envelope = Envelope::from_json(bytes, Acceptance::Strict)
+        .map_err(|e| Problem::new(file, e.to_string()))?;
     match envelope.to_json() {
         Ok(again) if again == bytes => {}
         _ => {
