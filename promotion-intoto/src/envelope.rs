@@ -133,8 +133,8 @@ impl Envelope {
         Ok(envelope)
     }
 
-    /// The envelope as compact JSON, fields in the order shown in the [module
-    /// documentation](self).
+    /// The envelope as compact JSON: `payloadType`, `payload`, `signatures`, and in each
+    /// signature `keyid` then `sig`.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
     }
