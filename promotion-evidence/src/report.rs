@@ -42,20 +42,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
-use promotion_core::{
-    Event, EventBody, EventStore, Outcome, PhaseId, ReleaseId, ReleaseState, StoreError,
-};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use promotion_core::{Event, EventBody, EventStore, Outcome, PhaseId, ReleaseState, StoreError};
 use serde::{Deserialize, Serialize};
 
 mod finish;
 mod model;
+mod projections;
 
 use finish::{compliance, finish};
 pub use model::{
     ApprovalEntry, Compliance, Dora, FailureEntry, GateStats, GateVerdict, LeadTimePoint,
     OverrideEntry, PassRatePoint, PipelineReport, ReleaseRow, StageCell,
 };
+use projections::{PipelineFacts, Scope};
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -198,31 +198,6 @@ fn outcome_label(o: &Outcome) -> &'static str {
     }
 }
 
-/// A production deployment being tracked.
-struct Deployment {
-    release: ReleaseId,
-    release_name: String,
-    stage: String,
-    started: DateTime<Utc>,
-    failure: Option<(DateTime<Utc>, String)>,
-}
-
-#[derive(Default)]
-struct PipelineAcc {
-    versions: BTreeSet<String>,
-    stage_rank: BTreeMap<String, usize>,
-    releases: Vec<(DateTime<Utc>, ReleaseRow)>,
-    promotions: Vec<(DateTime<Utc>, String, String, f64)>,
-    deployments: Vec<Deployment>,
-    gates: BTreeMap<(String, String, String), GateStats>,
-    latest: BTreeMap<(String, String, String), GateVerdict>,
-    approval_waits: Vec<f64>,
-    approvals_pending: u64,
-    approvals: Vec<ApprovalEntry>,
-    overrides: Vec<OverrideEntry>,
-    verdicts_by_day: BTreeMap<NaiveDate, (u64, u64)>,
-}
-
 impl Report {
     /// The report of every stream of `store` over `period`, with the default options.
     pub async fn from_store(store: &dyn EventStore, period: Period) -> Result<Self, ReportError> {
@@ -251,7 +226,7 @@ impl Report {
     /// The report of `streams` (each one release's events, in order) over `period`. Pure.
     /// Streams that do not start with a registration are ignored.
     pub fn from_streams(streams: &[Vec<Event>], period: Period, options: &ReportOptions) -> Self {
-        let mut pipelines: BTreeMap<String, PipelineAcc> = BTreeMap::new();
+        let mut pipelines: BTreeMap<String, PipelineFacts> = BTreeMap::new();
         for events in streams {
             let events: Vec<&Event> = events.iter().filter(|e| e.at < period.to).collect();
             let Some(EventBody::Registered {
@@ -264,225 +239,23 @@ impl Report {
                 continue;
             };
             let acc = pipelines.entry(pipeline.to_string()).or_default();
-            acc.versions.insert(pipeline_version.clone());
+            acc.begin_release(pipeline_version);
             let registered_at = events.first().map_or(period.from, |e| e.at);
             let id = release.id();
             let name = release.name().to_owned();
             let committed = release.source().committed_at;
-            let is_prod = |s: &str| options.production_stages.contains(s);
-            let mut open_requests: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-            let mut deployment_index: BTreeMap<String, usize> = BTreeMap::new();
-            let mut overrides_by_stage: BTreeMap<String, u64> = BTreeMap::new();
+            let scope = Scope {
+                period,
+                options,
+                release: id,
+                name: &name,
+                committed,
+            };
             for (position, e) in events.iter().enumerate() {
-                let inside = period.contains(e.at);
-                if let EventBody::PipelineVersionAdopted { to, .. } = &e.body {
-                    acc.versions.insert(to.clone());
-                }
-                let Some(stage) = e.body.stage().map(|s| s.to_string()) else {
-                    continue;
-                };
-                let rank = acc.stage_rank.entry(stage.clone()).or_insert(position);
-                *rank = (*rank).min(position);
-                let prod = is_prod(&stage);
-                match &e.body {
-                    EventBody::GateEvaluated {
-                        phase,
-                        gate,
-                        outcome,
-                        evidence_digest,
-                        evidence,
-                        ..
-                    } => {
-                        let key = (stage.clone(), phase_label(*phase), gate.to_string());
-                        if inside {
-                            let g = acc.gates.entry(key.clone()).or_insert_with(|| GateStats {
-                                stage: key.0.clone(),
-                                phase: key.1.clone(),
-                                gate: key.2.clone(),
-                                evaluations: 0,
-                                passed: 0,
-                                failed: 0,
-                                inconclusive: 0,
-                                errors: 0,
-                                pending: 0,
-                                pass_rate: None,
-                            });
-                            g.evaluations += 1;
-                            match outcome {
-                                Outcome::Pass => g.passed += 1,
-                                Outcome::Fail => g.failed += 1,
-                                Outcome::Inconclusive => g.inconclusive += 1,
-                                Outcome::Pending { .. } => g.pending += 1,
-                                Outcome::Error { .. } => g.errors += 1,
-                            }
-                            if matches!(
-                                outcome,
-                                Outcome::Pass | Outcome::Fail | Outcome::Inconclusive
-                            ) {
-                                let day = acc.verdicts_by_day.entry(e.at.date_naive()).or_default();
-                                day.1 += 1;
-                                if *outcome == Outcome::Pass {
-                                    day.0 += 1;
-                                }
-                            }
-                        }
-                        // Later wins; at the same instant, the larger release id (so the result does not
-                        // depend on the order streams are read in).
-                        let newer = acc
-                            .latest
-                            .get(&key)
-                            .is_none_or(|v| (v.at, v.release) <= (e.at, id));
-                        if newer {
-                            acc.latest.insert(
-                                key.clone(),
-                                GateVerdict {
-                                    stage: key.0,
-                                    phase: key.1,
-                                    gate: key.2,
-                                    outcome: outcome_label(outcome).to_owned(),
-                                    error: match outcome {
-                                        Outcome::Error { message } => Some(message.clone()),
-                                        _ => None,
-                                    },
-                                    summary: evidence.as_ref().map(|v| v.summary.clone()),
-                                    producer: evidence.as_ref().map(|v| v.producer.clone()),
-                                    evidence_digest: *evidence_digest,
-                                    attachments: evidence
-                                        .as_ref()
-                                        .map_or(0, |v| v.attachments.len() as u64),
-                                    at: e.at,
-                                    release: id,
-                                    release_name: name.clone(),
-                                    overridden_by: None,
-                                },
-                            );
-                        }
-                    }
-                    EventBody::GateOverridden {
-                        phase,
-                        gate,
-                        principal,
-                        justification,
-                        overridden,
-                        ..
-                    } => {
-                        *overrides_by_stage.entry(stage.clone()).or_default() += 1;
-                        let key = (stage.clone(), phase_label(*phase), gate.to_string());
-                        if let Some(v) = acc.latest.get_mut(&key) {
-                            if v.release == id {
-                                v.overridden_by = Some(principal.id.to_string());
-                            }
-                        }
-                        if inside {
-                            acc.overrides.push(OverrideEntry {
-                                release: id,
-                                release_name: name.clone(),
-                                stage: stage.clone(),
-                                phase: phase_label(*phase),
-                                gate: gate.to_string(),
-                                principal: principal.id.to_string(),
-                                groups: principal.groups.iter().map(ToString::to_string).collect(),
-                                at: e.at,
-                                justification: justification.clone(),
-                                overridden: overridden.to_string(),
-                            });
-                        }
-                    }
-                    EventBody::ApprovalRequested { .. } => {
-                        open_requests.entry(stage.clone()).or_insert(e.at);
-                    }
-                    EventBody::StageScheduled { .. }
-                    | EventBody::ApprovalRejected { .. }
-                    | EventBody::StageAborted { .. } => {
-                        if let Some(requested) = open_requests.remove(&stage) {
-                            if period.contains(requested) {
-                                acc.approval_waits.push(seconds(requested, e.at));
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-                match &e.body {
-                    EventBody::ApprovalGiven {
-                        principal,
-                        comment,
-                        binding,
-                        ..
-                    } if inside => acc.approvals.push(ApprovalEntry {
-                        release: id,
-                        release_name: name.clone(),
-                        stage: stage.clone(),
-                        decision: "approved".into(),
-                        principal: principal.id.to_string(),
-                        groups: principal.groups.iter().map(ToString::to_string).collect(),
-                        at: e.at,
-                        comment: comment.clone(),
-                        evidence_digest: Some(binding.evidence_digest),
-                        pipeline_version: Some(binding.pipeline_version.clone()),
-                    }),
-                    EventBody::ApprovalRejected {
-                        principal, comment, ..
-                    } if inside => acc.approvals.push(ApprovalEntry {
-                        release: id,
-                        release_name: name.clone(),
-                        stage: stage.clone(),
-                        decision: "rejected".into(),
-                        principal: principal.id.to_string(),
-                        groups: principal.groups.iter().map(ToString::to_string).collect(),
-                        at: e.at,
-                        comment: comment.clone(),
-                        evidence_digest: None,
-                        pipeline_version: None,
-                    }),
-                    _ => {}
-                }
-                if !prod {
-                    continue;
-                }
-                match &e.body {
-                    EventBody::StepDeployed { .. } | EventBody::DeploymentFailed { .. }
-                        if !deployment_index.contains_key(&stage) =>
-                    {
-                        deployment_index.insert(stage.clone(), acc.deployments.len());
-                        acc.deployments.push(Deployment {
-                            release: id,
-                            release_name: name.clone(),
-                            stage: stage.clone(),
-                            started: e.at,
-                            failure: None,
-                        });
-                    }
-                    _ => {}
-                }
-                let failure = match &e.body {
-                    EventBody::PhaseFailed { phase, reason, .. } if *phase != PhaseId::Entry => {
-                        Some(reason.to_string())
-                    }
-                    EventBody::DeploymentFailed { error, .. } => {
-                        Some(format!("deployment failed: {error}"))
-                    }
-                    EventBody::RollbackStarted { reason, .. } => {
-                        Some(format!("rollback: {reason}"))
-                    }
-                    _ => None,
-                };
-                if let (Some(what), Some(&i)) = (failure, deployment_index.get(&stage)) {
-                    if let Some(d) = acc.deployments.get_mut(i) {
-                        if d.failure.is_none() {
-                            d.failure = Some((e.at, what));
-                        }
-                    }
-                }
-                if let EventBody::StagePromoted { .. } = &e.body {
-                    acc.promotions.push((
-                        e.at,
-                        stage.clone(),
-                        name.clone(),
-                        seconds(committed, e.at),
-                    ));
-                }
+                acc.apply(&scope, position, e);
             }
-            acc.approvals_pending += open_requests.len() as u64;
+            acc.end_release();
+            let overrides_by_stage = &acc.overrides.by_stage;
             let state = ReleaseState::replay(events.iter().copied());
             acc.releases.push((
                 registered_at,

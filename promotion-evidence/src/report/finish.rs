@@ -3,14 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
+use chrono::{Duration as ChronoDuration, NaiveDate};
 use promotion_core::{ReleaseState, StageStatus};
 
 use super::model::{
     Compliance, Dora, FailureEntry, GateStats, GateVerdict, LeadTimePoint, PassRatePoint,
     PipelineReport, ReleaseRow,
 };
-use super::{seconds, Deployment, DurationStats, Period, PipelineAcc, ReportOptions};
+use super::projections::{Deployment, PipelineFacts, Promotion};
+use super::{seconds, DurationStats, Period, ReportOptions};
 
 pub(super) fn compliance(
     state: &ReleaseState,
@@ -42,7 +43,7 @@ pub(super) fn compliance(
 
 pub(super) fn finish(
     name: String,
-    acc: PipelineAcc,
+    acc: PipelineFacts,
     period: Period,
     options: &ReportOptions,
 ) -> PipelineReport {
@@ -60,18 +61,21 @@ pub(super) fn finish(
         .collect();
 
     // Deployment frequency and lead time: promotions inside the period.
-    let mut promotions: Vec<&(DateTime<Utc>, String, String, f64)> = acc
+    let mut promotions: Vec<&Promotion> = acc
+        .production
         .promotions
         .iter()
-        .filter(|p| period.contains(p.0))
+        .filter(|p| period.contains(p.at))
         .collect();
-    promotions.sort_by(|a, b| (a.0, &a.2, &a.1).cmp(&(b.0, &b.2, &b.1)));
-    let lead: Vec<f64> = promotions.iter().map(|p| p.3).collect();
+    promotions
+        .sort_by(|a, b| (a.at, &a.release_name, &a.stage).cmp(&(b.at, &b.release_name, &b.stage)));
+    let lead: Vec<f64> = promotions.iter().map(|p| p.lead_seconds).collect();
     let count = promotions.len() as u64;
     let per_day = count as f64 / period.days();
 
     // Change failure rate and time to restore.
     let deployments: Vec<&Deployment> = acc
+        .production
         .deployments
         .iter()
         .filter(|d| period.contains(d.started))
@@ -81,6 +85,7 @@ pub(super) fn finish(
     let mut failures = Vec::new();
     let mut unrestored = 0;
     let mut all_failures: Vec<&Deployment> = acc
+        .production
         .deployments
         .iter()
         .filter(|d| {
@@ -98,12 +103,13 @@ pub(super) fn finish(
             continue;
         };
         let restore = acc
+            .production
             .promotions
             .iter()
-            .filter(|p| p.1 == d.stage && p.0 > *at)
-            .min_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+            .filter(|p| p.stage == d.stage && p.at > *at)
+            .min_by(|a, b| (a.at, &a.release_name).cmp(&(b.at, &b.release_name)));
         match restore {
-            Some(p) => restores.push(seconds(*at, p.0)),
+            Some(p) => restores.push(seconds(*at, p.at)),
             None => unrestored += 1,
         }
         failures.push(FailureEntry {
@@ -112,12 +118,12 @@ pub(super) fn finish(
             stage: d.stage.clone(),
             failed_at: *at,
             what: what.clone(),
-            restored_at: restore.map(|p| p.0),
-            restored_by: restore.map(|p| p.2.clone()),
+            restored_at: restore.map(|p| p.at),
+            restored_by: restore.map(|p| p.release_name.clone()),
         });
     }
 
-    let mut gates: Vec<GateStats> = acc.gates.into_values().collect();
+    let mut gates: Vec<GateStats> = acc.gates.stats.into_values().collect();
     for g in &mut gates {
         let verdicts = g.passed + g.failed + g.inconclusive;
         g.pass_rate = (verdicts > 0).then(|| g.passed as f64 / verdicts as f64);
@@ -126,7 +132,7 @@ pub(super) fn finish(
     gates.sort_by(|a, b| {
         (rank(&a.stage), &a.phase, &a.gate).cmp(&(rank(&b.stage), &b.phase, &b.gate))
     });
-    let mut latest: Vec<GateVerdict> = acc.latest.into_values().collect();
+    let mut latest: Vec<GateVerdict> = acc.gates.latest.into_values().collect();
     latest.sort_by(|a, b| {
         (rank(&a.stage), &a.phase, &a.gate).cmp(&(rank(&b.stage), &b.phase, &b.gate))
     });
@@ -143,11 +149,11 @@ pub(super) fn finish(
         r.stages.sort_by_key(|c| rank(&c.stage));
     }
 
-    let mut approvals = acc.approvals;
+    let mut approvals = acc.approvals.entries;
     approvals.sort_by(|a, b| {
         (a.at, a.release, &a.stage, &a.principal).cmp(&(b.at, b.release, &b.stage, &b.principal))
     });
-    let mut overrides = acc.overrides;
+    let mut overrides = acc.overrides.entries;
     overrides.sort_by(|a, b| {
         (a.at, a.release, &a.stage, &a.gate).cmp(&(b.at, b.release, &b.stage, &b.gate))
     });
@@ -173,20 +179,20 @@ pub(super) fn finish(
         },
         gates,
         latest_verdicts: latest,
-        approval_wait: DurationStats::of(&acc.approval_waits),
-        approvals_pending: acc.approvals_pending,
+        approval_wait: DurationStats::of(&acc.approvals.waits),
+        approvals_pending: acc.approvals.pending,
         approvals,
         overrides,
         releases,
         lead_times: promotions
             .iter()
             .map(|p| LeadTimePoint {
-                at: p.0,
-                release_name: p.2.clone(),
-                seconds: p.3,
+                at: p.at,
+                release_name: p.release_name.clone(),
+                seconds: p.lead_seconds,
             })
             .collect(),
-        pass_rates: buckets(&acc.verdicts_by_day, period),
+        pass_rates: buckets(&acc.gates.verdicts_by_day, period),
     }
 }
 
@@ -217,6 +223,7 @@ fn buckets(by_day: &BTreeMap<NaiveDate, (u64, u64)>, period: Period) -> Vec<Pass
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
 
     #[test]
     fn long_periods_bucket_by_week() {
