@@ -76,7 +76,9 @@ mod decision;
 mod test_result;
 
 pub(crate) use decision::plan_decisions;
+use decision::VsaPredicate;
 pub(crate) use test_result::plan_test_results;
+use test_result::TestResultPredicate;
 
 /// The manifest's `format`.
 pub const FORMAT: &str = "promotion-evidence-pack/v1";
@@ -305,7 +307,17 @@ pub(crate) struct Planned {
     pub(crate) stage: String,
     pub(crate) subject: String,
     pub(crate) result: &'static str,
-    pub(crate) statement: Statement,
+    pub(crate) statement: Statement<Predicate>,
+}
+
+/// The predicate of a planned statement, typed; it serialises as the predicate itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Predicate {
+    /// A stage decision's SLSA Verification Summary.
+    Decision(Box<VsaPredicate>),
+    /// A test report's test result.
+    TestResult(TestResultPredicate),
 }
 
 impl Planned {
@@ -323,19 +335,20 @@ impl Planned {
 
 /// The release, from the entries' first event.
 pub(crate) fn registered(entries: &[Entry]) -> Option<(Arc<Release>, String, String)> {
-    match &entries.first()?.event().body {
-        EventBody::Registered {
-            release,
-            pipeline,
-            pipeline_version,
-            ..
-        } => Some((
-            release.clone(),
-            pipeline.to_string(),
-            pipeline_version.clone(),
-        )),
-        _ => None,
-    }
+    let EventBody::Registered {
+        release,
+        pipeline,
+        pipeline_version,
+        ..
+    } = &entries.first()?.event().body
+    else {
+        return None;
+    };
+    Some((
+        release.clone(),
+        pipeline.to_string(),
+        pipeline_version.clone(),
+    ))
 }
 
 /// The statements' subjects: the release's artifacts.

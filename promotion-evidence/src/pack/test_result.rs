@@ -4,12 +4,39 @@
 use std::collections::BTreeMap;
 
 use promotion_core::{EventBody, Evidence, Outcome, Release};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::attachments;
 use crate::intoto::{ResourceDescriptor, Statement, TEST_RESULT_V0_1};
 
-use super::{slug, subjects, time, Entry, Planned, ATTACHMENTS_DIR, ATTESTATIONS_DIR};
+use super::{slug, subjects, time, Entry, Planned, Predicate, ATTACHMENTS_DIR, ATTESTATIONS_DIR};
+
+/// The in-toto test result predicate v0.1, as a pack writes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TestResultPredicate {
+    /// `PASSED`, `WARNED` or `FAILED`.
+    result: &'static str,
+    /// The gate (annotated), then each report file it read.
+    configuration: Vec<ResourceDescriptor<GateAnnotations>>,
+    /// The flaky tests.
+    warned_tests: Vec<String>,
+    failed_tests: Vec<String>,
+}
+
+/// How the gate's configuration entry is annotated: what the log says about the evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GateAnnotations {
+    producer: String,
+    observed_at: String,
+    summary: String,
+    /// The gate's thresholds, as its evidence records them.
+    thresholds: Value,
+    round: u32,
+    log_entry: u64,
+}
 
 /// The test-report facts in a gate's evidence (the data `TestReportGate` records).
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +119,8 @@ pub(crate) fn plan_test_results(
         let passed = match outcome {
             Outcome::Pass => true,
             Outcome::Fail => false,
-            _ => continue,
+            // Not a verdict on the tests.
+            Outcome::Inconclusive | Outcome::Pending { .. } | Outcome::Error { .. } => continue,
         };
         let Some(report) = test_report(evidence) else {
             continue;
@@ -105,14 +133,14 @@ pub(crate) fn plan_test_results(
         let mut configuration = vec![ResourceDescriptor {
             name: Some(format!("{pipeline}/{stage}/{phase}/{gate}")),
             digest: BTreeMap::from([("sha256".to_owned(), evidence.digest().to_hex())]),
-            annotations: Some(json!({
-                "producer": evidence.producer,
-                "observedAt": time(evidence.observed_at),
-                "summary": evidence.summary,
-                "thresholds": report.thresholds,
-                "round": round,
-                "logEntry": e.seq,
-            })),
+            annotations: Some(GateAnnotations {
+                producer: evidence.producer.clone(),
+                observed_at: time(evidence.observed_at),
+                summary: evidence.summary.clone(),
+                thresholds: report.thresholds,
+                round: *round,
+                log_entry: e.seq,
+            }),
             ..ResourceDescriptor::default()
         }];
         for a in &evidence.attachments {
@@ -126,11 +154,11 @@ pub(crate) fn plan_test_results(
                 annotations: None,
             });
         }
-        let predicate = json!({
-            "result": result,
-            "configuration": configuration,
-            "warnedTests": report.flaky_tests,
-            "failedTests": report.failed_tests,
+        let predicate = Predicate::TestResult(TestResultPredicate {
+            result,
+            configuration,
+            warned_tests: report.flaky_tests,
+            failed_tests: report.failed_tests,
         });
         out.push(Planned {
             path: format!(
@@ -154,6 +182,7 @@ pub(crate) fn plan_test_results(
 mod tests {
     use super::*;
     use chrono::{DateTime, Utc};
+    use serde_json::json;
 
     #[test]
     fn test_report_evidence_is_recognised_and_names_tests() {
