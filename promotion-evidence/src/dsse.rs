@@ -10,8 +10,9 @@
 //! ```
 //!
 //! The signature is the Ed25519 signature of the pre-authentication encoding
-//! ([`promotion_gates::signature::pae`], shared with the signature gate) of the payload
-//! type and the payload bytes, so neither can be changed without invalidating it.
+//! ([`promotion_intoto::pae`]) of the payload type and the payload bytes, so neither can be
+//! changed without invalidating it. The envelope type itself is [`promotion_intoto::Envelope`],
+//! re-exported here; a pack's envelopes are read with [`Acceptance::Strict`].
 //!
 //! Keys:
 //! - [`AttestationSigner`]: an Ed25519 key (from a 32-byte seed, generated, or a PKCS#8 PEM
@@ -30,51 +31,14 @@
 
 use std::fmt;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
-use promotion_gates::signature::pae;
+use promotion_intoto::pae;
 use rand_core::{OsRng, RngCore as _};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-/// A DSSE envelope as written in a pack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Envelope {
-    /// What the payload is (`application/vnd.in-toto+json`).
-    pub payload_type: String,
-    /// Standard base64 of the payload bytes.
-    pub payload: String,
-    /// The signatures.
-    pub signatures: Vec<EnvelopeSignature>,
-}
-
-/// One signature of an [`Envelope`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnvelopeSignature {
-    /// The signing key's id (hex SHA-256 of the raw public key).
-    pub keyid: String,
-    /// Standard base64 of the 64-byte Ed25519 signature.
-    pub sig: String,
-}
-
-impl Envelope {
-    /// The decoded payload bytes (not verified: use [`AttestationVerifier::verify`]).
-    pub fn payload_bytes(&self) -> Result<Vec<u8>, DsseError> {
-        STANDARD
-            .decode(&self.payload)
-            .map_err(|e| DsseError::Payload(e.to_string()))
-    }
-
-    /// The envelope as compact JSON, as written in a pack.
-    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(self)
-    }
-}
+pub use promotion_intoto::{Acceptance, Envelope, EnvelopeError, EnvelopeSignature};
 
 /// A key could not be read, written or generated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -134,6 +98,19 @@ pub enum DsseError {
         /// The trusted key's id.
         keyid: String,
     },
+    /// The envelope could not be decoded for another reason than its payload's base64 (only
+    /// from [`From<EnvelopeError>`], for callers of [`Envelope::payload_bytes`]).
+    #[error("{0}")]
+    Envelope(String),
+}
+
+impl From<EnvelopeError> for DsseError {
+    fn from(e: EnvelopeError) -> Self {
+        match e {
+            EnvelopeError::Payload(e) => DsseError::Payload(e.to_string()),
+            other => DsseError::Envelope(other.to_string()),
+        }
+    }
 }
 
 /// The key id of an Ed25519 public key: lowercase hex SHA-256 of its 32 raw bytes.
@@ -209,14 +186,14 @@ impl AttestationSigner {
     /// Signs `payload` of type `payload_type` into an envelope with one signature.
     pub fn sign(&self, payload_type: &str, payload: &[u8]) -> Envelope {
         let signature = self.key.sign(&pae(payload_type, payload));
-        Envelope {
-            payload_type: payload_type.to_owned(),
-            payload: STANDARD.encode(payload),
-            signatures: vec![EnvelopeSignature {
-                keyid: self.keyid.clone(),
-                sig: STANDARD.encode(signature.to_bytes()),
-            }],
-        }
+        Envelope::new(
+            payload_type,
+            payload,
+            vec![EnvelopeSignature::new(
+                self.keyid.clone(),
+                &signature.to_bytes(),
+            )],
+        )
     }
 }
 
@@ -288,8 +265,8 @@ impl AttestationVerifier {
             keyid: self.keyid.clone(),
             problem,
         };
-        let bytes = STANDARD
-            .decode(&signature.sig)
+        let bytes = signature
+            .decode_sig(Acceptance::Strict)
             .map_err(|e| malformed(format!("not valid base64: {e}")))?;
         let signature = Signature::from_slice(&bytes)
             .map_err(|_| malformed(format!("{} bytes, expected 64", bytes.len())))?;
@@ -325,6 +302,10 @@ mod tests {
 
     const TYPE: &str = "application/vnd.in-toto+json";
 
+    fn signer_of_3() -> AttestationSigner {
+        AttestationSigner::from_seed([3; 32])
+    }
+
     #[test]
     fn signs_and_verifies_and_detects_every_change() {
         let signer = AttestationSigner::from_seed([3; 32]);
@@ -333,7 +314,7 @@ mod tests {
         assert_eq!(verifier.verify_typed(&env, TYPE).unwrap(), b"{\"hello\":1}");
 
         let mut changed = env.clone();
-        changed.payload = STANDARD.encode(b"{\"hello\":2}");
+        changed.payload = Envelope::new(TYPE, b"{\"hello\":2}", Vec::new()).payload;
         assert!(matches!(
             verifier.verify(&changed),
             Err(DsseError::BadSignature { .. })
@@ -374,11 +355,33 @@ mod tests {
 
     #[test]
     fn pae_matches_the_dsse_specification() {
-        // The DSSE specification's example (protocol.md): the signature is over these bytes.
+        // The DSSE specification's example (secure-systems-lab/dsse, protocol.md v1.0.0,
+        // line 151): the signature is over these bytes. promotion-intoto tests it in full.
         assert_eq!(
             pae("http://example.com/HelloWorld", b"hello world"),
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
         );
+    }
+
+    #[test]
+    fn signed_envelopes_are_written_as_before() {
+        // The envelope type moved to promotion-intoto; a pack's envelope text did not change.
+        let env = signer_of_3().sign(TYPE, b"ab");
+        let text = String::from_utf8(env.to_json().unwrap()).unwrap();
+        assert!(
+            text.starts_with(r#"{"payloadType":"application/vnd.in-toto+json","payload":"YWI=","signatures":[{"keyid":""#),
+            "{text}"
+        );
+        assert_eq!(
+            Envelope::from_json(text.as_bytes(), Acceptance::Strict).unwrap(),
+            env
+        );
+        // Callers of `payload_bytes` still get a `DsseError` with `?`.
+        let mut edited = env.clone();
+        edited.payload = "YWJ=".into();
+        let err = DsseError::from(edited.payload_bytes().unwrap_err());
+        assert!(matches!(err, DsseError::Payload(_)), "{err:?}");
+        assert_eq!(Err(err), signer_of_3().verifier().verify(&edited));
     }
 
     #[test]

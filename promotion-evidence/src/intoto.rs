@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use promotion_gates::signature::{IN_TOTO_PAYLOAD_TYPE, STATEMENT_V1};
+pub use promotion_intoto::{IN_TOTO_PAYLOAD_TYPE, STATEMENT_V1};
 
 /// The predicate type of SLSA Verification Summary v1.
 pub const VSA_V1: &str = "https://slsa.dev/verification_summary/v1";
@@ -28,9 +28,12 @@ pub const VSA_V1: &str = "https://slsa.dev/verification_summary/v1";
 pub const TEST_RESULT_V0_1: &str = "https://in-toto.io/attestation/test-result/v0.1";
 
 /// An in-toto resource descriptor: what a subject, a configuration or an input attestation is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+///
+/// `A` is the type of its annotations: untyped JSON by default, or a `Serialize` type where a
+/// pack writes annotations of a known shape (the test-result configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ResourceDescriptor {
+pub struct ResourceDescriptor<A = Value> {
     /// A name (an artifact name, a file path in the pack).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -42,10 +45,21 @@ pub struct ResourceDescriptor {
     pub digest: BTreeMap<String, String>,
     /// Extra information.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<Value>,
+    pub annotations: Option<A>,
 }
 
-impl ResourceDescriptor {
+impl<A> Default for ResourceDescriptor<A> {
+    fn default() -> Self {
+        ResourceDescriptor {
+            name: None,
+            uri: None,
+            digest: BTreeMap::new(),
+            annotations: None,
+        }
+    }
+}
+
+impl<A> ResourceDescriptor<A> {
     /// A descriptor with a name and a SHA-256 digest (hex).
     pub fn named_sha256(name: impl Into<String>, sha256_hex: impl Into<String>) -> Self {
         ResourceDescriptor {
@@ -65,8 +79,11 @@ impl ResourceDescriptor {
 }
 
 /// An in-toto Statement v1.
+///
+/// `P` is the type of its predicate: untyped JSON by default (what a verifier reads), or the
+/// `Serialize` type a pack writes; both give the same payload for the same content.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Statement {
+pub struct Statement<P = Value> {
     /// Always [`STATEMENT_V1`].
     #[serde(rename = "_type")]
     pub statement_type: String,
@@ -76,15 +93,15 @@ pub struct Statement {
     #[serde(rename = "predicateType")]
     pub predicate_type: String,
     /// The predicate.
-    pub predicate: Value,
+    pub predicate: P,
 }
 
-impl Statement {
+impl<P> Statement<P> {
     /// A Statement v1 about `subject`.
     pub fn new(
         subject: Vec<ResourceDescriptor>,
         predicate_type: impl Into<String>,
-        predicate: Value,
+        predicate: P,
     ) -> Self {
         Statement {
             statement_type: STATEMENT_V1.to_owned(),
@@ -93,7 +110,9 @@ impl Statement {
             predicate,
         }
     }
+}
 
+impl<P: Serialize> Statement<P> {
     /// The statement's payload bytes: its canonical JSON.
     pub fn to_payload(&self) -> Result<Vec<u8>, serde_json::Error> {
         promotion_core::canonical_json(self)
