@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+#[cfg(feature = "sqlite")]
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -21,7 +22,9 @@ use crate::entry::{decode, encode_encoded, EncodedEvent, StoredEntry};
 use crate::error::{AuditError, BackendError};
 use crate::memory::MemoryBackend;
 use crate::merkle::{self, Frontier, Hash, NodeSource, ProofError};
+#[cfg(feature = "postgres")]
 use crate::postgres::PostgresBackend;
+#[cfg(feature = "sqlite")]
 use crate::sqlite::SqliteBackend;
 use crate::verify::{self, VerifyReport};
 
@@ -152,6 +155,7 @@ impl AuditStore {
     }
 
     /// The embedded default: a SQLite file at `path`, created if absent.
+    #[cfg(feature = "sqlite")]
     pub fn open_sqlite(path: impl AsRef<Path>, options: AuditOptions) -> Result<Self, AuditError> {
         let path = path.as_ref();
         let (w, r) = SqliteBackend::open_pair(path)?;
@@ -167,6 +171,7 @@ impl AuditStore {
     /// schema [`DEFAULT_SCHEMA`](crate::postgres::DEFAULT_SCHEMA), migrated on open and shared
     /// safely by every process that opens it. For another schema, open
     /// [`PostgresBackend::open_pair_in`] and pass the pair to [`with_backend`](Self::with_backend).
+    #[cfg(feature = "postgres")]
     pub fn open_postgres(url: &str, options: AuditOptions) -> Result<Self, AuditError> {
         let (w, r) = PostgresBackend::open_pair(url)?;
         let description = format!("postgres:{}", w.describe());
@@ -174,6 +179,7 @@ impl AuditStore {
     }
 
     /// An existing SQLite log at `path`; never creates one (for verifiers and auditors).
+    #[cfg(feature = "sqlite")]
     pub fn open_sqlite_existing(
         path: impl AsRef<Path>,
         options: AuditOptions,
