@@ -15,7 +15,9 @@
 //!   root, checks the checkpoint signature, and names the first entry that does not match.
 //! - Inclusion and consistency proofs ([`merkle`]) that verify with hashes alone.
 //! - [`jsonl`] export and verifying import, for archives and ordinary tools.
-//! - `conformance` (behind the feature of that name): the suite every [`Backend`] must pass.
+//! - `conformance` (behind the feature of that name): the checks every `EventStore` and every
+//!   [`Backend`] must pass, turned into one `#[test]` per check by `event_store_conformance!`
+//!   and `audit_conformance!`.
 //!
 //! ## Feature flags
 //!
@@ -26,7 +28,8 @@
 //!   `rusqlite` with a bundled SQLite.
 //! - `postgres`: `postgres::PostgresBackend` and `AuditStore::open_postgres`, over the
 //!   `postgres` client (which brings the tokio runtime it runs on).
-//! - `conformance`: the public conformance suite, `conformance`.
+//! - `conformance`: the public conformance suite, `conformance`, and the
+//!   `event_store_conformance!` and `audit_conformance!` macros that turn it into tests.
 //!
 //! Depends on `promotion-core` only, never on `promotion-gates`.
 

@@ -276,35 +276,9 @@ impl PostgresBackend {
 }
 #[cfg(test)]
 mod tests {
-    use super::harness::{postgres_harness, test_url as url};
+    use super::harness::test_url as url;
     use super::PostgresBackend;
-    use crate::conformance;
     use crate::error::AuditError;
-
-    macro_rules! conformance_test {
-        ($name:ident, $suite:ident) => {
-            #[test]
-            fn $name() {
-                let Some(url) = url() else { return };
-                futures::executor::block_on(conformance::$suite(postgres_harness(&url)));
-            }
-        };
-    }
-
-    conformance_test!(conformance_ordering_and_versions, ordering_and_versions);
-    conformance_test!(conformance_conflicts, conflicts);
-    conformance_test!(conformance_proofs, proofs);
-    conformance_test!(conformance_reopen, reopen);
-    conformance_test!(conformance_concurrent_appends, concurrent_appends);
-    conformance_test!(conformance_export_import, export_import);
-    conformance_test!(conformance_leases, leases);
-    conformance_test!(conformance_two_writers, two_writers);
-
-    #[test]
-    fn conformance_tamper_detection() {
-        let Some(url) = url() else { return };
-        futures::executor::block_on(conformance::tamper_detection(&|| postgres_harness(&url)));
-    }
 
     #[test]
     fn errors_never_show_the_password() {
