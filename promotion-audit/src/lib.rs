@@ -8,13 +8,28 @@
 //! ## Overview
 //!
 //! - [`AuditStore::open_sqlite`]: the embedded default, one SQLite file in WAL mode; a
-//!   successful append has reached the disk. [`AuditStore::memory`] for tests.
+//!   successful append has reached the disk. `AuditStore::open_postgres`: one database shared
+//!   by several replicas. [`AuditStore::memory`] for tests.
 //! - Group commit: appends from many tasks share one durable transaction and one checkpoint.
 //! - [`AuditStore::verify`] re-reads every stored byte, recomputes every hash, Merkle node and
 //!   root, checks the checkpoint signature, and names the first entry that does not match.
 //! - Inclusion and consistency proofs ([`merkle`]) that verify with hashes alone.
 //! - [`jsonl`] export and verifying import, for archives and ordinary tools.
-//! - `conformance` (behind the feature of that name): the suite every [`Backend`] must pass.
+//! - `conformance` (behind the feature of that name): the checks every `EventStore` and every
+//!   [`Backend`] must pass, turned into one `#[test]` per check by `event_store_conformance!`
+//!   and `audit_conformance!`.
+//!
+//! ## Feature flags
+//!
+//! Each storage driver is a feature, as in sqlx, so that a host builds only the drivers it uses
+//! (the in-memory backend is always there):
+//!
+//! - `sqlite` (default): [`sqlite::SqliteBackend`] and [`AuditStore::open_sqlite`], over
+//!   `rusqlite` with a bundled SQLite.
+//! - `postgres`: `postgres::PostgresBackend` and `AuditStore::open_postgres`, over the
+//!   `postgres` client (which brings the tokio runtime it runs on).
+//! - `conformance`: the public conformance suite, `conformance`, and the
+//!   `event_store_conformance!` and `audit_conformance!` macros that turn it into tests.
 //!
 //! Depends on `promotion-core` only, never on `promotion-gates`.
 
@@ -29,6 +44,7 @@
 )]
 
 pub mod backend;
+#[cfg(feature = "sqlite")]
 mod block;
 pub mod checkpoint;
 #[cfg(any(test, feature = "conformance"))]
@@ -38,7 +54,9 @@ pub mod error;
 pub mod jsonl;
 pub mod memory;
 pub mod merkle;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
 pub mod verify;
@@ -49,7 +67,9 @@ pub use backend::{
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};
 pub use error::{AuditError, BackendError, Tampered};
 pub use memory::MemoryBackend;
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresBackend;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
 pub use store::{AuditOptions, AuditStore};
 pub use verify::VerifyReport;
