@@ -14,6 +14,7 @@ use base64::Engine as _;
 use futures::executor::block_on;
 use promotion_audit::{AuditOptions, AuditStore, CheckpointSigner};
 use promotion_core::testing::{RecordingDeployer, ScriptedGate, Step};
+use promotion_core::HostCommand;
 use promotion_core::{
     ApprovalPolicy, ApprovalRule, Digest, Engine, Event, EventBody, EventStore, ManualClock,
     Pipeline, ReleaseId, StageSpec, StageStatus, StreamId,
@@ -61,21 +62,33 @@ fn endings() -> (AuditStore, Vec<ReleaseId>) {
 
     let rejected = register("pins 1", '1');
     clock.set(at("2026-11-04T10:00:00Z"));
-    block_on(engine.reject(&rejected, "staging", &quinn, "missing changelog")).unwrap();
+    block_on(engine.submit(
+        &rejected,
+        HostCommand::reject("staging", &quinn, "missing changelog").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(engine.run_until_blocked(&rejected)).unwrap();
     assert_eq!(p.status("staging"), StageStatus::Rejected);
 
     clock.set(at("2026-11-04T11:00:00Z"));
     let aborted = register("pins 2", '2');
     clock.set(at("2026-11-04T11:30:00Z"));
-    block_on(engine.abort(&aborted, "staging", &quinn, "superseded")).unwrap();
+    block_on(engine.submit(
+        &aborted,
+        HostCommand::abort("staging", &quinn, "superseded").unwrap(),
+    ))
+    .unwrap();
     let p = block_on(engine.run_until_blocked(&aborted)).unwrap();
     assert_eq!(p.status("staging"), StageStatus::Aborted);
 
     clock.set(at("2026-11-04T12:00:00Z"));
     let judged = register("pins 3", '3');
     clock.set(at("2026-11-04T12:30:00Z"));
-    block_on(engine.approve(&judged, "staging", &quinn, "ok")).unwrap();
+    block_on(engine.submit(
+        &judged,
+        HostCommand::approve("staging", &quinn, "ok").unwrap(),
+    ))
+    .unwrap();
     review.push(Step::Inconclusive("two reviewers disagree".into()));
     let p = block_on(engine.run_until_blocked(&judged)).unwrap();
     clock.set(at("2026-11-04T13:00:00Z"));
@@ -84,13 +97,9 @@ fn endings() -> (AuditStore, Vec<ReleaseId>) {
         StageStatus::Checking,
         "waiting for a judgement"
     );
-    block_on(engine.judge(
+    block_on(engine.submit(
         &judged,
-        "production",
-        "review",
-        true,
-        &quinn,
-        "looked myself",
+        HostCommand::judge("production", "review", true, &quinn, "looked myself").unwrap(),
     ))
     .unwrap();
     let p = block_on(engine.run_until_blocked(&judged)).unwrap();
