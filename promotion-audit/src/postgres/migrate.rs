@@ -50,6 +50,9 @@ const TABLES: [&str; 4] = ["entries", "nodes", "checkpoints", "leases"];
 /// ours or is newer, all in one transaction under the migration lock.
 pub(super) fn migrate(client: &mut Client, place: &Place) -> Result<(), AuditError> {
     let q = quote(&place.schema);
+    if up_to_date(client, place, &q)? {
+        return Ok(());
+    }
     let mut tx = client
         .transaction()
         .map_err(|e| place.err("starting the migration", e))?;
@@ -129,6 +132,28 @@ pub(super) fn migrate(client: &mut Client, place: &Place) -> Result<(), AuditErr
     tx.commit()
         .map_err(|e| place.err("committing the migration", e))?;
     Ok(())
+}
+
+/// Whether `place.schema` already holds every migration this build knows, read without the
+/// migration lock. The lock is one for the whole database, so without this every replica (and
+/// every test) opening an already migrated log would queue behind whoever is migrating another
+/// schema. Only the exact version counts: anything else (no table, older, newer, not ours) is
+/// decided under the lock by [`migrate`].
+fn up_to_date(client: &mut Client, place: &Place, q: &str) -> Result<bool, AuditError> {
+    let table = format!("{q}.{MIGRATIONS_TABLE}");
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| place.err("looking up the migrations table", e))?;
+    if !exists {
+        return Ok(false);
+    }
+    let current: Option<i32> = client
+        .query_one(&format!("SELECT MAX(version)::int4 FROM {table}"), &[])
+        .and_then(|r| r.try_get(0))
+        .ok()
+        .flatten();
+    Ok(current == Some(SCHEMA_VERSION))
 }
 
 #[cfg(test)]
