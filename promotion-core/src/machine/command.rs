@@ -12,11 +12,10 @@ use crate::principal::Principal;
 use crate::release::{Release, ReleaseId};
 
 /// The result of one gate evaluation, as the engine reports it to [`decide`](super::decide).
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateResult {
-    /// The gate.
     pub gate: GateName,
-    /// Its outcome.
     pub outcome: Outcome,
     /// Its evidence, if it gave a verdict.
     pub evidence: Option<Evidence>,
@@ -25,12 +24,12 @@ pub struct GateResult {
 }
 
 /// Something a principal or the engine asks the state machine to do.
+#[allow(missing_docs)] // fields are named for what they hold; the variant's doc says what it means
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Command {
     /// Enter the release into the pipeline.
     Register {
-        /// The release.
         release: Release,
         /// Who registers it.
         initiator: Principal,
@@ -38,43 +37,33 @@ pub enum Command {
     /// Start promotion into a Ready stage: by a principal, or by the engine for auto-start
     /// stages.
     Start {
-        /// The stage.
         stage: StageName,
         /// The principal; `None` for the engine.
         by: Option<Principal>,
     },
     /// Record one sampling round of a phase (engine).
     RecordRound {
-        /// The stage.
         stage: StageName,
-        /// The phase.
         phase: PhaseId,
         /// Results of the gates evaluated.
         results: Vec<GateResult>,
     },
     /// Approve the stage.
     Approve {
-        /// The stage.
         stage: StageName,
-        /// The approver.
         principal: Principal,
-        /// Comment.
         comment: String,
     },
     /// Reject the stage.
     Reject {
-        /// The stage.
         stage: StageName,
         /// The rejecting principal.
         principal: Principal,
-        /// Comment.
         comment: String,
     },
     /// Break glass: count a failed entry gate as passed.
     Override {
-        /// The stage.
         stage: StageName,
-        /// The gate.
         gate: GateName,
         /// A principal in a break-glass group.
         principal: Principal,
@@ -83,28 +72,22 @@ pub enum Command {
     },
     /// Judge an inconclusive gate.
     Judge {
-        /// The stage.
         stage: StageName,
-        /// The gate.
         gate: GateName,
         /// Pass (true) or fail.
         pass: bool,
-        /// The judge.
         principal: Principal,
-        /// Comment.
         comment: String,
     },
     /// Record that the deployer is about to be asked to deploy the current step (engine): the
     /// intent, appended before the call.
     BeginDeployment {
-        /// The stage.
         stage: StageName,
         /// Step (zero-based).
         step: u32,
     },
     /// Record the deployer's result for the current step (engine).
     RecordDeployment {
-        /// The stage.
         stage: StageName,
         /// Step (zero-based).
         step: u32,
@@ -113,37 +96,28 @@ pub enum Command {
     },
     /// Record the deployer's rollback result (engine).
     RecordRollback {
-        /// The stage.
         stage: StageName,
         /// Ok, or the deployer's error.
         result: Result<(), String>,
     },
     /// Abort promotion into a stage; a deployed stage is rolled back.
     Abort {
-        /// The stage.
         stage: StageName,
-        /// Who.
         principal: Principal,
-        /// Why.
         reason: String,
     },
     /// Roll back a deployed or promoted stage.
     RollBack {
-        /// The stage.
         stage: StageName,
-        /// Who.
         principal: Principal,
-        /// Why.
         reason: String,
     },
     /// Let time-driven transitions happen (soak end, phase timeout, empty phases) (engine).
-    Tick {
-        /// The stage.
-        stage: StageName,
-    },
+    Tick { stage: StageName },
 }
 
 /// Why a command was refused. A refused command changes nothing.
+#[allow(missing_docs)] // fields are named for what they hold; the variant's doc says what it means
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refusal {
@@ -167,21 +141,15 @@ pub enum Refusal {
     /// No such gate.
     #[error("stage `{stage}` has no {phase} gate `{gate}`")]
     UnknownGate {
-        /// Stage.
         stage: StageName,
-        /// Phase.
         phase: PhaseId,
-        /// Gate.
         gate: String,
     },
     /// An upstream stage has not promoted the release.
     #[error("stage `{stage}` cannot start: upstream `{upstream}` is {status}, not promoted")]
     UpstreamNotPromoted {
-        /// Stage.
         stage: StageName,
-        /// The upstream.
         upstream: StageName,
-        /// Its status.
         status: StageStatus,
     },
     /// The stage only starts when a principal starts it.
@@ -190,9 +158,7 @@ pub enum Refusal {
     /// The command does not fit the stage's status.
     #[error("stage `{stage}` is {status}; cannot {action}")]
     WrongStatus {
-        /// Stage.
         stage: StageName,
-        /// Its status.
         status: StageStatus,
         /// What was attempted.
         action: &'static str,
@@ -200,9 +166,7 @@ pub enum Refusal {
     /// The stage is finished.
     #[error("stage `{stage}` is finished ({status}); cannot {action}")]
     StageFinished {
-        /// Stage.
         stage: StageName,
-        /// Its status.
         status: StageStatus,
         /// What was attempted.
         action: &'static str,
@@ -216,9 +180,7 @@ pub enum Refusal {
     /// The principal is in none of the eligible groups.
     #[error("`{principal}` may not approve or reject stage `{stage}`: not in any of {groups}")]
     NotEligible {
-        /// Stage.
         stage: StageName,
-        /// Principal.
         principal: PrincipalId,
         /// Eligible groups.
         groups: String,
@@ -226,9 +188,7 @@ pub enum Refusal {
     /// Self-approval.
     #[error("`{principal}` may not approve stage `{stage}`: {why}")]
     SelfApproval {
-        /// Stage.
         stage: StageName,
-        /// Principal.
         principal: PrincipalId,
         /// Contributor or initiator.
         why: &'static str,
@@ -236,25 +196,19 @@ pub enum Refusal {
     /// Already approved an upstream stage.
     #[error("`{principal}` approved upstream stage `{upstream}`; stage `{stage}` needs different approvers")]
     NotDistinct {
-        /// Stage.
         stage: StageName,
-        /// Principal.
         principal: PrincipalId,
-        /// The upstream.
         upstream: StageName,
     },
     /// The principal already has a valid approval on the stage.
     #[error("`{principal}` has already approved stage `{stage}`")]
     DuplicateApproval {
-        /// Stage.
         stage: StageName,
-        /// Principal.
         principal: PrincipalId,
     },
     /// The principal lacks the privilege.
     #[error("`{principal}` may not {action}: {why}")]
     NotPrivileged {
-        /// Principal.
         principal: PrincipalId,
         /// What was attempted.
         action: &'static str,
@@ -267,27 +221,17 @@ pub enum Refusal {
     /// The gate has nothing to override.
     #[error("gate `{gate}` of stage `{stage}` is {outcome}; there is nothing to override")]
     NothingToOverride {
-        /// Stage.
         stage: StageName,
-        /// Gate.
         gate: GateName,
-        /// Its outcome.
         outcome: String,
     },
     /// The gate is not inconclusive.
     #[error("stage `{stage}` is not waiting for a judgement on gate `{gate}`")]
-    NotAwaitingJudgement {
-        /// Stage.
-        stage: StageName,
-        /// Gate.
-        gate: GateName,
-    },
+    NotAwaitingJudgement { stage: StageName, gate: GateName },
     /// Results do not fit the phase.
     #[error("round results for stage `{stage}` {phase}: {problem}")]
     BadRound {
-        /// Stage.
         stage: StageName,
-        /// Phase.
         phase: PhaseId,
         /// What was wrong.
         problem: String,
@@ -298,11 +242,8 @@ pub enum Refusal {
     /// A downstream stage has moved on; roll it back or abort it first.
     #[error("stage `{stage}` cannot be rolled back while downstream `{downstream}` is {status}")]
     DownstreamInProgress {
-        /// Stage.
         stage: StageName,
-        /// Downstream.
         downstream: StageName,
-        /// Its status.
         status: StageStatus,
     },
 }

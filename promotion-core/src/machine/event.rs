@@ -116,6 +116,7 @@ pub struct ApprovalBinding {
 }
 
 /// Why a stage failed.
+#[allow(missing_docs)] // fields are named for what they hold; the variant's doc says what it means
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FailureReason {
@@ -123,28 +124,22 @@ pub enum FailureReason {
     GateFailed {
         /// Phase of the gate.
         phase: PhaseId,
-        /// The gate.
         gate: GateName,
     },
     /// A gate could not decide, round after round.
     GateErrored {
         /// Phase of the gate.
         phase: PhaseId,
-        /// The gate.
         gate: GateName,
         /// Its last error.
         message: String,
     },
     /// The phase did not pass within its timeout.
-    TimedOut {
-        /// The phase.
-        phase: PhaseId,
-    },
+    TimedOut { phase: PhaseId },
     /// A human judged an inconclusive gate as failed.
     JudgedFailed {
         /// Phase of the gate.
         phase: PhaseId,
-        /// The gate.
         gate: GateName,
         /// Who judged.
         by: PrincipalId,
@@ -197,6 +192,7 @@ impl fmt::Display for FailureReason {
 }
 
 /// What happened, as recorded in the log.
+#[allow(missing_docs)] // fields are named for what they hold; the variant's doc says what it means
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -220,26 +216,16 @@ pub enum EventBody {
         to: String,
     },
     /// Every required upstream has promoted the release.
-    StageReady {
-        /// The stage.
-        stage: StageName,
-    },
+    StageReady { stage: StageName },
     /// Promotion into the stage began (entry gates start).
-    StageStarted {
-        /// The stage.
-        stage: StageName,
-    },
+    StageStarted { stage: StageName },
     /// A gate was evaluated.
     GateEvaluated {
-        /// The stage.
         stage: StageName,
-        /// The phase.
         phase: PhaseId,
         /// Sampling round, from 1.
         round: u32,
-        /// The gate.
         gate: GateName,
-        /// Its outcome.
         #[serde(flatten)]
         outcome: Outcome,
         /// Attempts it took (retries after errors).
@@ -247,15 +233,12 @@ pub enum EventBody {
         /// Digest of the evidence.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         evidence_digest: Option<Digest>,
-        /// The evidence.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         evidence: Option<Box<Evidence>>,
     },
     /// The phase did not pass this round; it is sampled again at `next_round_at`.
     PhaseWaiting {
-        /// The stage.
         stage: StageName,
-        /// The phase.
         phase: PhaseId,
         /// When to sample again.
         next_round_at: DateTime<Utc>,
@@ -265,36 +248,23 @@ pub enum EventBody {
     },
     /// The phase waits for a human to judge an inconclusive gate.
     PhasePaused {
-        /// The stage.
         stage: StageName,
-        /// The phase.
         phase: PhaseId,
         /// The inconclusive gate.
         gate: GateName,
     },
     /// Every gate of the phase passed.
-    PhasePassed {
-        /// The stage.
-        stage: StageName,
-        /// The phase.
-        phase: PhaseId,
-    },
+    PhasePassed { stage: StageName, phase: PhaseId },
     /// The phase failed; the stage is Failed.
     PhaseFailed {
-        /// The stage.
         stage: StageName,
-        /// The phase.
         phase: PhaseId,
-        /// Why.
         reason: FailureReason,
     },
     /// A human judged an inconclusive gate.
     GateJudged {
-        /// The stage.
         stage: StageName,
-        /// The phase.
         phase: PhaseId,
-        /// The gate.
         gate: GateName,
         /// Pass (true) or fail.
         pass: bool,
@@ -305,11 +275,8 @@ pub enum EventBody {
     },
     /// Break glass: a failed gate was overridden.
     GateOverridden {
-        /// The stage.
         stage: StageName,
-        /// The phase.
         phase: PhaseId,
-        /// The gate.
         gate: GateName,
         /// Who overrode it, with their groups at the time.
         principal: Principal,
@@ -320,14 +287,12 @@ pub enum EventBody {
     },
     /// Entry gates passed; approvals are awaited.
     ApprovalRequested {
-        /// The stage.
         stage: StageName,
         /// Digest approvals must be bound to.
         evidence_digest: Digest,
     },
     /// An eligible principal approved.
     ApprovalGiven {
-        /// The stage.
         stage: StageName,
         /// Who, with their groups at the time.
         principal: Principal,
@@ -338,7 +303,6 @@ pub enum EventBody {
     },
     /// An eligible principal rejected; the stage is Rejected.
     ApprovalRejected {
-        /// The stage.
         stage: StageName,
         /// Who, with their groups at the time.
         principal: Principal,
@@ -349,7 +313,6 @@ pub enum EventBody {
     StageScheduled {
         /// The approvals that counted.
         approvers: Vec<PrincipalId>,
-        /// The stage.
         stage: StageName,
     },
     /// The engine is about to ask the deployer to deploy a rollout step. Recorded before the
@@ -358,7 +321,6 @@ pub enum EventBody {
     /// `deployment_failed` is the outcome; another `deployment_started` for the same step before
     /// it means the earlier attempt's outcome is unknown and the step is deployed again.
     DeploymentStarted {
-        /// The stage.
         stage: StageName,
         /// Step (zero-based).
         step: u32,
@@ -369,7 +331,6 @@ pub enum EventBody {
     },
     /// The deployer deployed a rollout step.
     StepDeployed {
-        /// The stage.
         stage: StageName,
         /// Step (zero-based).
         step: u32,
@@ -378,7 +339,6 @@ pub enum EventBody {
     },
     /// The deployer failed to deploy a step.
     DeploymentFailed {
-        /// The stage.
         stage: StageName,
         /// Step (zero-based).
         step: u32,
@@ -389,54 +349,35 @@ pub enum EventBody {
     },
     /// A rollout step's analysis passed.
     StepCompleted {
-        /// The stage.
         stage: StageName,
         /// Step (zero-based).
         step: u32,
     },
     /// The rollout finished; verification gates start.
-    VerificationStarted {
-        /// The stage.
-        stage: StageName,
-    },
+    VerificationStarted { stage: StageName },
     /// Verification passed; the release soaks until `until`.
     SoakStarted {
-        /// The stage.
         stage: StageName,
         /// End of the soak.
         until: DateTime<Utc>,
     },
     /// The release is promoted in the stage.
-    StagePromoted {
-        /// The stage.
-        stage: StageName,
-    },
+    StagePromoted { stage: StageName },
     /// A rollback began.
-    RollbackStarted {
-        /// The stage.
-        stage: StageName,
-        /// Why.
-        reason: String,
-    },
+    RollbackStarted { stage: StageName, reason: String },
     /// The deployer failed to roll back; it is retried.
     RollbackFailed {
-        /// The stage.
         stage: StageName,
         /// The deployer's error.
         error: String,
     },
     /// The stage was rolled back.
-    RolledBack {
-        /// The stage.
-        stage: StageName,
-    },
+    RolledBack { stage: StageName },
     /// A principal aborted the promotion into the stage.
     StageAborted {
-        /// The stage.
         stage: StageName,
         /// Who, with their groups at the time.
         principal: Principal,
-        /// Why.
         reason: String,
     },
 }
