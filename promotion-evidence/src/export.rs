@@ -28,6 +28,7 @@ use crate::pack::{
 };
 
 /// Why a pack could not be exported.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExportError {
@@ -64,7 +65,6 @@ pub enum ExportError {
         "log entry {seq} of the release is not covered by the latest checkpoint (size {size})"
     )]
     NotCovered {
-        /// The entry.
         seq: u64,
         /// The checkpoint's size.
         size: u64,
@@ -72,7 +72,6 @@ pub enum ExportError {
     /// An entry of the release does not decode or does not match its stored hash.
     #[error("log entry {seq} is corrupt: {problem}")]
     Corrupt {
-        /// The entry.
         seq: u64,
         /// What is wrong.
         problem: String,
@@ -82,7 +81,6 @@ pub enum ExportError {
     NotARelease {
         /// The release asked for.
         release: ReleaseId,
-        /// The stream.
         stream: String,
     },
     /// The attachment source's bytes do not hash to the recorded digest.
@@ -102,9 +100,7 @@ pub enum ExportError {
     AttachmentSource {
         /// The attachment's name.
         name: String,
-        /// Its digest.
         digest: Digest,
-        /// The error.
         source: std::io::Error,
     },
     /// The export options are unusable.
@@ -114,16 +110,12 @@ pub enum ExportError {
     #[error(
         "{path} exists and is not empty; an evidence pack is written to a new or empty directory"
     )]
-    DirectoryNotEmpty {
-        /// The directory.
-        path: PathBuf,
-    },
+    DirectoryNotEmpty { path: PathBuf },
     /// Writing failed.
     #[error("cannot write {path}: {source}")]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The error.
         source: std::io::Error,
     },
     /// Serialising JSON failed.
@@ -131,7 +123,6 @@ pub enum ExportError {
     Json {
         /// What was serialised.
         what: String,
-        /// The error.
         source: serde_json::Error,
     },
     /// The audit log failed.
@@ -152,15 +143,14 @@ pub struct ExportOptions<'a> {
 }
 
 /// What an export wrote.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackSummary {
     /// The pack directory.
     pub dir: PathBuf,
     /// The archive, when one was asked for.
     pub archive: Option<PathBuf>,
-    /// The release.
     pub release: ReleaseId,
-    /// Its name.
     pub release_name: String,
     /// Log entries included, each with its proof.
     pub entries: usize,

@@ -82,6 +82,7 @@ impl<A> ResourceDescriptor<A> {
 ///
 /// `P` is the type of its predicate: untyped JSON by default (what a verifier reads), or the
 /// `Serialize` type a pack writes; both give the same payload for the same content.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Statement<P = Value> {
     /// Always [`STATEMENT_V1`].
@@ -92,7 +93,6 @@ pub struct Statement<P = Value> {
     /// The predicate's type URI.
     #[serde(rename = "predicateType")]
     pub predicate_type: String,
-    /// The predicate.
     pub predicate: P,
 }
 

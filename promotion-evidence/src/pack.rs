@@ -156,12 +156,12 @@ impl StatementOptions {
 }
 
 /// The manifest: `manifest.json`.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// [`FORMAT`].
     pub format: String,
-    /// The release.
     pub release: ManifestRelease,
     /// The log and checkpoint the proofs lead to.
     pub log: ManifestLog,
@@ -178,16 +178,14 @@ pub struct Manifest {
 }
 
 /// The release a pack is about.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestRelease {
-    /// Its id.
     pub id: ReleaseId,
-    /// Its name.
     pub name: String,
     /// Its event stream.
     pub stream: String,
-    /// The pipeline.
     pub pipeline: String,
     /// The pipeline version at registration.
     pub pipeline_version: String,
@@ -196,12 +194,11 @@ pub struct ManifestRelease {
 }
 
 /// An artifact of the release.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestArtifact {
-    /// Its name.
     pub name: String,
-    /// Its digest.
     pub digest: Digest,
 }
 
@@ -220,16 +217,15 @@ pub struct ManifestLog {
 }
 
 /// An attestation of the pack.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestAttestation {
-    /// Its file.
     pub path: String,
     /// Its predicate type.
     pub predicate_type: String,
     /// The log entry it is about.
     pub entry: u64,
-    /// The stage.
     pub stage: String,
     /// `promoted`, `failed`, … for a decision; the gate's name for a test result.
     pub subject: String,
@@ -238,10 +234,10 @@ pub struct ManifestAttestation {
 }
 
 /// An attachment referenced by evidence.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestAttachment {
-    /// Its digest.
     pub digest: Digest,
     /// The names evidence gave it.
     pub names: Vec<String>,

@@ -58,15 +58,14 @@ pub use model::{
 use projections::{PipelineFacts, Scope};
 
 /// Why a report could not be made.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReportError {
     /// The period ends before it starts, or is empty.
     #[error("report period from {from} to {to} is empty: it must end after it starts")]
     EmptyPeriod {
-        /// Start.
         from: DateTime<Utc>,
-        /// End.
         to: DateTime<Utc>,
     },
     /// The store could not be read.
@@ -124,19 +123,16 @@ impl Default for ReportOptions {
 }
 
 /// Durations: count, median, 90th percentile, extremes and mean, in seconds.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DurationStats {
     /// Number of samples.
     pub count: u64,
-    /// Median.
     pub median_seconds: f64,
     /// 90th percentile (nearest rank).
     pub p90_seconds: f64,
-    /// Shortest.
     pub min_seconds: f64,
-    /// Longest.
     pub max_seconds: f64,
-    /// Mean.
     pub mean_seconds: f64,
 }
 
@@ -168,9 +164,9 @@ impl DurationStats {
 }
 
 /// A report over every pipeline found in the log.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
-    /// The period.
     pub period: Period,
     /// The pipelines, by name.
     pub pipelines: Vec<PipelineReport>,

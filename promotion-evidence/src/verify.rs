@@ -103,6 +103,7 @@ impl fmt::Display for Problem {
 }
 
 /// Why a pack does not verify.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PackError {
@@ -115,29 +116,22 @@ pub enum PackError {
     /// A file could not be read.
     #[error("evidence pack: cannot read {path}: {source}")]
     Io {
-        /// The file.
         path: PathBuf,
-        /// The error.
         source: std::io::Error,
     },
     /// The archive is not a readable tar of a pack.
     #[error("evidence pack archive {path}: {problem}")]
     Archive {
-        /// The archive.
         path: PathBuf,
         /// What is wrong.
         problem: String,
     },
     /// A required file is absent.
     #[error("evidence pack: {file} is missing")]
-    Missing {
-        /// The file.
-        file: String,
-    },
+    Missing { file: String },
     /// A file is not the JSON it must be.
     #[error("evidence pack: {file} is not valid: line {line}, column {column}: {problem}")]
     Malformed {
-        /// The file.
         file: String,
         /// 1-based line (0 when unknown).
         line: usize,
@@ -148,16 +142,10 @@ pub enum PackError {
     },
     /// A signature does not verify with the trusted key.
     #[error("evidence pack: {file}: {source}")]
-    Signature {
-        /// The file.
-        file: String,
-        /// Why.
-        source: DsseError,
-    },
+    Signature { file: String, source: DsseError },
     /// The manifest is not the one that was signed.
     #[error("evidence pack: {file}: {problem}")]
     Tampered {
-        /// The file.
         file: String,
         /// What does not match.
         problem: String,
@@ -196,15 +184,12 @@ pub struct CheckpointInfo {
 }
 
 /// What a successful verification established.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PackReport {
-    /// The release.
     pub release: ReleaseId,
-    /// Its name.
     pub release_name: String,
-    /// The pipeline.
     pub pipeline: String,
-    /// The checkpoint.
     pub checkpoint: CheckpointInfo,
     /// Log entries verified (each with its inclusion proof).
     pub entries: usize,

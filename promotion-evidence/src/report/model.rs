@@ -33,13 +33,11 @@ pub struct Dora {
 }
 
 /// A failed production deployment.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailureEntry {
-    /// The release.
     pub release: ReleaseId,
-    /// Its name.
     pub release_name: String,
-    /// The stage.
     pub stage: String,
     /// When it failed (first failure event).
     pub failed_at: DateTime<Utc>,
@@ -52,13 +50,12 @@ pub struct FailureEntry {
 }
 
 /// Evaluations of one gate in the period.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateStats {
-    /// The stage.
     pub stage: String,
     /// The phase (`entry`, `analysis:0`, `verification`).
     pub phase: String,
-    /// The gate.
     pub gate: String,
     /// Evaluations recorded.
     pub evaluations: u64,
@@ -77,13 +74,11 @@ pub struct GateStats {
 }
 
 /// The latest verdict of a gate, across releases.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateVerdict {
-    /// The stage.
     pub stage: String,
-    /// The phase.
     pub phase: String,
-    /// The gate.
     pub gate: String,
     /// `pass`, `fail`, `inconclusive`, `pending` or `error`.
     pub outcome: String,
@@ -97,32 +92,25 @@ pub struct GateVerdict {
     pub evidence_digest: Option<Digest>,
     /// Attachments of the evidence.
     pub attachments: u64,
-    /// When.
     pub at: DateTime<Utc>,
-    /// The release.
     pub release: ReleaseId,
-    /// Its name.
     pub release_name: String,
     /// Who overrode this verdict (break glass), if anyone.
     pub overridden_by: Option<String>,
 }
 
 /// An approval or rejection.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalEntry {
-    /// The release.
     pub release: ReleaseId,
-    /// Its name.
     pub release_name: String,
-    /// The stage.
     pub stage: String,
     /// `approved` or `rejected`.
     pub decision: String,
-    /// Who.
     pub principal: String,
     /// Their groups at the time.
     pub groups: Vec<String>,
-    /// When.
     pub at: DateTime<Utc>,
     /// Their comment.
     pub comment: String,
@@ -133,23 +121,17 @@ pub struct ApprovalEntry {
 }
 
 /// A break-glass override.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OverrideEntry {
-    /// The release.
     pub release: ReleaseId,
-    /// Its name.
     pub release_name: String,
-    /// The stage.
     pub stage: String,
-    /// The phase.
     pub phase: String,
-    /// The gate.
     pub gate: String,
-    /// Who.
     pub principal: String,
     /// Their groups at the time.
     pub groups: Vec<String>,
-    /// When.
     pub at: DateTime<Utc>,
     /// The written justification.
     pub justification: String,
@@ -193,9 +175,9 @@ impl Compliance {
 }
 
 /// Where a release stands in one stage.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageCell {
-    /// The stage.
     pub stage: String,
     /// Its status (`promoted`, `awaiting_approval`, …).
     pub status: String,
@@ -204,11 +186,10 @@ pub struct StageCell {
 }
 
 /// A recent release.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseRow {
-    /// The release.
     pub release: ReleaseId,
-    /// Its name.
     pub name: String,
     /// Its source commit.
     pub commit: String,
@@ -218,18 +199,17 @@ pub struct ReleaseRow {
     pub registered_at: DateTime<Utc>,
     /// Its stages, in pipeline order.
     pub stages: Vec<StageCell>,
-    /// Compliance.
     pub compliance: Compliance,
     /// Overrides used, all stages.
     pub overrides: u64,
 }
 
 /// A production promotion's lead time.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeadTimePoint {
     /// When it was promoted.
     pub at: DateTime<Utc>,
-    /// The release.
     pub release_name: String,
     /// Commit to promotion, seconds.
     pub seconds: f64,
@@ -249,9 +229,9 @@ pub struct PassRatePoint {
 }
 
 /// Everything about one pipeline.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineReport {
-    /// The pipeline.
     pub pipeline: String,
     /// Pipeline versions releases were registered or decided under.
     pub versions: Vec<String>,
