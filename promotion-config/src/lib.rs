@@ -95,7 +95,7 @@ pub use duration::{format_duration, parse_duration, DurationValue};
 pub use error::{ConfigError, ErrorKind, Location};
 pub use expr::{parse_approval_rule, ExprError};
 pub use identity::{PipelineIdentity, RecordedIdentity};
-pub use load::{Decorator, GateInfo, Loaded, Loader};
+pub use load::{GateInfo, Loaded, Loader};
 pub use params::{ParamDecl, ParamType};
 pub use registry::{BuildContext, GateConstructor, GateRegistry, Settings};
 pub use service::{DeploySpec, Service, TemplateRef};
