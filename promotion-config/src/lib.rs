@@ -13,7 +13,8 @@
 //! - [`Service`]: which template (by path, or by name and version from a template
 //!   directory, optionally pinned by digest), with which parameter values, deployed how.
 //! - [`Loader`]: finds the template, checks and substitutes the parameters (`{{ name }}`),
-//!   builds every gate through the [`GateRegistry`], and validates the pipeline. The built
+//!   builds every gate through the [`GateRegistry`] (wrapped in the host's gate layers:
+//!   [`Loader::layer`], [`Loader::layer_for`]), and validates the pipeline. The built
 //!   pipeline's version string names the template, its version and digest, and the service
 //!   file's digest ([`PipelineIdentity`]), so the audit log records them with every decision.
 //! - [`GateRegistry`]: `kind` → constructor; [`GateRegistry::builtin`] knows every reference

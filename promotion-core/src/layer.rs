@@ -165,8 +165,8 @@ pub struct LayerFn<F> {
     f: F,
 }
 
-/// A layer that wraps each gate with `f`: for a wrapper that already has a constructor, as in
-/// `layer_fn(|gate| Arc::new(Shown::new(gate)) as Arc<dyn Gate>)`.
+/// A layer that wraps each gate with `f`: for a wrapper that already has a constructor, such
+/// as a `fn wrap(inner: Arc<dyn Gate>) -> Arc<dyn Gate>` given as `layer_fn(wrap)`.
 pub fn layer_fn<F>(f: F) -> LayerFn<F> {
     LayerFn { f }
 }
