@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use promotion_config::{Loaded, Loader};
+use promotion_core::layer::layer_fn;
 use promotion_core::{Engine, EventStore, HostCommand, SystemClock};
 
 use crate::args::{Cmd, EvidenceCmd, Global, LogCmd, Who};
@@ -33,7 +34,7 @@ impl App {
             loader = loader.template_dir(t.clone());
         }
         if progress {
-            loader = loader.decorate(|_, gate| show::Shown::wrap(gate));
+            loader = loader.layer(layer_fn(show::Shown::wrap));
         }
         loader
     }

@@ -13,7 +13,8 @@
 //! - [`Service`]: which template (by path, or by name and version from a template
 //!   directory, optionally pinned by digest), with which parameter values, deployed how.
 //! - [`Loader`]: finds the template, checks and substitutes the parameters (`{{ name }}`),
-//!   builds every gate through the [`GateRegistry`], and validates the pipeline. The built
+//!   builds every gate through the [`GateRegistry`] (wrapped in the host's gate layers:
+//!   [`Loader::layer`], [`Loader::layer_for`]), and validates the pipeline. The built
 //!   pipeline's version string names the template, its version and digest, and the service
 //!   file's digest ([`PipelineIdentity`]), so the audit log records them with every decision.
 //! - [`GateRegistry`]: `kind` → constructor; [`GateRegistry::builtin`] knows every reference
@@ -95,7 +96,7 @@ pub use duration::{format_duration, parse_duration, DurationValue};
 pub use error::{ConfigError, ErrorKind, Location};
 pub use expr::{parse_approval_rule, ExprError};
 pub use identity::{PipelineIdentity, RecordedIdentity};
-pub use load::{Decorator, GateInfo, Loaded, Loader};
+pub use load::{GateInfo, Loaded, Loader};
 pub use params::{ParamDecl, ParamType};
 pub use registry::{BuildContext, GateConstructor, GateRegistry, Settings};
 pub use service::{DeploySpec, Service, TemplateRef};

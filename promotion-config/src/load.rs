@@ -14,6 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use promotion_core::layer::GateLayer;
 use promotion_core::{Gate, PhaseId, Pipeline};
 use promotion_gates::process::{EnvSecrets, SecretSource};
 
@@ -27,10 +28,11 @@ use crate::template::Template;
 use build::Instantiation;
 use param_values::resolve_params;
 
-/// Wraps every gate the loader builds (a progress display, metrics, a dry-run switch).
-pub type Decorator = dyn Fn(&GateInfo, Arc<dyn Gate>) -> Arc<dyn Gate> + Send + Sync;
+/// One of the loader's layers, given where the gate goes: what [`Loader::layer`] and
+/// [`Loader::layer_for`] keep, with the layer's own gate type erased.
+type LayerFor = dyn Fn(&GateInfo, Arc<dyn Gate>) -> Arc<dyn Gate> + Send + Sync;
 
-/// Where a gate the loader builds goes; given to the [`Decorator`].
+/// Where a gate the loader builds goes: what [`Loader::layer_for`] chooses a layer by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GateInfo {
     /// The name of the stage the gate belongs to.
@@ -75,7 +77,8 @@ pub struct Loader {
     template_dirs: Vec<PathBuf>,
     secrets: Arc<dyn SecretSource>,
     env: Arc<EnvLookup>,
-    decorate: Option<Arc<Decorator>>,
+    /// Applied in order to every gate built: later layers wrap earlier ones.
+    layers: Vec<Arc<LayerFor>>,
 }
 
 impl fmt::Debug for Loader {
@@ -108,7 +111,7 @@ impl Loader {
             template_dirs: Vec::new(),
             secrets: Arc::new(EnvSecrets::new()),
             env: Arc::new(|name: &str| std::env::var(name).ok()),
-            decorate: None,
+            layers: Vec::new(),
         }
     }
 
@@ -140,12 +143,63 @@ impl Loader {
         self
     }
 
-    /// Wraps every gate built with `f`.
-    pub fn decorate(
-        mut self,
-        f: impl Fn(&GateInfo, Arc<dyn Gate>) -> Arc<dyn Gate> + Send + Sync + 'static,
-    ) -> Self {
-        self.decorate = Some(Arc::new(f));
+    /// Wraps every gate built with `layer` (a progress display, metrics, a
+    /// [`DryRunLayer`](promotion_core::layer::DryRunLayer) for a whole pipeline).
+    ///
+    /// Layers apply in the order they are added, each around the ones before it, and all of
+    /// them around a gate's own `dry_run = true`. The engine applies the gate's `policy`
+    /// (timeout, retries) outside them all.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use promotion_config::Loader;
+    /// use promotion_core::layer::{layer_fn, DryRunLayer};
+    /// use promotion_core::Gate;
+    ///
+    /// // Try a whole pipeline on live traffic: every gate is evaluated but none blocks.
+    /// let loader = Loader::new().layer(DryRunLayer);
+    /// // A wrapper with a constructor is a layer too.
+    /// let loader = loader.layer(layer_fn(|gate: Arc<dyn Gate>| gate));
+    /// # let _ = loader;
+    /// ```
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: GateLayer<Arc<dyn Gate>> + Send + Sync + 'static,
+        L::Wrapped: 'static,
+    {
+        self.layers
+            .push(Arc::new(move |_: &GateInfo, gate: Arc<dyn Gate>| {
+                Arc::new(layer.layer(gate)) as Arc<dyn Gate>
+            }));
+        self
+    }
+
+    /// Wraps each gate built with the layer `choose` picks for it, knowing where the gate
+    /// goes ([`GateInfo`]: stage, phase, name, kind); `None` leaves the gate as it is.
+    /// Ordered with [`layer`](Self::layer)'s layers as they are added.
+    ///
+    /// ```
+    /// use promotion_config::Loader;
+    /// use promotion_core::layer::DryRunLayer;
+    ///
+    /// // Only production's metric gates run dry.
+    /// let loader = Loader::new().layer_for(|info| {
+    ///     (info.stage == "production" && info.kind == "metric").then_some(DryRunLayer)
+    /// });
+    /// # let _ = loader;
+    /// ```
+    pub fn layer_for<F, L>(mut self, choose: F) -> Self
+    where
+        F: Fn(&GateInfo) -> Option<L> + Send + Sync + 'static,
+        L: GateLayer<Arc<dyn Gate>>,
+        L::Wrapped: 'static,
+    {
+        self.layers.push(Arc::new(
+            move |info: &GateInfo, gate: Arc<dyn Gate>| match choose(info) {
+                Some(layer) => Arc::new(layer.layer(gate)) as Arc<dyn Gate>,
+                None => gate,
+            },
+        ));
         self
     }
 

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use promotion_config::{ConfigError, ErrorKind, Loader, RecordedIdentity};
-use promotion_core::{Availability, PhaseId};
+use promotion_config::{ConfigError, ErrorKind, GateInfo, Loader, RecordedIdentity};
+use promotion_core::layer::{DryRunLayer, Identity, RetryLayer, TimeoutLayer};
+use promotion_core::{Availability, Backoff, PhaseId};
 
 const TEMPLATE: &str = r#"[template]
 name = "web-service"
@@ -277,16 +278,16 @@ fn a_template_alone_uses_its_defaults() {
 }
 
 #[test]
-fn decorators_see_every_gate() {
+fn layers_see_every_gate() {
     let d = Dir::new();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     Loader::new()
-        .decorate(move |info, gate| {
+        .layer_for(move |info| {
             s.lock()
                 .unwrap()
                 .push(format!("{}/{}/{}", info.stage, info.phase, info.name));
-            gate
+            None::<Identity>
         })
         .load(&d.path("promotion.toml"))
         .unwrap();
@@ -620,5 +621,96 @@ steps = [
         e.to_string()
             .contains("give either `steps` or `weights`, not both"),
         "{e}"
+    );
+}
+
+fn entry_gate_debug(loaded: &promotion_config::Loaded, stage: &str) -> String {
+    let phase = loaded.pipeline.stage(stage).unwrap().phase(PhaseId::Entry);
+    format!("{:?}", phase.unwrap().gates[0].gate)
+}
+
+#[test]
+fn a_layer_wraps_every_gate_and_knows_where_it_goes() {
+    let d = Dir::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let loaded = Loader::new()
+        .layer_for(move |info: &GateInfo| {
+            s.lock().unwrap().push(info.clone());
+            Some(DryRunLayer)
+        })
+        .load(&d.path("promotion.toml"))
+        .unwrap();
+    let info = |stage: &str, phase, name: &str, kind: &str| GateInfo {
+        stage: stage.into(),
+        phase,
+        name: name.into(),
+        kind: kind.into(),
+    };
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            info("build", PhaseId::Entry, "checkout-smoke", "process"),
+            info("production", PhaseId::Entry, "change", "change-record"),
+            info(
+                "production",
+                PhaseId::Entry,
+                "deployment-window",
+                "deployment-window"
+            ),
+            info("production", PhaseId::Verification, "smoke", "process"),
+        ]
+    );
+    let mut wrapped = 0;
+    for stage in loaded.pipeline.stages() {
+        for phase in [PhaseId::Entry, PhaseId::Verification] {
+            for spec in stage.phase(phase).map_or(&[][..], |p| &p.gates) {
+                let shown = format!("{:?}", spec.gate);
+                assert!(shown.starts_with("DryRun {"), "{}: {shown}", spec.name);
+                assert_ne!(spec.gate.name(), "", "a layer keeps the gate's name");
+                wrapped += 1;
+            }
+        }
+    }
+    assert_eq!(wrapped, 4);
+}
+
+#[test]
+fn loader_layers_wrap_in_the_order_added_around_a_gates_own_dry_run() {
+    let d = Dir::new();
+    d.write(
+        "templates/web-service.toml",
+        &TEMPLATE.replace(
+            "policy = { timeout = \"1m\", retries = 2 }",
+            "policy = { timeout = \"1m\", retries = 2 }\ndry_run = true",
+        ),
+    );
+    let loaded = Loader::new()
+        .layer(RetryLayer::new(1, Backoff::default()))
+        .layer_for(|info: &GateInfo| {
+            (info.stage == "build").then_some(TimeoutLayer::new(Duration::from_secs(9)))
+        })
+        .load(&d.path("promotion.toml"))
+        .unwrap();
+    let build = entry_gate_debug(&loaded, "build");
+    assert!(
+        build.starts_with("Timeout { inner: Retry { inner: DryRun { inner: "),
+        "{build}"
+    );
+    let production = entry_gate_debug(&loaded, "production");
+    assert!(production.starts_with("Retry { inner: "), "{production}");
+    assert!(!production.contains("DryRun"), "{production}");
+    let policy = loaded
+        .pipeline
+        .stage("build")
+        .unwrap()
+        .phase(PhaseId::Entry)
+        .unwrap()
+        .gates[0]
+        .policy;
+    assert_eq!(
+        (policy.timeout, policy.retries),
+        (Some(Duration::from_secs(60)), 2),
+        "the gate's own policy stays the engine's to apply"
     );
 }

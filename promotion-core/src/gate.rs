@@ -333,6 +333,10 @@ impl Backoff {
 }
 
 /// How the engine runs one gate within a round.
+///
+/// A policy is a [`GateLayer`](crate::layer::GateLayer): a
+/// [`TimeoutLayer`](crate::layer::TimeoutLayer) on each attempt within a
+/// [`RetryLayer`](crate::layer::RetryLayer), the same layers a host can put around any gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GatePolicy {
     /// Longest one evaluation may take; past it the attempt is an error.

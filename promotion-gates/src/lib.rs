@@ -22,7 +22,8 @@
 //! | [`WebhookGate`]: an HTTP(S) endpoint decides, HMAC-signed requests | [`webhook`] |
 //! | [`SignatureGate`]: DSSE / in-toto signatures, SLSA provenance per artifact | [`signature`] |
 //!
-//! Decorators (timeout, retry, dry run) are in `promotion_core::layer`.
+//! Layers that wrap any of these gates (timeout, retry, dry run, your own) are in
+//! `promotion_core::layer`.
 //!
 //! This crate depends on `promotion-core` only.
 

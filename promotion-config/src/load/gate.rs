@@ -1,9 +1,9 @@
 //! One gate table: its common keys (`kind`, `name`, `policy`, `dry_run`), its settings
-//! handed to the registry's constructor, and the loader's decorator.
+//! handed to the registry's constructor, and the loader's layers around the gate built.
 
 use std::sync::Arc;
 
-use promotion_core::layer::GateExt;
+use promotion_core::layer::{DryRunLayer, GateLayer};
 use promotion_core::{Backoff, GateName, GatePolicy, GateSpec, PhaseId};
 
 use super::build::Instantiation;
@@ -116,17 +116,19 @@ impl Instantiation<'_> {
             .with_env(self.loader.env.clone());
         let mut gate = self.loader.registry.construct(&kind, &settings, &ctx)?;
         if dry_run {
-            gate = Arc::new(gate.dry_run());
+            gate = Arc::new(DryRunLayer.layer(gate));
         }
         let gate_name = name.clone().unwrap_or_else(|| gate.name().to_owned());
-        if let Some(d) = &self.loader.decorate {
+        if !self.loader.layers.is_empty() {
             let info = GateInfo {
                 stage: stage.to_owned(),
                 phase,
                 name: gate_name.clone(),
                 kind: kind.clone(),
             };
-            gate = d(&info, gate);
+            for layer in &self.loader.layers {
+                gate = layer(&info, gate);
+            }
         }
         let mut spec = GateSpec::new(gate).named(gate_name.clone());
         if let Some(p) = policy {

@@ -1,6 +1,7 @@
 //! Performing one planned action: starting or ticking a stage, evaluating a round of gates
-//! concurrently (with their retries and timeouts), deploying a step or rolling back. Each
-//! yields the command that records its result.
+//! concurrently (each under its [`GatePolicy`](crate::GatePolicy) as a layer: a timeout on
+//! each attempt, within retries), deploying a step or rolling back. Each yields the command
+//! that records its result.
 
 use futures::future::join_all;
 use tracing::Instrument;
@@ -8,6 +9,7 @@ use tracing::Instrument;
 use super::deployer::catch;
 use super::{Engine, EngineError};
 use crate::gate::{GateContext, GateSpec, PhaseId, Verdict};
+use crate::layer::GateLayer;
 use crate::machine::{Action, Command, GateResult, Outcome, Refusal, ReleaseState};
 use crate::name::{GateName, StageName};
 use crate::release::Release;
@@ -114,15 +116,12 @@ impl Engine {
             state,
             clock: self.clock.as_ref(),
         };
-        let policy = spec.policy;
-        let (result, attempts) = crate::layer::retrying(
-            spec.gate.as_ref(),
-            &ctx,
-            policy.retries,
-            policy.backoff,
-            policy.timeout,
-        )
-        .await;
+        // The policy is a layer: a timeout around each attempt, within retries after errors.
+        let (result, attempts) = spec
+            .policy
+            .layer(spec.gate.clone())
+            .evaluate_counted(&ctx)
+            .await;
         match result {
             Ok(verdict) => {
                 let (outcome, evidence) = match verdict {
