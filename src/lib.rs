@@ -38,7 +38,9 @@
 //! ## Feature flags
 //!
 //! - `gates` (default): the reference gates, as [`gates`].
-//! - `audit` (default): the tamper-evident audit log, as [`audit`].
+//! - `audit` (default): the tamper-evident audit log with its SQLite backend, as [`audit`].
+//! - `postgres`: the audit log's PostgreSQL backend as well (implies `audit`), for several
+//!   replicas sharing one log.
 //! - `evidence` (default, implies `audit`): evidence packs for auditors, DORA metrics and the
 //!   release-readiness page, as [`evidence`].
 //!
