@@ -33,6 +33,7 @@
 )]
 
 pub mod approval;
+pub mod backend;
 pub mod clock;
 pub mod digest;
 pub mod engine;

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
+use crate::backend::{check_expected, LeaseRow};
 use crate::clock::{Clock, SystemClock};
-use crate::lease::{Acquired, Lease, LeaseKey, LeaseRow, LeaseStore, ReplicaId};
+use crate::lease::{Acquired, Lease, LeaseKey, LeaseStore, ReplicaId};
 use crate::machine::Event;
 use crate::release::ReleaseId;
 
@@ -236,31 +237,6 @@ impl InMemoryStore {
         s.chunks.push(Arc::from(events));
         s.len += events.len() as u64;
         Ok(s.len)
-    }
-}
-
-/// Checks `expected` against a stream's current version.
-pub fn check_expected(
-    stream: &StreamId,
-    expected: ExpectedVersion,
-    current: Option<u64>,
-) -> Result<(), StoreError> {
-    let ok = match (expected, current) {
-        (ExpectedVersion::Any, _) => true,
-        (ExpectedVersion::NoStream, None) => true,
-        (ExpectedVersion::NoStream, Some(_)) => false,
-        (ExpectedVersion::Exact(0), None) => true,
-        (ExpectedVersion::Exact(v), Some(c)) => v == c,
-        (ExpectedVersion::Exact(_), None) => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict {
-            stream: stream.clone(),
-            expected,
-            actual: current.unwrap_or(0),
-        })
     }
 }
 
