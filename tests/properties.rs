@@ -28,7 +28,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use promotion::clock::{add, elapsed};
 use promotion::machine::{entry_digest, ApprovalBinding};
 use promotion::testing::ScriptedGate;
 use promotion::*;
@@ -68,6 +67,19 @@ fn t0() -> DateTime<Utc> {
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
+}
+
+/// `at` plus `d`, saturating: the model's own time arithmetic for soaks and expiries.
+fn add(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Time from `earlier` to `later`, zero when `later` is not after it.
+fn elapsed(earlier: DateTime<Utc>, later: DateTime<Utc>) -> Duration {
+    (later - earlier).to_std().unwrap_or(Duration::ZERO)
 }
 
 fn release() -> Release {

@@ -43,7 +43,7 @@ pub use command::{Command, GateResult, Refusal};
 pub use decide::{decide, entry_digest, facts_of, valid_approvals};
 pub use event::{Actor, ApprovalBinding, Event, EventBody, EventKind, FailureReason, Outcome};
 pub use host::{EngineOnly, HostCommand};
-pub use plan::{plan, Action, Plan, Waiting, ROLLBACK_RETRY};
+pub use plan::{plan, Action, Plan, Waiting};
 pub use state::{
     ApprovalRecord, GateRecord, OverrideRecord, PhaseState, RejectionRecord, ReleaseState,
     StageState, StageStatus,
