@@ -28,7 +28,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use promotion::machine::{entry_digest, ApprovalBinding};
+use promotion::machine::ApprovalBinding;
 use promotion::testing::ScriptedGate;
 use promotion::*;
 use proptest::prelude::*;
@@ -1231,7 +1231,7 @@ impl Run {
         state: &ReleaseState,
         at: DateTime<Utc>,
     ) -> Vec<(PrincipalId, BTreeSet<Group>)> {
-        let digest = entry_digest(&state.stage(stage.as_str()).entry);
+        let digest = state.stage(stage.as_str()).entry_digest();
         // Distinct from upstream holds for the set counted now: someone who approved an
         // upstream stage (even after approving this one) does not count here.
         let upstream_approver = |id: &PrincipalId| {
@@ -1369,7 +1369,7 @@ impl Run {
         }
         prop_assert_eq!(binding.release, self.release_id);
         prop_assert_eq!(binding.pipeline_version.as_str(), self.pipeline.version());
-        prop_assert_eq!(binding.evidence_digest, entry_digest(&before.entry));
+        prop_assert_eq!(binding.evidence_digest, before.entry_digest());
         let valid = self.valid_approvals(&spec.name, policy, &self.state, at);
         prop_assert!(
             !valid.iter().any(|(id, _)| *id == p.id),
