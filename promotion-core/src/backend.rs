@@ -10,8 +10,8 @@
 //!   stream's current version, then write the events — all or nothing.
 //! - [`EventStore::append_fenced`](crate::EventStore::append_fenced): the same, and
 //!   [`LeaseRow::check_fence`] on the fencing lease's row, in the same transaction.
-//! - [`LeaseStore::acquire`](crate::LeaseStore::acquire)(crate::LeaseStore::acquire) and
-//!   [`LeaseStore::release`](crate::LeaseStore::release)(crate::LeaseStore::release): read the key's row, write what
+//! - [`LeaseStore::acquire`](crate::LeaseStore::acquire) and
+//!   [`LeaseStore::release`](crate::LeaseStore::release): read the key's row, write what
 //!   [`LeaseRow::acquire`] or [`LeaseRow::release`] returns.
 //!
 //! "Now" is the store's clock, never the caller's: a backend shared by several machines uses
@@ -36,7 +36,8 @@
 //! // LeaseStore::acquire, in one transaction: read the row, write the new one.
 //! let key = LeaseKey::new(sample_release().id(), "canary".parse()?);
 //! let ttl = Duration::from_secs(30);
-//! let row = LeaseRow::acquire(leases.get(&key.to_key_string()), &ReplicaId::new("pod-1")?, now, ttl)
+//! let pod = ReplicaId::new("pod-1")?;
+//! let row = LeaseRow::acquire(leases.get(&key.to_key_string()), &pod, now, ttl)
 //!     .map_err(|held| format!("held elsewhere: {held:?}"))?;
 //! let lease: Lease = row.lease(&key);
 //! leases.insert(key.to_key_string(), row);
@@ -108,7 +109,8 @@ pub struct LeaseRow {
 }
 
 impl LeaseRow {
-    /// Acquire or renew per [`LeaseStore::acquire`](crate::LeaseStore::acquire): the new row, or who holds it.
+    /// Acquire or renew per [`LeaseStore::acquire`](crate::LeaseStore::acquire): the new row,
+    /// or who holds it.
     pub fn acquire(
         current: Option<&LeaseRow>,
         holder: &ReplicaId,
@@ -145,9 +147,9 @@ impl LeaseRow {
         }
     }
 
-    /// Release per [`LeaseStore::release`](crate::LeaseStore::release): the row ending at `now` if `lease` still holds it,
-    /// else `None` (leave it as it is). The row is kept, not deleted: its token must keep
-    /// growing.
+    /// Release per [`LeaseStore::release`](crate::LeaseStore::release): the row ending at
+    /// `now` if `lease` still holds it, else `None` (leave it as it is). The row is kept, not
+    /// deleted: its token must keep growing.
     pub fn release(
         current: Option<&LeaseRow>,
         lease: &Lease,

@@ -1,33 +1,9 @@
-//! Work ownership across replicas: leases with fencing tokens.
-//!
-//! Several replicas of a deploy tool may share one store. Optimistic concurrency already
-//! guarantees that two replicas never both *record* a decision made on the same state; leases
-//! make sure they do not both *act*: before an [`Engine`](crate::Engine) runs a stage's gates or
-//! calls the deployer for it, it takes the lease on that (release, stage), and it appends the
-//! result with the lease as a fence.
-//!
-//! - A lease has a holder (a [`ReplicaId`]), an expiry, and a **fencing token** that grows
-//!   every time the lease changes hands. Renewing a lease one holds keeps its token.
-//! - [`EventStore::append_fenced`](crate::EventStore::append_fenced) appends only if, inside
-//!   the append's own transaction, the lease is still held by the same holder with the same
-//!   token and has not expired. Otherwise it appends nothing and returns
-//!   [`StoreError::Fenced`]: a replica that stalled past its lease
-//!   (a long GC pause, a partition) cannot record anything once another may have taken over.
-//! - Expiry is measured by the store's clock. Backends shared by several machines use one
-//!   clock for everyone (PostgreSQL uses the database server's), so replicas' clock skew does
-//!   not matter.
-//!
-//! A replica that dies mid-rollout simply stops renewing; once its lease expires another
-//! replica takes it, reads the log and continues from the last recorded step. A step whose
-//! deployment had started but was not recorded is deployed again (deployers must tolerate
-//! that: "route `weight` of traffic to this release" is idempotent); a recorded step is never
-//! repeated and none is skipped.
+//! Work ownership across replicas: leases with fencing tokens, explained on [`LeaseStore`].
 
 use std::fmt;
 use std::time::Duration;
 
-pub use crate::name::ReplicaId;
-use crate::name::StageName;
+use crate::name::{ReplicaId, StageName};
 use crate::release::ReleaseId;
 use crate::store::StoreError;
 use async_trait::async_trait;
@@ -88,7 +64,33 @@ pub enum Acquired {
     },
 }
 
-/// Leases with fencing tokens, kept by a store that several replicas share.
+/// Work ownership across replicas: leases with fencing tokens, kept by a store that several
+/// replicas share.
+///
+/// Several replicas of a deploy tool may share one store. Optimistic concurrency already
+/// guarantees that two replicas never both *record* a decision made on the same state; leases
+/// make sure they do not both *act*: before an [`Engine`](crate::Engine) runs a stage's gates or
+/// calls the deployer for it, it takes the lease on that (release, stage), and it appends the
+/// result with the lease as a fence.
+///
+/// - A lease has a holder (a [`ReplicaId`]), an expiry, and a **fencing token** that grows
+///   every time the lease changes hands. Renewing a lease one holds keeps its token.
+/// - [`EventStore::append_fenced`](crate::EventStore::append_fenced) appends only if, inside
+///   the append's own transaction, the lease is still held by the same holder with the same
+///   token and has not expired. Otherwise it appends nothing and returns
+///   [`StoreError::Fenced`]: a replica that stalled past its lease
+///   (a long GC pause, a partition) cannot record anything once another may have taken over.
+/// - Expiry is measured by the store's clock. Backends shared by several machines use one
+///   clock for everyone (PostgreSQL uses the database server's), so replicas' clock skew does
+///   not matter.
+///
+/// A replica that dies mid-rollout simply stops renewing; once its lease expires another
+/// replica takes it, reads the log and continues from the last recorded step. A step whose
+/// deployment had started but was not recorded is deployed again (deployers must tolerate
+/// that: "route `weight` of traffic to this release" is idempotent); a recorded step is never
+/// repeated and none is skipped.
+///
+/// Backend authors implement it with the helpers in [`backend`](crate::backend).
 #[async_trait]
 pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// Takes the lease on `key` for `ttl` if it is free or expired (a new token, one more than

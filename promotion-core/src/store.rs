@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use crate::backend::{check_expected, LeaseRow};
 use crate::clock::{Clock, SystemClock};
-use crate::lease::{Acquired, Lease, LeaseKey, LeaseStore, ReplicaId};
+use crate::lease::{Acquired, Lease, LeaseKey, LeaseStore};
 use crate::machine::Event;
+use crate::name::ReplicaId;
 use crate::release::ReleaseId;
 
 /// The name of an event stream: one per release.
@@ -130,6 +131,10 @@ pub enum StoreError {
 }
 
 /// Append-only storage of event streams with optimistic concurrency.
+///
+/// One trait, many backends, one conformance suite: `promotion-audit` implements it with
+/// tamper evidence over SQLite and PostgreSQL, [`InMemoryStore`] is for tests and examples, and
+/// [`backend`](crate::backend) has the helpers for writing another.
 #[async_trait]
 pub trait EventStore: Send + Sync + fmt::Debug {
     /// Appends `events` to `stream` if its version is `expected`; returns the new version.
@@ -155,7 +160,7 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// Every stream's id, in no particular order.
     async fn streams(&self) -> Result<Vec<StreamId>, StoreError>;
 
-    /// The store's leases, when it can coordinate replicas (see [`crate::lease`]). The default
+    /// The store's leases, when it can coordinate replicas (see [`LeaseStore`]). The default
     /// has none.
     fn leases(&self) -> Option<&dyn LeaseStore> {
         None
@@ -182,7 +187,7 @@ pub trait EventStore: Send + Sync + fmt::Debug {
 /// Each append is kept as one exact-size, shared chunk, so a stream costs what its events
 /// cost (no doubling slack) and reads clone reference counts, not events' allocations twice.
 ///
-/// It keeps [leases](crate::lease) too, timed by its clock ([`SystemClock`] unless
+/// It keeps [leases](LeaseStore) too, timed by its clock ([`SystemClock`] unless
 /// [`with_clock`](Self::with_clock) says otherwise), so several engines in one process can
 /// share it as replicas would share a database.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use promotion_core::backend::LeaseRow;
-use promotion_core::lease::ReplicaId;
+use promotion_core::ReplicaId;
 use promotion_core::StreamId;
 use rusqlite::{params, Connection, OptionalExtension};
 

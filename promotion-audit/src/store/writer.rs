@@ -9,7 +9,7 @@ use std::sync::mpsc;
 
 use futures::channel::oneshot;
 use promotion_core::backend::{check_expected, LeaseRow};
-use promotion_core::lease::{Acquired, Lease, LeaseKey, ReplicaId};
+use promotion_core::{Acquired, Lease, LeaseKey, ReplicaId};
 use promotion_core::{ExpectedVersion, StoreError, StreamId};
 
 use super::{AuditOptions, Nodes};
