@@ -72,11 +72,6 @@ pub use digest::{canonical_json, Digest, DigestError};
 pub use engine::{
     DeployError, Deployer, Engine, EngineError, HeldElsewhere, Progress, ReplicaOptions,
 };
-pub use machine::{
-    apply, decide, plan, Action, Actor, Command, EngineOnly, Event, EventBody, EventKind,
-    FailureReason, GateResult, HostCommand, Outcome, Plan, Refusal, ReleaseState, StageState,
-    StageStatus, Waiting,
-};
 pub use name::{
     GateName, Group, InvalidName, PipelineName, PrincipalId, ReplicaId, RequestId, StageName,
 };
@@ -96,3 +91,11 @@ pub use gate::{
 // A backend author.
 pub use lease::{Acquired, Lease, LeaseKey, LeaseStore};
 pub use store::{EventStore, ExpectedVersion, InMemoryStore, Recorded, StoreError, StreamId};
+
+// The state machine: its entry points, and the commands, events and state it works on
+// (documented in `machine`, with the rest of it).
+pub use machine::{
+    apply, decide, plan, Action, Actor, Command, EngineOnly, Event, EventBody, EventKind,
+    FailureReason, GateResult, HostCommand, Outcome, Plan, Refusal, ReleaseState, StageState,
+    StageStatus, Waiting,
+};
