@@ -1,8 +1,5 @@
-//! The event store interface and the in-memory store.
-//!
-//! One trait, many backends, one conformance suite: `promotion-audit` implements
-//! [`EventStore`] with tamper evidence over SQLite and PostgreSQL; [`InMemoryStore`] here is
-//! for tests and examples.
+//! The event store interface and the in-memory store; [`EventStore`] says who implements it
+//! where.
 
 use std::collections::BTreeMap;
 use std::fmt;

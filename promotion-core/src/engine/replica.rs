@@ -12,7 +12,7 @@ use crate::machine::{Action, Command, ReleaseState};
 use crate::name::ReplicaId;
 use crate::store::StoreError;
 
-/// How an engine shares a store with other replicas (see [`LeaseStore`](crate::LeaseStore)).
+/// How an engine shares a store with other replicas (see [`LeaseStore`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaOptions {
     /// This replica's identity as a lease holder.
