@@ -28,8 +28,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use promotion::clock::{add, elapsed};
-use promotion::machine::{entry_digest, ApprovalBinding};
+use promotion::machine::ApprovalBinding;
 use promotion::testing::ScriptedGate;
 use promotion::*;
 use proptest::prelude::*;
@@ -68,6 +67,19 @@ fn t0() -> DateTime<Utc> {
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
+}
+
+/// `at` plus `d`, saturating: the model's own time arithmetic for soaks and expiries.
+fn add(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Time from `earlier` to `later`, zero when `later` is not after it.
+fn elapsed(earlier: DateTime<Utc>, later: DateTime<Utc>) -> Duration {
+    (later - earlier).to_std().unwrap_or(Duration::ZERO)
 }
 
 fn release() -> Release {
@@ -1219,7 +1231,7 @@ impl Run {
         state: &ReleaseState,
         at: DateTime<Utc>,
     ) -> Vec<(PrincipalId, BTreeSet<Group>)> {
-        let digest = entry_digest(&state.stage(stage.as_str()).entry);
+        let digest = state.stage(stage.as_str()).entry_digest();
         // Distinct from upstream holds for the set counted now: someone who approved an
         // upstream stage (even after approving this one) does not count here.
         let upstream_approver = |id: &PrincipalId| {
@@ -1357,7 +1369,7 @@ impl Run {
         }
         prop_assert_eq!(binding.release, self.release_id);
         prop_assert_eq!(binding.pipeline_version.as_str(), self.pipeline.version());
-        prop_assert_eq!(binding.evidence_digest, entry_digest(&before.entry));
+        prop_assert_eq!(binding.evidence_digest, before.entry_digest());
         let valid = self.valid_approvals(&spec.name, policy, &self.state, at);
         prop_assert!(
             !valid.iter().any(|(id, _)| *id == p.id),

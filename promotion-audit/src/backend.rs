@@ -3,7 +3,7 @@
 //! [`AuditStore`](crate::AuditStore); a backend only keeps bytes and enforces uniqueness.
 
 use chrono::{DateTime, Utc};
-use promotion_core::lease::LeaseRow;
+use promotion_core::backend::LeaseRow;
 use promotion_core::StreamId;
 
 use crate::entry::StoredEntry;

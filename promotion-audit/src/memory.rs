@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
-use promotion_core::lease::LeaseRow;
+use promotion_core::backend::LeaseRow;
 use promotion_core::StreamId;
 
 use crate::backend::{Backend, Head, LeaseChange};

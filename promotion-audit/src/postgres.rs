@@ -23,7 +23,7 @@
 //!   the URL or the server sets them (`?options=-c%20lock_timeout%3D5s`, `keepalives_idle=10`):
 //!   a writer waiting behind a stuck one fails with an error instead of hanging.
 //! - **Leases** (migration 2) live in the `leases` table beside the log and are judged by the
-//!   server's `clock_timestamp()`; see `promotion_core::lease`.
+//!   server's `clock_timestamp()`; see `promotion_core::LeaseStore`.
 //! - **Connection faults.** Every failure, a lost connection included, is a [`BackendError`];
 //!   a connection found closed is replaced by a new one at the next transaction or read, never
 //!   inside a transaction.

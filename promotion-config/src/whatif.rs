@@ -11,8 +11,8 @@
 //!   would have been evaluated*, never as a pass. Only phases the release reached are judged
 //!   (entry; each rollout step by its index; verification). Recorded gates the new definition
 //!   no longer has are noted;
-//! - **approvals** are re-evaluated with core's rules: the recorded approvals, as if given
-//!   under the new version ([`valid_approvals`]: bound to the same release and evidence, not
+//! - **approvals** are re-evaluated with core's rules ([`approvals_under`]): the recorded
+//!   approvals, as if given under the new version (bound to the same release and evidence, not
 //!   expired when the stage was scheduled, distinct from upstream approvers when required),
 //!   minus self-approvals the new policy forbids, must satisfy the new rule with the facts
 //!   the entry gates recorded;
@@ -25,10 +25,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use promotion_core::machine::{entry_digest, facts_of, valid_approvals};
+use promotion_core::machine::approvals_under;
 use promotion_core::{
-    Availability, Event, EventBody, Outcome, PhaseId, Pipeline, Principal, ReleaseId, ReleaseState,
-    Stage, StageStatus,
+    Availability, Event, EventBody, Outcome, PhaseId, Pipeline, ReleaseId, ReleaseState, Stage,
+    StageStatus,
 };
 use serde::Serialize;
 
@@ -464,30 +464,13 @@ fn judge_stage(
         }
     }
     if let (Some(policy), true) = (&spec.spec.approval, rec.approval_reached) {
-        let mut st = state.stage(spec.name.as_str()).clone();
-        for a in &mut st.approvals {
-            a.binding.pipeline_version = pipeline.version().to_owned();
-        }
-        let digest = entry_digest(&st.entry);
         let at = rec.scheduled_at.unwrap_or(last);
-        let valid = valid_approvals(pipeline, state, spec, &st, policy, &digest, at);
-        let own = |p: &Principal| {
-            let release = state.release.as_deref();
-            release.is_some_and(|r| r.contributors().contains(&p.id))
-                || state.initiator.as_ref().is_some_and(|i| i.id == p.id)
-                || st.started_by.as_ref() == Some(&p.id)
-        };
-        let counted: Vec<&Principal> = valid
-            .into_iter()
-            .filter(|p| policy.allow_self_approval || !own(p))
-            .collect();
-        if !policy
-            .rule
-            .is_satisfied_with(&counted, &facts_of(&st.entry))
-        {
+        let check = approvals_under(pipeline, state, spec.name.as_str(), at);
+        if let Some(check) = check.filter(|c| !c.satisfied) {
             findings.push(Finding::ApprovalBlocks {
                 rule: policy.rule.to_string(),
-                counted: counted
+                counted: check
+                    .counted
                     .iter()
                     .map(|p| {
                         let groups: Vec<&str> = p.groups.iter().map(|g| g.as_str()).collect();

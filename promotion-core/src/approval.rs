@@ -43,12 +43,12 @@ pub enum ApprovalRule {
 }
 
 /// Answers "did entry gate `gate` report fact `name` with value `value`?".
-pub type FactCheck<'a> = &'a dyn Fn(&GateName, &str, &str) -> bool;
+pub(crate) type FactCheck<'a> = &'a dyn Fn(&GateName, &str, &str) -> bool;
 
 /// Upper bound on the alternatives an expression may expand to (keeps evaluation cheap).
-pub const MAX_ALTERNATIVES: usize = 256;
+pub(crate) const MAX_ALTERNATIVES: usize = 256;
 /// Upper bound on approvers one alternative may require.
-pub const MAX_SEATS: u32 = 64;
+pub(crate) const MAX_SEATS: u32 = 64;
 
 /// A rule that can never be met.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,7 +104,8 @@ impl ApprovalRule {
         }
     }
 
-    /// Checks that the rule can be met at all and stays small enough to evaluate.
+    /// Checks that the rule can be met at all and stays small enough to evaluate: at most 256
+    /// alternatives once expanded, one of which needs at most 64 approvers.
     pub fn check(&self) -> Result<(), Unsatisfiable> {
         // Every condition may turn out true: the rule must be satisfiable in the worst case.
         let alternatives = self.alternatives(&|_, _, _| true)?;
@@ -146,8 +147,14 @@ impl ApprovalRule {
         self.is_satisfied_with(approvers, &|_, _, _| false)
     }
 
-    /// Whether distinct `approvers` satisfy the rule, given the facts the entry gates reported.
-    pub fn is_satisfied_with(&self, approvers: &[&Principal], facts: FactCheck<'_>) -> bool {
+    /// Whether distinct `approvers` satisfy the rule, given the facts the entry gates reported:
+    /// `facts(gate, name, value)` says whether entry gate `gate` reported fact `name` with
+    /// `value`.
+    pub fn is_satisfied_with(
+        &self,
+        approvers: &[&Principal],
+        facts: &dyn Fn(&GateName, &str, &str) -> bool,
+    ) -> bool {
         match self.alternatives(facts) {
             Ok(alts) => alts.iter().any(|alt| assignable(alt, approvers)),
             Err(_) => false,

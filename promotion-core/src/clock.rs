@@ -37,7 +37,7 @@ impl Clock for SystemClock {
 
 /// Adds a std duration to a timestamp, saturating at the largest representable time instead
 /// of panicking on overflow.
-pub fn add(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+pub(crate) fn add(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(d)
         .ok()
         .and_then(|d| at.checked_add_signed(d))
@@ -45,7 +45,7 @@ pub fn add(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 }
 
 /// Time from `earlier` to `later`, zero when `later` is not after `earlier`.
-pub fn elapsed(earlier: DateTime<Utc>, later: DateTime<Utc>) -> Duration {
+pub(crate) fn elapsed(earlier: DateTime<Utc>, later: DateTime<Utc>) -> Duration {
     (later - earlier).to_std().unwrap_or(Duration::ZERO)
 }
 

@@ -144,8 +144,8 @@ name_type!(
     "request"
 );
 name_type!(
-    /// A replica's identity as a lease holder (see [`crate::lease`]): unique among the
-    /// replicas sharing a store (host name and process id, a pod name).
+    /// A replica's identity as a lease holder (see [`LeaseStore`](crate::LeaseStore)): unique
+    /// among the replicas sharing a store (host name and process id, a pod name).
     ReplicaId,
     "replica"
 );

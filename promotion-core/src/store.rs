@@ -1,8 +1,5 @@
-//! The event store interface and the in-memory store.
-//!
-//! One trait, many backends, one conformance suite: `promotion-audit` implements
-//! [`EventStore`] with tamper evidence over SQLite and PostgreSQL; [`InMemoryStore`] here is
-//! for tests and examples.
+//! The event store interface and the in-memory store; [`EventStore`] says who implements it
+//! where.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,9 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
+use crate::backend::{check_expected, LeaseRow};
 use crate::clock::{Clock, SystemClock};
-use crate::lease::{Acquired, Lease, LeaseKey, LeaseRow, LeaseStore, ReplicaId};
+use crate::lease::{Acquired, Lease, LeaseKey, LeaseStore};
 use crate::machine::Event;
+use crate::name::ReplicaId;
 use crate::release::ReleaseId;
 
 /// The name of an event stream: one per release.
@@ -129,6 +128,10 @@ pub enum StoreError {
 }
 
 /// Append-only storage of event streams with optimistic concurrency.
+///
+/// One trait, many backends, one conformance suite: `promotion-audit` implements it with
+/// tamper evidence over SQLite and PostgreSQL, [`InMemoryStore`] is for tests and examples, and
+/// [`backend`](crate::backend) has the helpers for writing another.
 #[async_trait]
 pub trait EventStore: Send + Sync + fmt::Debug {
     /// Appends `events` to `stream` if its version is `expected`; returns the new version.
@@ -154,7 +157,7 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// Every stream's id, in no particular order.
     async fn streams(&self) -> Result<Vec<StreamId>, StoreError>;
 
-    /// The store's leases, when it can coordinate replicas (see [`crate::lease`]). The default
+    /// The store's leases, when it can coordinate replicas (see [`LeaseStore`]). The default
     /// has none.
     fn leases(&self) -> Option<&dyn LeaseStore> {
         None
@@ -181,7 +184,7 @@ pub trait EventStore: Send + Sync + fmt::Debug {
 /// Each append is kept as one exact-size, shared chunk, so a stream costs what its events
 /// cost (no doubling slack) and reads clone reference counts, not events' allocations twice.
 ///
-/// It keeps [leases](crate::lease) too, timed by its clock ([`SystemClock`] unless
+/// It keeps [leases](LeaseStore) too, timed by its clock ([`SystemClock`] unless
 /// [`with_clock`](Self::with_clock) says otherwise), so several engines in one process can
 /// share it as replicas would share a database.
 #[derive(Debug)]
@@ -236,31 +239,6 @@ impl InMemoryStore {
         s.chunks.push(Arc::from(events));
         s.len += events.len() as u64;
         Ok(s.len)
-    }
-}
-
-/// Checks `expected` against a stream's current version.
-pub fn check_expected(
-    stream: &StreamId,
-    expected: ExpectedVersion,
-    current: Option<u64>,
-) -> Result<(), StoreError> {
-    let ok = match (expected, current) {
-        (ExpectedVersion::Any, _) => true,
-        (ExpectedVersion::NoStream, None) => true,
-        (ExpectedVersion::NoStream, Some(_)) => false,
-        (ExpectedVersion::Exact(0), None) => true,
-        (ExpectedVersion::Exact(v), Some(c)) => v == c,
-        (ExpectedVersion::Exact(_), None) => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict {
-            stream: stream.clone(),
-            expected,
-            actual: current.unwrap_or(0),
-        })
     }
 }
 

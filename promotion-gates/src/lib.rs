@@ -45,6 +45,7 @@ pub mod policy;
 pub mod process;
 pub mod signature;
 pub mod testreport;
+mod time;
 pub mod vuln;
 pub mod webhook;
 pub mod window;

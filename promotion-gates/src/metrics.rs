@@ -84,9 +84,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::time::{add, elapsed};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use promotion_core::clock::{add, elapsed};
 use promotion_core::machine::GateRecord;
 use promotion_core::{
     report_chain, Evidence, Gate, GateContext, GateError, GateName, Outcome, Verdict,

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use promotion_core::lease::{Acquired, Lease, LeaseKey, LeaseStore, ReplicaId};
+use promotion_core::{Acquired, Lease, LeaseKey, LeaseStore, ReplicaId};
 use promotion_core::{EventStore, ExpectedVersion, StageName, StoreError, StreamId};
 
 use super::{stage_ready_event, t0};

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use postgres::Row;
-use promotion_core::lease::{LeaseRow, ReplicaId};
+use promotion_core::backend::LeaseRow;
+use promotion_core::ReplicaId;
 use promotion_core::StreamId;
 
 use super::{hash, int, unsigned, PostgresBackend, WRITER_LOCK_CLASS};

@@ -32,7 +32,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     ),
     (
         2,
-        // Coordination state for replicas (promotion_core::lease); not part of the log. A row
+        // Coordination state for replicas (promotion_core::LeaseStore); not part of the log. A row
         // with token 0 is a placeholder: no lease was ever granted.
         "CREATE TABLE {schema}.leases (
          key        TEXT   PRIMARY KEY,

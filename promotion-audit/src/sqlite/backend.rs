@@ -2,7 +2,8 @@
 //! range, stream and node, the WAL housekeeping between reads, and leases in the same file.
 
 use chrono::{DateTime, Utc};
-use promotion_core::lease::{LeaseRow, ReplicaId};
+use promotion_core::backend::LeaseRow;
+use promotion_core::ReplicaId;
 use promotion_core::StreamId;
 use rusqlite::{params, Connection, OptionalExtension};
 

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use futures::channel::oneshot;
-use promotion_core::lease::{Acquired, Lease, LeaseKey, LeaseStore, ReplicaId};
+use promotion_core::{Acquired, Lease, LeaseKey, LeaseStore, ReplicaId};
 use promotion_core::{Event, EventStore, ExpectedVersion, Recorded, StoreError, StreamId};
 
 use super::writer::{AppendJob, LeaseJob, WriterJob};

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 
 use futures::channel::oneshot;
-use promotion_core::lease::{Acquired, Lease, LeaseKey, LeaseRow, ReplicaId};
-use promotion_core::store::check_expected;
+use promotion_core::backend::{check_expected, LeaseRow};
+use promotion_core::{Acquired, Lease, LeaseKey, ReplicaId};
 use promotion_core::{ExpectedVersion, StoreError, StreamId};
 
 use super::{AuditOptions, Nodes};

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::lease::ReplicaId;
 use crate::machine::{Refusal, ReleaseState, StageStatus, Waiting};
+use crate::name::ReplicaId;
 use crate::name::{InvalidName, StageName};
 use crate::release::ReleaseId;
 use crate::store::{StoreError, StreamId};

@@ -7,11 +7,12 @@ use chrono::{DateTime, Utc};
 
 use super::{Engine, EngineError, HeldElsewhere};
 use crate::clock::{add, Clock};
-use crate::lease::{Acquired, Lease, LeaseKey, LeaseStore, ReplicaId};
+use crate::lease::{Acquired, Lease, LeaseKey, LeaseStore};
 use crate::machine::{Action, Command, ReleaseState};
+use crate::name::ReplicaId;
 use crate::store::StoreError;
 
-/// How an engine shares a store with other replicas (see [`crate::lease`]).
+/// How an engine shares a store with other replicas (see [`LeaseStore`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaOptions {
     /// This replica's identity as a lease holder.

@@ -19,7 +19,8 @@
 //! - `state`: [`ReleaseState`] and [`StageState`], what the events fold into;
 //! - `apply`: [`apply`], the fold;
 //! - `command`: [`Command`] and [`Refusal`];
-//! - `decide`: [`decide`], by concern (phases, approvals, rollout);
+//! - `decide`: [`decide`], by concern (phases, approvals, rollout), and [`approvals_under`],
+//!   what a stage's recorded approvals amount to under another pipeline version;
 //! - `plan`: [`plan`], [`Action`] and [`Waiting`];
 //! - `display`: the one-line, human-readable form of events.
 //!
@@ -40,10 +41,10 @@ mod state;
 
 pub use apply::{apply, apply_mut};
 pub use command::{Command, GateResult, Refusal};
-pub use decide::{decide, entry_digest, facts_of, valid_approvals};
+pub use decide::{approvals_under, decide, ApprovalCheck};
 pub use event::{Actor, ApprovalBinding, Event, EventBody, EventKind, FailureReason, Outcome};
 pub use host::{EngineOnly, HostCommand};
-pub use plan::{plan, Action, Plan, Waiting, ROLLBACK_RETRY};
+pub use plan::{plan, Action, Plan, Waiting};
 pub use state::{
     ApprovalRecord, GateRecord, OverrideRecord, PhaseState, RejectionRecord, ReleaseState,
     StageState, StageStatus,

@@ -217,7 +217,7 @@ pub(super) fn next_in_phase(
 }
 
 /// Rollback retry wait after a failed rollback.
-pub const ROLLBACK_RETRY: Duration = Duration::from_secs(30);
+pub(crate) const ROLLBACK_RETRY: Duration = Duration::from_secs(30);
 
 /// Says what should happen next for a release: actions to perform now, and what it waits for.
 /// Pure.

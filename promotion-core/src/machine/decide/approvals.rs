@@ -1,6 +1,6 @@
 //! Approvals and human decisions: approving and rejecting a stage, break-glass overrides of
 //! failed entry gates, judgements of inconclusive gates, and which approvals still count
-//! ([`valid_approvals`], bound to the [`entry_digest`]).
+//! ([`valid_approvals`], bound to the [`entry_digest`]; [`approvals_under`] for what-if).
 
 use chrono::{DateTime, Utc};
 
@@ -12,7 +12,7 @@ use super::{finished, group_list, wrong, Decision};
 use crate::clock::elapsed;
 use crate::digest::Digest;
 use crate::gate::PhaseId;
-use crate::name::{GateName, StageName};
+use crate::name::{GateName, PrincipalId, StageName};
 use crate::pipeline::{Pipeline, Stage};
 use crate::principal::Principal;
 use crate::release::Release;
@@ -38,20 +38,7 @@ impl<'a> Decision<'a> {
         self.check_approver(spec, policy, principal)?;
         let release = self.state.release.as_ref().ok_or(Refusal::NotRegistered)?;
         if !policy.allow_self_approval {
-            let why = if release.contributors().contains(&principal.id) {
-                Some("they contributed to the release")
-            } else if self
-                .state
-                .initiator
-                .as_ref()
-                .is_some_and(|i| i.id == principal.id)
-                || st.started_by.as_ref() == Some(&principal.id)
-            {
-                Some("they started this promotion")
-            } else {
-                None
-            };
-            if let Some(why) = why {
+            if let Some(why) = self_interest(self.state, st, &principal.id) {
                 return Err(Refusal::SelfApproval {
                     stage: name.clone(),
                     principal: principal.id.clone(),
@@ -304,16 +291,100 @@ impl<'a> Decision<'a> {
     }
 }
 
+/// What the approvals recorded for a stage amount to under a pipeline's approval policy: the
+/// answer of [`approvals_under`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalCheck {
+    /// The approvers that count, each once, in the order they approved.
+    pub counted: Vec<Principal>,
+    /// Whether they satisfy the policy's rule, given the facts the stage's entry gates
+    /// reported.
+    pub satisfied: bool,
+}
+
+/// Whether the approvals recorded for `stage` in `state` satisfy `pipeline`'s approval policy
+/// for that stage at `at`, and which of them count: what a what-if replay of a release's
+/// history under a new pipeline version asks. `None` when `pipeline` has no such stage or the
+/// stage needs no approval.
+///
+/// The recorded approvals are taken as if they had been given under `pipeline`'s version (to
+/// the engine, a new version voids them). Otherwise they count as the engine counts them: bound
+/// to this release and to the stage's current entry evidence
+/// ([`StageState::entry_digest`]), not expired at `at`, one per principal, and not from an
+/// approver of an upstream stage when the policy asks for distinct approvers. When the policy
+/// forbids self-approval, approvals from a contributor to the release or from whoever started
+/// the release or the stage do not count either: the engine refuses those when they are
+/// given, but a policy that newly forbids them must not count those given before.
+pub fn approvals_under(
+    pipeline: &Pipeline,
+    state: &ReleaseState,
+    stage: &str,
+    at: DateTime<Utc>,
+) -> Option<ApprovalCheck> {
+    let spec = pipeline.stage(stage)?;
+    let policy = spec.spec.approval.as_ref()?;
+    let st = state.stage(stage);
+    let digest = entry_digest(&st.entry);
+    let counted: Vec<&Principal> = counted_approvals(state, spec, st, policy, &digest, None, at)
+        .into_iter()
+        .filter(|p| policy.allow_self_approval || self_interest(state, st, &p.id).is_none())
+        .collect();
+    let satisfied = policy
+        .rule
+        .is_satisfied_with(&counted, &facts_of(&st.entry));
+    Some(ApprovalCheck {
+        counted: counted.into_iter().cloned().collect(),
+        satisfied,
+    })
+}
+
+/// Why `principal` may not approve its own promotion, if it is its own: it contributed to the
+/// release, or it started the release's promotion or this stage.
+fn self_interest(
+    state: &ReleaseState,
+    st: &StageState,
+    principal: &PrincipalId,
+) -> Option<&'static str> {
+    if state
+        .release
+        .as_ref()
+        .is_some_and(|r| r.contributors().contains(principal))
+    {
+        Some("they contributed to the release")
+    } else if state.initiator.as_ref().is_some_and(|i| i.id == *principal)
+        || st.started_by.as_ref() == Some(principal)
+    {
+        Some("they started this promotion")
+    } else {
+        None
+    }
+}
+
 /// The approvals on `st` that still count under `policy` at `now`: bound to this release, to
 /// the entry evidence `digest` and to the pipeline's current version, and not expired. Each
 /// principal counts once.
-pub fn valid_approvals<'s>(
+pub(crate) fn valid_approvals<'s>(
     pipeline: &Pipeline,
     state: &ReleaseState,
     spec: &Stage,
     st: &'s StageState,
     policy: &crate::ApprovalPolicy,
     digest: &Digest,
+    now: DateTime<Utc>,
+) -> Vec<&'s Principal> {
+    let version = Some(pipeline.version());
+    counted_approvals(state, spec, st, policy, digest, version, now)
+}
+
+/// [`valid_approvals`], with the pipeline version approvals must have been given under as
+/// `version`, or `None` to take them as given under any version.
+fn counted_approvals<'s>(
+    state: &ReleaseState,
+    spec: &Stage,
+    st: &'s StageState,
+    policy: &crate::ApprovalPolicy,
+    digest: &Digest,
+    version: Option<&str>,
     now: DateTime<Utc>,
 ) -> Vec<&'s Principal> {
     let release = state.release.as_deref().map(Release::id);
@@ -331,7 +402,7 @@ pub fn valid_approvals<'s>(
     for a in &st.approvals {
         let fresh = policy.expiry.is_none_or(|e| elapsed(a.at, now) < e);
         let bound = a.binding.evidence_digest == *digest
-            && a.binding.pipeline_version == pipeline.version()
+            && version.is_none_or(|v| a.binding.pipeline_version == v)
             && Some(a.binding.release) == release;
         if fresh
             && bound
@@ -345,7 +416,7 @@ pub fn valid_approvals<'s>(
 }
 
 /// The facts the entry gates of a phase reported, for approval conditions.
-pub fn facts_of(ps: &PhaseState) -> impl Fn(&GateName, &str, &str) -> bool + '_ {
+pub(crate) fn facts_of(ps: &PhaseState) -> impl Fn(&GateName, &str, &str) -> bool + '_ {
     move |gate, fact, value| {
         ps.gates
             .get(gate)
@@ -354,9 +425,19 @@ pub fn facts_of(ps: &PhaseState) -> impl Fn(&GateName, &str, &str) -> bool + '_ 
     }
 }
 
+impl StageState {
+    /// The entry evidence an approval given now is bound to
+    /// ([`ApprovalBinding::evidence_digest`]): a digest of every entry gate's latest outcome,
+    /// evidence digest and human settlement (override, judgement). Re-running, overriding or
+    /// judging an entry gate changes it, and approvals bound to the old digest no longer count.
+    pub fn entry_digest(&self) -> Digest {
+        entry_digest(&self.entry)
+    }
+}
+
 /// The digest approvals are bound to: every entry gate's latest outcome, evidence digest and
 /// human settlement.
-pub fn entry_digest(ps: &PhaseState) -> Digest {
+pub(crate) fn entry_digest(ps: &PhaseState) -> Digest {
     let items: Vec<serde_json::Value> = ps
         .gates
         .iter()
@@ -375,7 +456,7 @@ pub fn entry_digest(ps: &PhaseState) -> Digest {
 
 #[cfg(test)]
 mod tests {
-    use super::entry_digest;
+    use super::{approvals_under, entry_digest, ApprovalCheck};
     use crate::approval::{ApprovalPolicy, ApprovalRule};
     use crate::gate::PhaseId;
     use crate::machine::fixtures::*;
@@ -826,5 +907,56 @@ mod tests {
             entry_digest(&PhaseState::default()),
             entry_digest(&PhaseState::default())
         );
+    }
+
+    #[test]
+    fn approvals_under_a_new_version_count_as_if_given_under_it() {
+        let policy = || two_sres().expires_after(secs(600));
+        let v1 = pipeline_with(dev(), prod(policy()));
+        let approved = awaiting_approval(&v1)
+            .given_command(approve("prod", sre("ann")))
+            .given_command(approve("prod", sre("bob")));
+        let state = approved.state();
+        let version = |v: &str, prod| {
+            Pipeline::builder("shop", v)
+                .stage(dev())
+                .stage(prod)
+                .build()
+                .unwrap()
+        };
+        let ids = |c: &ApprovalCheck| -> Vec<String> {
+            c.counted.iter().map(|p| p.id.to_string()).collect()
+        };
+        let v2 = version("2", prod(policy()));
+        let check = approvals_under(&v2, state, "prod", at(599)).unwrap();
+        assert!(check.satisfied);
+        assert_eq!(ids(&check), ["ann", "bob"]);
+        let expired = approvals_under(&v2, state, "prod", at(600)).unwrap();
+        assert!(!expired.satisfied && expired.counted.is_empty());
+        let three = ApprovalPolicy::new(ApprovalRule::quorum("sre", 3).unwrap());
+        let short = approvals_under(&version("3", prod(three)), state, "prod", at(0)).unwrap();
+        assert!(!short.satisfied);
+        assert_eq!(ids(&short), ["ann", "bob"]);
+        assert_eq!(approvals_under(&v2, state, "dev", at(0)), None);
+        assert_eq!(approvals_under(&v2, state, "qa", at(0)), None);
+    }
+
+    #[test]
+    fn approvals_under_a_policy_that_newly_forbids_self_approval_leave_those_out() {
+        let lenient = pipeline_with(dev(), prod(one_sre().allow_self_approval()));
+        let approved = awaiting_approval(&lenient).given_command(approve("prod", sre("dana")));
+        let check = approvals_under(&lenient, approved.state(), "prod", at(0)).unwrap();
+        assert!(check.satisfied);
+        let strict = approvals_under(&pipeline(), approved.state(), "prod", at(0)).unwrap();
+        assert!(!strict.satisfied && strict.counted.is_empty());
+    }
+
+    #[test]
+    fn a_stage_s_entry_digest_is_its_entry_phase_s() {
+        let p = pipeline();
+        let passed = registered(&p).given_commands([start("dev", None), dev_passes()]);
+        let dev = passed.state().stage("dev");
+        assert_eq!(dev.entry_digest(), entry_digest(&dev.entry));
+        assert_ne!(dev.entry_digest(), entry_digest(&PhaseState::default()));
     }
 }

@@ -25,7 +25,8 @@ mod approvals;
 mod phases;
 mod rollout;
 
-pub use approvals::{entry_digest, facts_of, valid_approvals};
+pub use approvals::{approvals_under, ApprovalCheck};
+pub(crate) use approvals::{entry_digest, facts_of, valid_approvals};
 
 /// Decides what a command means: the events to append, or a refusal. Pure.
 pub fn decide(
