@@ -101,6 +101,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest as _, Sha256};
 use walkdir::WalkDir;
 
+use crate::input::{invalid_input, line_of};
+
 /// Bytes read from a file at a time while hashing it.
 const CHUNK: usize = 64 * 1024;
 
@@ -161,13 +163,6 @@ impl ManifestFormat {
     }
 }
 
-fn invalid(what: impl Into<String>, message: impl Into<String>) -> GateError {
-    GateError::InvalidInput {
-        what: what.into(),
-        message: message.into(),
-    }
-}
-
 fn shown(path: &Path) -> String {
     path.display().to_string()
 }
@@ -176,24 +171,21 @@ fn shown(path: &Path) -> String {
 fn read_text(path: &Path, noun: &str) -> Result<(Vec<u8>, String), GateError> {
     let bytes = std::fs::read(path).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
-            invalid(shown(path), format!("the {noun} does not exist"))
+            invalid_input(shown(path), None, format!("the {noun} does not exist"))
         } else {
-            invalid(shown(path), format!("the {noun} cannot be read: {e}"))
+            invalid_input(shown(path), None, format!("the {noun} cannot be read: {e}"))
         }
     })?;
     let text = std::str::from_utf8(&bytes)
-        .map_err(|e| invalid(shown(path), format!("the {noun} is not UTF-8 text: {e}")))?
+        .map_err(|e| {
+            invalid_input(
+                shown(path),
+                None,
+                format!("the {noun} is not UTF-8 text: {e}"),
+            )
+        })?
         .to_owned();
     Ok((bytes, text))
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .unwrap_or(text)
-        .bytes()
-        .filter(|b| *b == b'\n')
-        .count()
-        + 1
 }
 
 fn parse_document<T: DeserializeOwned>(
@@ -212,20 +204,12 @@ fn parse_document<T: DeserializeOwned>(
                 }
                 _ => message.to_owned(),
             };
-            let what = if e.line() > 0 {
-                format!("{origin} line {}", e.line())
-            } else {
-                origin.to_owned()
-            };
-            invalid(what, message)
+            invalid_input(origin, (e.line() > 0).then(|| e.line()), message)
         }),
         ManifestFormat::Toml => toml::from_str(text).map_err(|e| {
-            let what = match e.span() {
-                Some(span) => format!("{origin} line {}", line_of(text, span.start)),
-                None => origin.to_owned(),
-            };
+            let line = e.span().map(|span| line_of(text, span.start));
             let message = e.message().trim().replace('\n', "; ");
-            invalid(what, message)
+            invalid_input(origin, line, message)
         }),
     }
 }
@@ -674,7 +658,7 @@ fn digest_reader<R: Read>(mut reader: R) -> io::Result<(Digest, u64)> {
 fn digest_file(path: &Path) -> Result<(Digest, u64), GateError> {
     File::open(path)
         .and_then(digest_reader)
-        .map_err(|e| invalid(shown(path), format!("the file cannot be read: {e}")))
+        .map_err(|e| invalid_input(shown(path), None, format!("the file cannot be read: {e}")))
 }
 
 fn walk_error(dir: &Path, e: &walkdir::Error) -> GateError {
@@ -693,7 +677,7 @@ fn walk_error(dir: &Path, e: &walkdir::Error) -> GateError {
     } else {
         e.to_string()
     };
-    invalid(what, message)
+    invalid_input(what, None, message)
 }
 
 /// One file of the directory: its relative path, digest and size.
@@ -958,19 +942,21 @@ impl ConfigBaselineGate {
         let dir = c.directory.as_path();
         match std::fs::metadata(dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(invalid(
+                return Err(invalid_input(
                     shown(dir),
+                    None,
                     "the configuration directory does not exist",
                 ))
             }
             Err(e) => {
-                return Err(invalid(
+                return Err(invalid_input(
                     shown(dir),
+                    None,
                     format!("the configuration directory cannot be read: {e}"),
                 ))
             }
             Ok(m) if !m.is_dir() => {
-                return Err(invalid(shown(dir), "is not a directory"));
+                return Err(invalid_input(shown(dir), None, "is not a directory"));
             }
             Ok(_) => {}
         }
@@ -990,7 +976,9 @@ impl ConfigBaselineGate {
                 .strip_prefix(dir)
                 .ok()
                 .and_then(slash_path)
-                .ok_or_else(|| invalid(shown(path), "the file name is not valid UTF-8"))?;
+                .ok_or_else(|| {
+                    invalid_input(shown(path), None, "the file name is not valid UTF-8")
+                })?;
             let kind = entry.file_type();
             if kind.is_dir() {
                 if c.selection.prunes(&rel) {
@@ -1005,8 +993,9 @@ impl ConfigBaselineGate {
                 if c.selection.excludes(&rel) {
                     continue;
                 }
-                return Err(invalid(
+                return Err(invalid_input(
                     shown(path),
+                    None,
                     "is a symbolic link: exclude it, or let the gate follow symbolic links",
                 ));
             }
@@ -1014,8 +1003,9 @@ impl ConfigBaselineGate {
                 continue;
             }
             if !kind.is_file() {
-                return Err(invalid(
+                return Err(invalid_input(
                     shown(path),
+                    None,
                     "is not a regular file (a socket, FIFO or device)",
                 ));
             }

@@ -39,6 +39,7 @@
 pub mod baseline;
 pub mod canary;
 pub mod change;
+mod input;
 pub mod metrics;
 pub mod policy;
 pub mod process;

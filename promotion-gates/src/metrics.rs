@@ -94,6 +94,8 @@ use promotion_core::{
 use serde_json::{json, Value};
 use url::Url;
 
+use crate::input::invalid_input;
+
 /// The largest response body read from Prometheus, in bytes (16 MiB).
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -212,10 +214,9 @@ impl From<PrometheusError> for GateError {
                     kind_suffix(error_type.as_deref())
                 ),
             },
-            PrometheusError::Malformed { url, message } => GateError::InvalidInput {
-                what: format!("prometheus response to {url}"),
-                message,
-            },
+            PrometheusError::Malformed { url, message } => {
+                invalid_input(format!("prometheus response to {url}"), None, message)
+            }
             PrometheusError::Status { .. } | PrometheusError::NoRuntime { .. } => {
                 GateError::Misconfigured(text)
             }

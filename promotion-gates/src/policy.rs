@@ -102,6 +102,7 @@ use regorus::Value;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
+use crate::input::{invalid_input, line_of};
 use crate::{Evidence, Gate, GateContext, GateError, GateKind, Verdict};
 
 /// The package Conftest evaluates when none is given.
@@ -309,29 +310,34 @@ impl Loader {
         self.first_time(&path)?;
         let doc: Json = serde_json::from_slice(bytes).map_err(|e| json_error(&path, &e))?;
         if !doc.is_object() {
-            return Err(GateError::InvalidInput {
-                what: path,
-                message: format!(
+            return Err(invalid_input(
+                path,
+                None,
+                format!(
                     "a data document must be a JSON object, found {}",
                     json_kind(&doc)
                 ),
-            });
+            ));
         }
         let doc = mount.iter().rev().fold(doc, |inner, key| {
             let mut outer = Map::new();
             outer.insert(key.clone(), inner);
             Json::Object(outer)
         });
-        let value: Value = serde_json::from_value(doc).map_err(|e| GateError::InvalidInput {
-            what: path.clone(),
-            message: format!("cannot be loaded as Rego data: {e}"),
+        let value: Value = serde_json::from_value(doc).map_err(|e| {
+            invalid_input(
+                path.clone(),
+                None,
+                format!("cannot be loaded as Rego data: {e}"),
+            )
         })?;
-        self.engine
-            .add_data(value)
-            .map_err(|e| GateError::InvalidInput {
-                what: path.clone(),
-                message: format!("conflicts with data loaded before it: {e}"),
-            })?;
+        self.engine.add_data(value).map_err(|e| {
+            invalid_input(
+                path.clone(),
+                None,
+                format!("conflicts with data loaded before it: {e}"),
+            )
+        })?;
         let mut file = LoadedFile::new(path, bytes);
         file.mount = Some(mount.join("."));
         self.data.push(file);
@@ -345,10 +351,7 @@ impl Loader {
                 Ok(_) => "is not a directory".to_owned(),
                 Err(e) => format!("cannot read the policy bundle: {e}"),
             };
-            return Err(GateError::InvalidInput {
-                what: root,
-                message,
-            });
+            return Err(invalid_input(root, None, message));
         }
         let mut policies = Vec::new();
         let mut documents = Vec::new();
@@ -358,11 +361,13 @@ impl Loader {
             .into_iter()
             .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
         for entry in walk {
-            let entry = entry.map_err(|e| GateError::InvalidInput {
-                what: e
-                    .path()
-                    .map_or_else(|| root.clone(), |p| p.display().to_string()),
-                message: format!("cannot read the policy bundle: {e}"),
+            let entry = entry.map_err(|e| {
+                invalid_input(
+                    e.path()
+                        .map_or_else(|| root.clone(), |p| p.display().to_string()),
+                    None,
+                    format!("cannot read the policy bundle: {e}"),
+                )
             })?;
             if !entry.file_type().is_file() {
                 continue;
@@ -372,12 +377,13 @@ impl Loader {
                 Some("rego") => policies.push(path.to_path_buf()),
                 Some("json") => documents.push(path.to_path_buf()),
                 Some("yaml" | "yml") => {
-                    return Err(GateError::InvalidInput {
-                        what: display(path),
-                        message: "YAML data documents are not supported; convert it to JSON \
+                    return Err(invalid_input(
+                        display(path),
+                        None,
+                        "YAML data documents are not supported; convert it to JSON \
                                   (a data.json in the same directory)"
                             .to_owned(),
-                    })
+                    ))
                 }
                 _ => {}
             }
@@ -549,10 +555,7 @@ impl PolicyGate {
 
     /// Sorts the package's decision rules into failures and warnings.
     fn decide(&self, package: &Value) -> Result<Decision, GateError> {
-        let invalid = |message: String| GateError::InvalidInput {
-            what: self.package_what(),
-            message,
-        };
+        let invalid = |message: String| invalid_input(self.package_what(), None, message);
         let rules = match package {
             Value::Object(rules) => rules.as_ref(),
             Value::Undefined => {
@@ -1006,20 +1009,17 @@ fn display(path: &Path) -> String {
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, GateError> {
-    std::fs::read(path).map_err(|e| GateError::InvalidInput {
-        what: display(path),
-        message: format!("cannot read the {what}: {e}"),
-    })
+    std::fs::read(path)
+        .map_err(|e| invalid_input(display(path), None, format!("cannot read the {what}: {e}")))
 }
 
 fn utf8<'a>(path: &str, bytes: &'a [u8]) -> Result<&'a str, GateError> {
     std::str::from_utf8(bytes).map_err(|e| {
-        let valid = bytes.get(..e.valid_up_to()).unwrap_or_default();
-        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
-        GateError::InvalidInput {
-            what: format!("{path} line {line}"),
-            message: format!("not UTF-8 text: invalid byte at offset {}", e.valid_up_to()),
-        }
+        invalid_input(
+            path,
+            Some(line_of(bytes, e.valid_up_to())),
+            format!("not UTF-8 text: invalid byte at offset {}", e.valid_up_to()),
+        )
     })
 }
 
@@ -1031,14 +1031,13 @@ fn mount_of(root: &Path, file: &Path) -> Result<Vec<String>, GateError> {
         .unwrap_or_else(|| Path::new(""));
     dir.components()
         .map(|c| {
-            c.as_os_str()
-                .to_str()
-                .map(str::to_owned)
-                .ok_or_else(|| GateError::InvalidInput {
-                    what: display(file),
-                    message: "its directory name is not UTF-8, so it cannot be a data path"
-                        .to_owned(),
-                })
+            c.as_os_str().to_str().map(str::to_owned).ok_or_else(|| {
+                invalid_input(
+                    display(file),
+                    None,
+                    "its directory name is not UTF-8, so it cannot be a data path".to_owned(),
+                )
+            })
         })
         .collect()
 }
@@ -1047,10 +1046,11 @@ fn json_error(path: &str, e: &serde_json::Error) -> GateError {
     let text = e.to_string();
     let position = format!(" at line {} column {}", e.line(), e.column());
     let message = text.strip_suffix(&position).unwrap_or(&text);
-    GateError::InvalidInput {
-        what: format!("{path} line {}", e.line()),
-        message: format!("column {}: {message}", e.column()),
-    }
+    invalid_input(
+        path,
+        Some(e.line()),
+        format!("column {}: {message}", e.column()),
+    )
 }
 
 /// Turns a regorus error into [`GateError::InvalidInput`] naming the file and line regorus
@@ -1074,14 +1074,12 @@ fn rego_error(err: &dyn fmt::Display, fallback: &str) -> GateError {
             Some((file, line, col, message))
         });
     match located {
-        Some((file, line, col, message)) => GateError::InvalidInput {
-            what: format!("{file} line {line}"),
-            message: format!("column {col}: {message}"),
-        },
-        None => GateError::InvalidInput {
-            what: fallback.to_owned(),
-            message: one_line(&text),
-        },
+        Some((file, line, col, message)) => invalid_input(
+            format!("{file} line {line}"),
+            None,
+            format!("column {col}: {message}"),
+        ),
+        None => invalid_input(fallback.to_owned(), None, one_line(&text)),
     }
 }
 

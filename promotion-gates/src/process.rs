@@ -131,6 +131,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 
+use crate::input::invalid_input;
+
 /// Default number of bytes kept from the end of stdout and of stderr.
 pub const DEFAULT_TAIL_BYTES: usize = 4096;
 /// Largest accepted tail size.
@@ -314,10 +316,11 @@ impl SecretSource for EnvSecrets {
                 "secret `{name}` not found: host environment variable `{var}` is not set"
             ))),
             // The payload of NotUnicode is the value itself: never put it in the message.
-            Err(std::env::VarError::NotUnicode(_)) => Err(GateError::InvalidInput {
-                what: format!("host environment variable `{var}` (secret `{name}`)"),
-                message: "the value is not valid UTF-8".to_owned(),
-            }),
+            Err(std::env::VarError::NotUnicode(_)) => Err(invalid_input(
+                format!("host environment variable `{var}` (secret `{name}`)"),
+                None,
+                "the value is not valid UTF-8",
+            )),
         }
     }
 }

@@ -120,6 +120,8 @@ use promotion_core::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::input::invalid_input;
+
 /// The DSSE payload type of in-toto statements.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// The `_type` of an in-toto Statement v1.
@@ -510,10 +512,11 @@ impl EnvelopeDir {
             .read_to_end(&mut bytes)
             .map_err(|e| read_error(&shown, e))?;
         if bytes.len() as u64 > MAX_ENVELOPE_BYTES {
-            return Err(GateError::InvalidInput {
-                what: shown,
-                message: format!("the envelope file is larger than {MAX_ENVELOPE_BYTES} bytes"),
-            });
+            return Err(invalid_input(
+                shown,
+                None,
+                format!("the envelope file is larger than {MAX_ENVELOPE_BYTES} bytes"),
+            ));
         }
         Ok(Some(bytes))
     }
@@ -934,13 +937,14 @@ impl SignatureGate {
                     out.push((format!("{} line {}", file.origin, n + 1), line));
                 }
                 if out.is_empty() {
-                    return Err(GateError::InvalidInput {
-                        what: file.origin.clone(),
-                        message: format!(
+                    return Err(invalid_input(
+                        file.origin.clone(),
+                        None,
+                        format!(
                             "artifact `{}`: the JSON Lines file holds no envelope",
                             artifact.name
                         ),
-                    });
+                    ));
                 }
                 Ok(out)
             }
@@ -956,9 +960,12 @@ impl SignatureGate {
         origin: String,
         bytes: &[u8],
     ) -> Result<EnvelopeCheck, GateError> {
-        let invalid = |message: String| GateError::InvalidInput {
-            what: origin.clone(),
-            message: format!("artifact `{}`: {message}", artifact.name),
+        let invalid = |message: String| {
+            invalid_input(
+                origin.clone(),
+                None,
+                format!("artifact `{}`: {message}", artifact.name),
+            )
         };
         let envelope: EnvelopeDoc = serde_json::from_slice(bytes)
             .map_err(|e| invalid(format!("not a DSSE envelope: {e}")))?;

@@ -25,6 +25,8 @@ use serde_json::json;
 
 use promotion_core::{Evidence, Gate, GateContext, GateError, GateKind, Verdict};
 
+use crate::input::{invalid_input, line_of};
+
 /// A gate of this module was configured wrongly; returned by the builders' `build`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -81,17 +83,6 @@ impl From<ConfigError> for GateError {
 // Shared input helpers
 // ------------------------------------------------------------------------------------------
 
-fn invalid(what: &str, line: Option<usize>, message: impl Into<String>) -> GateError {
-    let what = match line {
-        Some(n) => format!("{what} line {n}"),
-        None => what.to_owned(),
-    };
-    GateError::InvalidInput {
-        what,
-        message: message.into(),
-    }
-}
-
 /// Reads a whole input file; a missing or unreadable file names the path.
 fn read_input(path: &Path) -> Result<Vec<u8>, GateError> {
     std::fs::read(path).map_err(|e| {
@@ -100,17 +91,14 @@ fn read_input(path: &Path) -> Result<Vec<u8>, GateError> {
             ErrorKind::IsADirectory => "is a directory, not a file".to_owned(),
             _ => format!("cannot read the file: {e}"),
         };
-        invalid(&path.display().to_string(), None, message)
+        invalid_input(path.display(), None, message)
     })
 }
 
 /// The 1-based line of byte offset `pos` in `bytes`.
-fn line_of(bytes: &[u8], pos: u64) -> usize {
-    let end = usize::try_from(pos).unwrap_or(usize::MAX).min(bytes.len());
-    bytes
-        .get(..end)
-        .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
-        + 1
+/// The line of byte `pos` as the XML reader reports it (a `u64`).
+fn line_at(bytes: &[u8], pos: u64) -> usize {
+    line_of(bytes, usize::try_from(pos).unwrap_or(usize::MAX))
 }
 
 /// `x` with at most three decimals and no trailing zeros (`41.2`, `1200`, `131.376`).
@@ -398,8 +386,8 @@ fn expand_glob(
     matcher: &GlobMatcher,
 ) -> Result<Vec<PathBuf>, GateError> {
     if !root.is_dir() {
-        return Err(invalid(
-            &root.display().to_string(),
+        return Err(invalid_input(
+            root.display(),
             None,
             format!("directory not found (searching for reports matching `{pattern}`)"),
         ));
@@ -408,7 +396,7 @@ fn expand_glob(
     for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
         let entry = entry.map_err(|e| {
             let at = e.path().unwrap_or(root).display().to_string();
-            invalid(&at, None, format!("cannot list reports: {e}"))
+            invalid_input(&at, None, format!("cannot list reports: {e}"))
         })?;
         if !entry.file_type().is_file() {
             continue;
@@ -419,7 +407,7 @@ fn expand_glob(
         }
     }
     if found.is_empty() {
-        return Err(invalid(
+        return Err(invalid_input(
             pattern,
             None,
             format!("no report file matches (searched {})", root.display()),
@@ -848,9 +836,9 @@ fn parse_junit(path: &str, bytes: &[u8]) -> Result<ParsedReport, GateError> {
     loop {
         let start = reader.buffer_position();
         let event = reader.read_event().map_err(|e| {
-            invalid(
+            invalid_input(
                 path,
-                Some(line_of(bytes, reader.error_position())),
+                Some(line_at(bytes, reader.error_position())),
                 format!("malformed XML: {e}"),
             )
         })?;
@@ -897,7 +885,7 @@ fn parse_junit(path: &str, bytes: &[u8]) -> Result<ParsedReport, GateError> {
 
 impl JunitParser<'_> {
     fn err(&self, pos: u64, message: impl Into<String>) -> GateError {
-        invalid(self.path, Some(line_of(self.bytes, pos)), message)
+        invalid_input(self.path, Some(line_at(self.bytes, pos)), message)
     }
 
     fn capturing(&self) -> bool {
@@ -960,7 +948,7 @@ impl JunitParser<'_> {
     }
 
     fn push(&mut self, name: String, pos: u64, kind: FrameKind) {
-        let line = line_of(self.bytes, pos);
+        let line = line_at(self.bytes, pos);
         self.stack.push(Frame { name, line, kind });
     }
 
@@ -974,7 +962,7 @@ impl JunitParser<'_> {
         let suite_name = attrs.get("name").cloned().unwrap_or_default();
         self.report.suites.push(Suite {
             name: suite_name,
-            line: line_of(self.bytes, pos),
+            line: line_at(self.bytes, pos),
             counts: Counts::default(),
             declared,
         });
@@ -1005,7 +993,7 @@ impl JunitParser<'_> {
             match name.as_str() {
                 "testsuites" => {
                     let declared = self.declared(&attrs, "testsuites", pos)?;
-                    self.report.root_declared = Some((declared, line_of(self.bytes, pos)));
+                    self.report.root_declared = Some((declared, line_at(self.bytes, pos)));
                     self.root_name = attrs.get("name").cloned();
                     self.push(name, pos, FrameKind::Root);
                 }
@@ -1171,16 +1159,16 @@ impl JunitParser<'_> {
 
     fn finish(mut self) -> Result<ParsedReport, GateError> {
         if !self.root_seen {
-            return Err(invalid(
+            return Err(invalid_input(
                 self.path,
                 None,
                 "no XML root element: the file is empty or not a JUnit XML report",
             ));
         }
         if let Some(open) = self.stack.last() {
-            return Err(invalid(
+            return Err(invalid_input(
                 self.path,
-                Some(line_of(self.bytes, self.bytes.len() as u64)),
+                Some(line_at(self.bytes, self.bytes.len() as u64)),
                 format!(
                     "the file ends before <{}> opened at line {} is closed: truncated?",
                     open.name, open.line
@@ -1457,7 +1445,7 @@ impl Figures {
     fn get(&self, path: &str, figure: &str) -> Result<f64, GateError> {
         self.values.get(figure).copied().ok_or_else(|| {
             let present: Vec<&str> = self.values.keys().map(String::as_str).collect();
-            invalid(
+            invalid_input(
                 path,
                 None,
                 format!(
@@ -1484,11 +1472,11 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 fn parse_figures(path: &str, bytes: &[u8]) -> Result<Figures, GateError> {
     let json_err = |e: serde_json::Error| {
         let line = (e.line() > 0).then_some(e.line());
-        invalid(path, line, format!("malformed JSON: {e}"))
+        invalid_input(path, line, format!("malformed JSON: {e}"))
     };
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(json_err)?;
     let serde_json::Value::Object(map) = &value else {
-        return Err(invalid(
+        return Err(invalid_input(
             path,
             None,
             format!(
@@ -1504,7 +1492,7 @@ fn parse_figures(path: &str, bytes: &[u8]) -> Result<Figures, GateError> {
     if is_criterion {
         let est: CriterionEstimates = serde_json::from_slice(bytes).map_err(|e| {
             let line = (e.line() > 0).then_some(e.line());
-            invalid(path, line, format!("not a criterion estimates.json: {e}"))
+            invalid_input(path, line, format!("not a criterion estimates.json: {e}"))
         })?;
         let mut values = BTreeMap::new();
         let mut intervals = BTreeMap::new();
@@ -1533,12 +1521,12 @@ fn parse_figures(path: &str, bytes: &[u8]) -> Result<Figures, GateError> {
         });
     }
     if map.is_empty() {
-        return Err(invalid(path, None, "the file holds no figures"));
+        return Err(invalid_input(path, None, "the file holds no figures"));
     }
     let mut values = BTreeMap::new();
     for (name, v) in map {
         let n = v.as_f64().ok_or_else(|| {
-            invalid(
+            invalid_input(
                 path,
                 None,
                 format!("figure `{name}` is {}, not a number", json_kind(v)),
@@ -1583,7 +1571,7 @@ impl Gate for PerfBudgetGate {
                 let bytes = read_input(path)?;
                 let figures = parse_figures(&name, &bytes)?;
                 if figures.format != new.format {
-                    return Err(invalid(
+                    return Err(invalid_input(
                         &name,
                         None,
                         format!(

@@ -72,6 +72,8 @@ use promotion_core::{Evidence, Gate, GateContext, GateError, GateKind, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::input::{invalid_input, line_of};
+
 /// How serious a finding is, from least to most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -231,19 +233,8 @@ pub struct ScanReport {
     pub findings: Vec<Finding>,
 }
 
-fn invalid(what: impl Into<String>, message: impl Into<String>) -> GateError {
-    GateError::InvalidInput {
-        what: what.into(),
-        message: message.into(),
-    }
-}
-
 fn json_error(source: &str, e: &serde_json::Error) -> GateError {
-    let what = if e.line() > 0 {
-        format!("{source} line {}", e.line())
-    } else {
-        source.to_owned()
-    };
+    let line = (e.line() > 0).then(|| e.line());
     let message = match e.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
             format!("not valid JSON: {e}")
@@ -252,7 +243,7 @@ fn json_error(source: &str, e: &serde_json::Error) -> GateError {
             format!("unexpected content: {e}")
         }
     };
-    invalid(what, message)
+    invalid_input(source, line, message)
 }
 
 /// Checks that `bytes` is one JSON object, so that a log file or a truncated report is named
@@ -273,8 +264,9 @@ fn json_object(
                 Value::Array(_) => "an array",
                 Value::Object(_) => "an object",
             };
-            Err(invalid(
+            Err(invalid_input(
                 source,
+                None,
                 format!("not {expected}: the document is {found}, not a JSON object"),
             ))
         }
@@ -500,14 +492,16 @@ pub fn parse_sarif(source: &str, bytes: &[u8]) -> Result<ScanReport, GateError> 
     match header.get("version") {
         Some(Value::String(v)) if v == "2.1.0" => {}
         Some(v) => {
-            return Err(invalid(
+            return Err(invalid_input(
                 source,
+                None,
                 format!("SARIF version {v} is not supported: this gate reads SARIF 2.1.0"),
             ))
         }
         None => {
-            return Err(invalid(
+            return Err(invalid_input(
                 source,
+                None,
                 "no `version`: not a SARIF log (this gate reads SARIF 2.1.0)",
             ))
         }
@@ -516,14 +510,16 @@ pub fn parse_sarif(source: &str, bytes: &[u8]) -> Result<ScanReport, GateError> 
     let runs = match log.runs {
         Some(runs) if !runs.is_empty() => runs,
         Some(_) => {
-            return Err(invalid(
+            return Err(invalid_input(
                 source,
+                None,
                 "`runs` is empty: the log records no analysis",
             ))
         }
         None => {
-            return Err(invalid(
+            return Err(invalid_input(
                 source,
+                None,
                 "no `runs`: the log records no analysis (the tool may have failed to start)",
             ))
         }
@@ -541,8 +537,9 @@ pub fn parse_sarif(source: &str, bytes: &[u8]) -> Result<ScanReport, GateError> 
             .flatten()
             .position(|inv| inv.execution_successful == Some(false))
         {
-            return Err(invalid(
+            return Err(invalid_input(
                 source,
+                None,
                 format!(
                     "runs[{r}]: {tool} reports that its run failed \
                      (invocations[{i}].executionSuccessful is false)"
@@ -550,8 +547,9 @@ pub fn parse_sarif(source: &str, bytes: &[u8]) -> Result<ScanReport, GateError> 
             ));
         }
         let results = run.results.as_ref().ok_or_else(|| {
-            invalid(
+            invalid_input(
                 source,
+                None,
                 format!("runs[{r}] has no `results`: {tool} did not report an analysis"),
             )
         })?;
@@ -577,23 +575,26 @@ fn sarif_finding(
     result: &SarifResult,
     at: &str,
 ) -> Result<Finding, GateError> {
-    let rule = sarif_rule(tool, result).map_err(|m| invalid(source, format!("{at}: {m}")))?;
+    let rule =
+        sarif_rule(tool, result).map_err(|m| invalid_input(source, None, format!("{at}: {m}")))?;
     let id = result
         .rule_id
         .clone()
         .or_else(|| result.rule.as_ref().and_then(|r| r.id.clone()))
         .or_else(|| rule.map(|r| r.id.clone()))
         .ok_or_else(|| {
-            invalid(
+            invalid_input(
                 source,
+                None,
                 format!("{at} names no rule (no `ruleId`, `rule.id` or `ruleIndex`)"),
             )
         })?;
     if let Some(rule) = rule {
         let consistent = id == rule.id || id.starts_with(&format!("{}/", rule.id));
         if !consistent {
-            return Err(invalid(
+            return Err(invalid_input(
                 source,
+                None,
                 format!(
                     "{at}: ruleId `{id}` does not match the rule it points at (`{}`)",
                     rule.id
@@ -601,8 +602,8 @@ fn sarif_finding(
             ));
         }
     }
-    let (severity, severity_basis) =
-        sarif_severity(result, rule).map_err(|m| invalid(source, format!("{at} ({id}): {m}")))?;
+    let (severity, severity_basis) = sarif_severity(result, rule)
+        .map_err(|m| invalid_input(source, None, format!("{at} ({id}): {m}")))?;
     let title = rule
         .and_then(|r| r.short_description.as_ref())
         .and_then(|t| t.text.as_deref())
@@ -832,8 +833,9 @@ pub fn parse_cargo_audit(
     let report: AuditReport = serde_json::from_slice(bytes).map_err(|e| json_error(source, &e))?;
     let vulns = &report.vulnerabilities;
     if vulns.count != vulns.list.len() || vulns.found == vulns.list.is_empty() {
-        return Err(invalid(
+        return Err(invalid_input(
             source,
+            None,
             format!(
                 "inconsistent report: vulnerabilities.found is {} and count is {}, but the list \
                  holds {} entries",
@@ -848,8 +850,9 @@ pub fn parse_cargo_audit(
     for (i, vuln) in vulns.list.iter().enumerate() {
         let advisory = &vuln.advisory;
         let (severity, severity_basis) = advisory_severity(advisory).map_err(|m| {
-            invalid(
+            invalid_input(
                 source,
+                None,
                 format!("vulnerabilities.list[{i}] ({}): {m}", advisory.id),
             )
         })?;
@@ -1026,21 +1029,13 @@ impl Acceptance {
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map_or(1, |before| before.matches('\n').count() + 1)
-}
-
 fn parse_acceptances(source: &str, bytes: &[u8]) -> Result<Vec<Acceptance>, GateError> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| invalid(source, format!("not UTF-8 text: {e}")))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| invalid_input(source, None, format!("not UTF-8 text: {e}")))?;
     let file: AcceptanceFile = toml::from_str(text).map_err(|e| {
-        let what = match e.span() {
-            Some(span) => format!("{source} line {}", line_of(text, span.start)),
-            None => source.to_owned(),
-        };
-        invalid(
-            what,
+        invalid_input(
+            source,
+            e.span().map(|span| line_of(text, span.start)),
             format!("not a valid accepted-risk file: {}", e.message().trim()),
         )
     })?;
@@ -1051,19 +1046,20 @@ fn parse_acceptances(source: &str, bytes: &[u8]) -> Result<Vec<Acceptance>, Gate
             let line = line_of(text, spanned.span().start);
             let entry = n + 1;
             let raw = spanned.into_inner();
-            let what = format!("{source} line {line}");
             let label = match raw.id.as_deref() {
                 Some(id) => format!("accepted risk #{entry} (id `{id}`)"),
                 None => format!("accepted risk #{entry}"),
             };
             let required = |value: Option<String>, field: &str| match value {
                 Some(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
-                Some(_) => Err(invalid(
-                    what.clone(),
+                Some(_) => Err(invalid_input(
+                    source,
+                    Some(line),
                     format!("{label}: `{field}` is empty"),
                 )),
-                None => Err(invalid(
-                    what.clone(),
+                None => Err(invalid_input(
+                    source,
+                    Some(line),
                     format!(
                         "{label}: missing `{field}`; every accepted risk needs an id, a \
                          justification, an owner and an expiry date"
@@ -1075,10 +1071,11 @@ fn parse_acceptances(source: &str, bytes: &[u8]) -> Result<Vec<Acceptance>, Gate
             let owner = required(raw.owner, "owner")?;
             let expires = match raw.expires {
                 Some(value) => parse_expiry(&value)
-                    .map_err(|m| invalid(what.clone(), format!("{label}: {m}")))?,
+                    .map_err(|m| invalid_input(source, Some(line), format!("{label}: {m}")))?,
                 None => {
-                    return Err(invalid(
-                        what.clone(),
+                    return Err(invalid_input(
+                        source,
+                        Some(line),
                         format!(
                             "{label}: missing `expires`; every accepted risk needs an id, a \
                              justification, an owner and an expiry date"
@@ -1088,7 +1085,11 @@ fn parse_acceptances(source: &str, bytes: &[u8]) -> Result<Vec<Acceptance>, Gate
             };
             let package = match raw.package {
                 Some(p) if p.trim().is_empty() => {
-                    return Err(invalid(what, format!("{label}: `package` is empty")))
+                    return Err(invalid_input(
+                        source,
+                        Some(line),
+                        format!("{label}: `package` is empty"),
+                    ))
                 }
                 other => other.map(|p| p.trim().to_owned()),
             };
@@ -1294,7 +1295,7 @@ impl VulnGateBuilder {
 
 fn read(path: &Path) -> Result<Vec<u8>, GateError> {
     std::fs::read(path)
-        .map_err(|e| invalid(path.display().to_string(), format!("cannot read: {e}")))
+        .map_err(|e| invalid_input(path.display(), None, format!("cannot read: {e}")))
 }
 
 type Counts = [usize; 5];

@@ -141,6 +141,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use url::Url;
 
+use crate::input::invalid_input;
 use crate::process::Secret;
 
 /// Default timeout of one request, from connecting until the whole answer is read.
@@ -1102,13 +1103,14 @@ impl Gate for WebhookGate {
             });
         }
         if accepted && answer.truncated {
-            return Err(GateError::InvalidInput {
-                what: format!("answer of {}", self.shown_url),
-                message: format!(
+            return Err(invalid_input(
+                format!("answer of {}", self.shown_url),
+                None,
+                format!(
                     "the answer is larger than {} bytes (max_response_bytes)",
                     self.max_response_bytes
                 ),
-            });
+            ));
         }
 
         // Criteria are judged only on an accepted answer.
@@ -1117,14 +1119,15 @@ impl Gate for WebhookGate {
         if accepted && !self.criteria.is_empty() {
             let document: Value = serde_json::from_slice(&answer.bytes).map_err(|e| {
                 let shown = String::from_utf8_lossy(&answer.bytes);
-                GateError::InvalidInput {
-                    what: format!("answer of {}", self.shown_url),
-                    message: format!(
+                invalid_input(
+                    format!("answer of {}", self.shown_url),
+                    None,
+                    format!(
                         "the answer ({} bytes, {shown_status}) is not JSON: {e}; it begins `{}`",
                         answer.bytes.len(),
                         excerpt(shown.trim(), 60)
                     ),
-                }
+                )
             })?;
             for c in &self.criteria {
                 let actual = document.pointer(&c.pointer);

@@ -73,6 +73,8 @@ use promotion_core::{Evidence, Gate, GateContext, GateError, GateKind, GateName,
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::input::{line_of, located};
+
 /// How far ahead the gate looks for the next opening unless configured otherwise.
 pub const DEFAULT_HORIZON_DAYS: u32 = 366;
 
@@ -559,12 +561,6 @@ fn instant_text(v: &toml::Value) -> String {
     }
 }
 
-/// The one-based line of byte offset `at` in `text`.
-fn line_of(text: &str, at: usize) -> usize {
-    let upto = text.as_bytes().get(..at).unwrap_or(text.as_bytes());
-    upto.iter().filter(|b| **b == b'\n').count() + 1
-}
-
 /// Builder for [`DeploymentWindowGate`].
 #[derive(Debug, Clone)]
 pub struct DeploymentWindowGateBuilder {
@@ -602,10 +598,7 @@ impl DeploymentWindowGateBuilder {
     /// horizon.
     pub fn toml(mut self, text: &str, source: &str) -> Result<Self, WindowConfigError> {
         let doc: ConfigDoc = toml::from_str(text).map_err(|e| WindowConfigError::Document {
-            what: match e.span() {
-                Some(span) => format!("{source} line {}", line_of(text, span.start)),
-                None => source.to_owned(),
-            },
+            what: located(source, e.span().map(|span| line_of(text, span.start))),
             message: e.message().trim_end().to_owned(),
         })?;
         for (i, w) in doc.window.iter().enumerate() {
@@ -652,10 +645,7 @@ impl DeploymentWindowGateBuilder {
         let text = String::from_utf8(bytes).map_err(|e| WindowConfigError::Document {
             what: format!(
                 "{shown} line {}",
-                line_of(
-                    &String::from_utf8_lossy(e.as_bytes()),
-                    e.utf8_error().valid_up_to()
-                )
+                line_of(e.as_bytes(), e.utf8_error().valid_up_to())
             ),
             message: "not valid UTF-8".to_owned(),
         })?;
