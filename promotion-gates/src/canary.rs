@@ -67,9 +67,10 @@ use promotion_core::{Digest, Evidence, Gate, GateContext, GateError, GateName, V
 use serde_json::{json, Value};
 use statrs::distribution::{ContinuousCDF, Normal};
 
-use crate::metrics::{
-    configure_prometheus, fmt_num, num, Prometheus, PrometheusConfigError, QueryResponse,
-    QueryResult, DEFAULT_TIMEOUT, MAX_POINTS_PER_SERIES, MIN_INTERVAL,
+use crate::metrics::{fmt_num, num};
+use crate::prometheus::{
+    configure_prometheus, Prometheus, PrometheusConfigError, QueryResponse, QueryResult,
+    DEFAULT_TIMEOUT, MAX_POINTS_PER_SERIES, MIN_INTERVAL,
 };
 
 /// The analysis window unless configured otherwise (ten minutes).
@@ -998,7 +999,7 @@ struct SampleSet {
 }
 
 fn samples(result: &QueryResult) -> Result<SampleSet, String> {
-    let series: Vec<&crate::metrics::Series> = match result {
+    let series: Vec<&crate::prometheus::Series> = match result {
         QueryResult::Matrix(s) | QueryResult::Vector(s) => s.iter().collect(),
         QueryResult::Scalar(p) => {
             let finite = p.value.is_finite();
@@ -1233,7 +1234,7 @@ mod tests {
     use promotion_core::testing::GateProbe;
     use promotion_core::{Actor, Event, EventBody, ReleaseState, StageName};
 
-    use crate::metrics::{Point, Series};
+    use crate::prometheus::{Point, Series};
 
     /// Equal to within `1e-9` relative: statrs' and SciPy's normal tails differ in the tenth digit.
     fn close(a: f64, b: f64) -> bool {

@@ -18,6 +18,7 @@
 //! | [`ChangeRecordGate`]: change documentation, the `risk` fact | [`change`] |
 //! | [`DeploymentWindowGate`]: windows and freezes in IANA zones | [`window`] |
 //! | [`MetricGate`]: Prometheus queries with Argo Rollouts' analysis semantics | [`metrics`] |
+//! | [`Prometheus`](prometheus::Prometheus): the HTTP API client the two gates above share | [`prometheus`] |
 //! | [`CanaryGate`]: canary vs. baseline, Mann–Whitney U per metric, a score | [`canary`] |
 //! | [`WebhookGate`]: an HTTP(S) endpoint decides, HMAC-signed requests | [`webhook`] |
 //! | [`SignatureGate`]: DSSE / in-toto signatures, SLSA provenance per artifact | [`signature`] |
@@ -43,6 +44,7 @@ mod input;
 pub mod metrics;
 pub mod policy;
 pub mod process;
+pub mod prometheus;
 pub mod signature;
 pub mod testreport;
 pub mod vuln;
