@@ -142,7 +142,7 @@ use sha2::Sha256;
 use url::Url;
 
 use crate::input::invalid_input;
-use crate::process::Secret;
+use crate::secrets::Secret;
 
 /// Default timeout of one request, from connecting until the whole answer is read.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
