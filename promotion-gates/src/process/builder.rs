@@ -1,13 +1,14 @@
 //! Building a [`ProcessGate`]: the [`ProcessGateBuilder`]'s settings, each checked when the gate
 //! is built, and the `{param}` argument templates filled in from the release and the gate context.
 
-use crate::secrets::SecretSource;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use promotion_core::{GateKind, GateName};
+
+use crate::secrets::SecretSource;
 
 use super::{
     OnTimeout, ProcessConfigError, ProcessGate, WorkingDir, BUILTIN_PARAMS, MAX_TAIL_BYTES,

@@ -1,9 +1,9 @@
 //! Output capture: stdout and stderr are digested in full, secrets are redacted as the bytes
 //! stream in (even when a secret spans two reads), and only a bounded tail is kept for evidence.
 
-use crate::secrets::Secret;
 use std::collections::BTreeMap;
 
+use crate::secrets::Secret;
 use promotion_core::{Attachment, Digest, GateError};
 use sha2::{Digest as _, Sha256};
 

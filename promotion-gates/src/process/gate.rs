@@ -1,7 +1,6 @@
 //! The [`ProcessGate`] at evaluation time: the command line and environment it runs with, the
 //! verdict from the exit status, and the evidence (command, exit, duration, output tails).
 
-use crate::secrets::SecretSource;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io;
@@ -19,7 +18,7 @@ use nix::unistd::Pid;
 use promotion_core::{Evidence, Gate, GateContext, GateError, GateKind, PhaseId, Verdict};
 use tokio::process::{Child, Command};
 
-use crate::secrets::Secret;
+use crate::secrets::{Secret, SecretSource};
 
 use super::{
     pump, Ending, GroupGuard, OnTimeout, Piece, ProcessGateBuilder, Redactor, StreamCapture,
