@@ -2,16 +2,16 @@
 //!
 //! ## Overview
 //!
-//! - [`ConfigBaselineGate`] (a [`GateKind::Compliance`] gate) digests the configuration files
+//! - [`ConfigBaselineGate`] (a [`GateKind::Compliance`](promotion_core::GateKind::Compliance) gate) digests the configuration files
 //!   of a directory and compares them with an approved [`BaselineManifest`]: any file added,
 //!   removed or changed since the approval fails the gate (or, with
 //!   [`FailOn::ChangedOrRemoved`], only changed and removed files do).
-//! - [`ReproducibilityGate`] (a [`GateKind::Automated`] gate) compares the release's artifact
+//! - [`ReproducibilityGate`] (a [`GateKind::Automated`](promotion_core::GateKind::Automated) gate) compares the release's artifact
 //!   digests with the artifacts of a second, independent build, read from an
 //!   [`ArtifactManifest`].
 //!
-//! Both gates record the digest of every file they read as an [`Attachment`] of their
-//! evidence, and turn malformed input into [`GateError::InvalidInput`] naming the file (and
+//! Both gates record the digest of every file they read as an [`Attachment`](promotion_core::Attachment) of their
+//! evidence, and turn malformed input into [`GateError::InvalidInput`](promotion_core::GateError::InvalidInput) naming the file (and
 //! the line, where the parser knows it) and the problem — never a pass.
 //!
 //! ## Selecting files
@@ -28,7 +28,7 @@
 //! - When the manifest itself lives inside the directory it is never part of the baseline.
 //!
 //! **Symbolic links are refused by default**: a link that is not excluded is an
-//! [`InvalidInput`](GateError::InvalidInput) naming it, whatever the include patterns say,
+//! [`InvalidInput`](promotion_core::GateError::InvalidInput) naming it, whatever the include patterns say,
 //! because a link may stand for a whole directory of configuration and the gate will not guess
 //! what it means. Exclude the link, or let the gate follow links with
 //! [`ConfigBaselineGateBuilder::follow_symlinks`]: the link is then digested as the file it

@@ -816,5 +816,3 @@ fn baseline_large_file_is_hashed_in_chunks_and_correctly() {
         assert!(grown < 16 * 1024, "peak memory grew by {grown} KiB");
     }
 }
-
-// ---- reproducibility -----------------------------------------------------------------

@@ -157,22 +157,22 @@ impl CanaryGateBuilder {
         self.metrics.push(metric);
         self
     }
-    /// The analysis window, ending at each evaluation (default [`DEFAULT_LOOKBACK`]).
+    /// The analysis window, ending at each evaluation (default [`DEFAULT_LOOKBACK`](super::DEFAULT_LOOKBACK)).
     pub fn lookback(mut self, lookback: Duration) -> Self {
         self.lookback = lookback;
         self
     }
-    /// The resolution of the range queries (default [`DEFAULT_STEP`], at least one second).
+    /// The resolution of the range queries (default [`DEFAULT_STEP`](super::DEFAULT_STEP), at least one second).
     pub fn step(mut self, step: Duration) -> Self {
         self.step = step;
         self
     }
-    /// Samples needed on each side of a metric (default [`DEFAULT_MIN_SAMPLES`]).
+    /// Samples needed on each side of a metric (default [`DEFAULT_MIN_SAMPLES`](super::DEFAULT_MIN_SAMPLES)).
     pub fn min_samples(mut self, n: usize) -> Self {
         self.min_samples = n;
         self
     }
-    /// The significance level of the test (default [`DEFAULT_SIGNIFICANCE`]).
+    /// The significance level of the test (default [`DEFAULT_SIGNIFICANCE`](super::DEFAULT_SIGNIFICANCE)).
     pub fn significance(mut self, alpha: f64) -> Self {
         self.significance = alpha;
         self
@@ -184,7 +184,7 @@ impl CanaryGateBuilder {
         self.marginal = marginal;
         self
     }
-    /// Limits each request to Prometheus (default [`DEFAULT_TIMEOUT`]).
+    /// Limits each request to Prometheus (default [`DEFAULT_TIMEOUT`](crate::prometheus::DEFAULT_TIMEOUT)).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

@@ -21,7 +21,7 @@ use super::{
 
 /// Compares canary and baseline metric by metric with the Mann–Whitney U test and scores the
 /// canary 0–100: pass, marginal (inconclusive, for a human to judge) or fail. See the
-/// [module documentation](self).
+/// [module documentation](super).
 ///
 /// ```
 /// use std::time::Duration;

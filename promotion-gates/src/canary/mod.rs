@@ -27,20 +27,20 @@
 //! The score is the weighted share of passing metrics among those with data, 0–100. Then, in
 //! order:
 //!
-//! - a **critical** metric that fails: [`Verdict::Fail`], with score 0 (as Kayenta does);
-//! - no metric with data: [`Verdict::Inconclusive`];
-//! - a score below the marginal threshold (default 75): [`Verdict::Fail`];
-//! - a critical metric without data: [`Verdict::Inconclusive`] — it cannot be vouched for;
+//! - a **critical** metric that fails: [`Verdict::Fail`](promotion_core::Verdict::Fail), with score 0 (as Kayenta does);
+//! - no metric with data: [`Verdict::Inconclusive`](promotion_core::Verdict::Inconclusive);
+//! - a score below the marginal threshold (default 75): [`Verdict::Fail`](promotion_core::Verdict::Fail);
+//! - a critical metric without data: [`Verdict::Inconclusive`](promotion_core::Verdict::Inconclusive) — it cannot be vouched for;
 //! - a score below the pass threshold (default 95), a *marginal* canary:
-//!   [`Verdict::Inconclusive`], so the phase pauses for a human decision;
-//! - otherwise [`Verdict::Pass`].
+//!   [`Verdict::Inconclusive`](promotion_core::Verdict::Inconclusive), so the phase pauses for a human decision;
+//! - otherwise [`Verdict::Pass`](promotion_core::Verdict::Pass).
 //!
 //! Metrics without data do not count towards the score; the evidence names them.
 //!
 //! # Waiting for the window
 //!
 //! When the engine recorded when the phase started (always, inside a pipeline), the gate waits
-//! until the phase has run for a whole `lookback` ([`Verdict::Pending`], `retry_after` exactly
+//! until the phase has run for a whole `lookback` ([`Verdict::Pending`](promotion_core::Verdict::Pending), `retry_after` exactly
 //! until then), so that the window holds only data from after the canary was deployed; a
 //! window with too few samples after that is a real gap and makes the metric no data.
 //!
@@ -53,7 +53,7 @@
 //! `score` (one decimal, `none` without data) and `result` (`pass`, `marginal`, `fail`,
 //! `nodata`).
 //!
-//! Prometheus errors are [`GateError`]s naming the request URL, mapped as for the
+//! Prometheus errors are [`GateError`](promotion_core::GateError)s naming the request URL, mapped as for the
 //! [metric gate](crate::metrics::PrometheusError); the engine counts them against the phase's
 //! consecutive-error limit. Every setting is checked when the gate is built
 //! ([`CanaryConfigError`] names the metric and the field).

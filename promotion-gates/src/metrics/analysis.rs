@@ -66,7 +66,7 @@ pub struct Tallies {
     pub inconclusive: u32,
 }
 
-/// The outcome of [`MetricGate::assess`].
+/// The outcome of [`MetricGate::assess`](super::MetricGate::assess).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Assessment {
     /// Where the analysis stands.

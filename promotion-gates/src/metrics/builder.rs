@@ -189,7 +189,7 @@ impl MetricGateBuilder {
         self.consecutive_error_limit = limit;
         self
     }
-    /// Limits each request to Prometheus (default [`DEFAULT_TIMEOUT`]).
+    /// Limits each request to Prometheus (default [`DEFAULT_TIMEOUT`](crate::prometheus::DEFAULT_TIMEOUT)).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

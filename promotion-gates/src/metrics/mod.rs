@@ -22,18 +22,18 @@
 //! The measurements are tallied as Argo does, in order, and the analysis stops at the first
 //! measurement that decides it:
 //!
-//! - more failed measurements than `failure_limit` (default 0): [`Verdict::Fail`];
+//! - more failed measurements than `failure_limit` (default 0): [`Verdict::Fail`](promotion_core::Verdict::Fail);
 //! - more inconclusive measurements than `inconclusive_limit` (default 0):
-//!   [`Verdict::Inconclusive`], so the phase pauses for a human decision;
-//! - `count` measurements taken without either: [`Verdict::Pass`];
-//! - otherwise the analysis is still running: [`Verdict::Pending`] with `retry_after` exactly
+//!   [`Verdict::Inconclusive`](promotion_core::Verdict::Inconclusive), so the phase pauses for a human decision;
+//! - `count` measurements taken without either: [`Verdict::Pass`](promotion_core::Verdict::Pass);
+//! - otherwise the analysis is still running: [`Verdict::Pending`](promotion_core::Verdict::Pending) with `retry_after` exactly
 //!   the time until the next measurement is due (during the initial delay, until the first).
 //!
 //! # One schedule, recomputed at every evaluation
 //!
 //! Measurement *k* (from 0) is the query's value at the fixed instant
 //! `phase start + initial_delay + k × interval`, where the phase start is the one the engine
-//! recorded in [`GateContext::state`]. Every evaluation measures **every** instant that is due —
+//! recorded in [`GateContext::state`](promotion_core::GateContext::state). Every evaluation measures **every** instant that is due —
 //! one `/api/v1/query` call while only the first is due, otherwise one `/api/v1/query_range`
 //! call covering them all (step `interval`) — and recomputes the tallies from those values
 //! alone. So:
@@ -53,7 +53,7 @@
 //! the gate), `measured`, `successful`, `failed`, `inconclusive` and `consecutive_errors`.
 //!
 //! Without a recorded phase start (a gate evaluated outside a pipeline, with no state) there is
-//! no schedule: the gate answers [`GateError::Misconfigured`].
+//! no schedule: the gate answers [`GateError::Misconfigured`](promotion_core::GateError::Misconfigured).
 //!
 //! # Instant and range measurements
 //!
@@ -66,15 +66,15 @@
 //! # Errors
 //!
 //! Prometheus down, an HTTP error, a response that is not the Prometheus API's JSON: a
-//! [`GateError`] naming the request URL and the problem ([`PrometheusError`] says how each maps),
+//! [`GateError`](promotion_core::GateError) naming the request URL and the problem ([`PrometheusError`] says how each maps),
 //! never a verdict. The engine records it and counts errors in a row; when this evaluation's
 //! error would make more consecutive errors than `consecutive_error_limit` (default 4, as in
-//! Argo), the gate answers [`Verdict::Fail`] instead, with the error as evidence. The engine's
+//! Argo), the gate answers [`Verdict::Fail`](promotion_core::Verdict::Fail) instead, with the error as evidence. The engine's
 //! own [`PhasePolicy::consecutive_error_limit`](promotion_core::PhasePolicy) applies as well;
 //! whichever is lower ends the phase first.
 //!
 //! A query that returns a string or a range vector, or that Prometheus rejects (HTTP 400, such as
-//! a PromQL syntax error), is [`GateError::Misconfigured`]. Every setting is checked when the gate
+//! a PromQL syntax error), is [`GateError::Misconfigured`](promotion_core::GateError::Misconfigured). Every setting is checked when the gate
 //! is built: [`MetricConfigError`] names the field.
 //!
 //! The gate needs a tokio runtime with I/O and time enabled, like every HTTP gate here.

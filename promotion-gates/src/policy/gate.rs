@@ -19,7 +19,7 @@ use super::{
 /// A gate that evaluates Rego policies, in Conftest conventions, against the release and the
 /// evidence gathered so far.
 ///
-/// See the [module documentation](self) for the conventions, the input document and the
+/// See the [module documentation](super) for the conventions, the input document and the
 /// evidence.
 ///
 /// ```

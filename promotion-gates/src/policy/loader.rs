@@ -73,7 +73,7 @@ impl PolicyGateBuilder {
         self
     }
     /// Adds every `*.rego` policy and `*.json` data document below `dir`, recursively (see
-    /// the [module documentation](self#policies-and-data) for the layout).
+    /// the [module documentation](super#policies-and-data) for the layout).
     pub fn bundle(mut self, dir: impl Into<PathBuf>) -> Self {
         self.sources.push(Source::Bundle(dir.into()));
         self

@@ -18,16 +18,16 @@
 //! look like a passing one:
 //!
 //! - a decision rule that is not a set (`deny if { … }`, a boolean) is a
-//!   [`GateError::InvalidInput`] naming the policy files of the package, as is a structured
+//!   [`GateError::InvalidInput`](promotion_core::GateError::InvalidInput) naming the policy files of the package, as is a structured
 //!   result without a string `msg`, or a message that is neither a string nor an object;
 //! - a package that no loaded policy declares is refused when the gate is built
-//!   ([`GateError::Misconfigured`]), and a package without any `deny`, `violation` or `warn`
-//!   rule is a [`GateError::Misconfigured`] when evaluated: it decides nothing, so it is not
+//!   ([`GateError::Misconfigured`](promotion_core::GateError::Misconfigured)), and a package without any `deny`, `violation` or `warn`
+//!   rule is a [`GateError::Misconfigured`](promotion_core::GateError::Misconfigured) when evaluated: it decides nothing, so it is not
 //!   counted as a pass;
 //! - Conftest's `exception` rules are not supported: a denial is a denial.
 //!
 //! Every rule of the package is evaluated, helpers included, and any evaluation error (a
-//! division by zero, a function regorus cannot resolve) is a [`GateError::InvalidInput`]
+//! division by zero, a function regorus cannot resolve) is a [`GateError::InvalidInput`](promotion_core::GateError::InvalidInput)
 //! naming the policy file and line regorus reports. One known gap of regorus 0.5 against OPA:
 //! a function called through an import alias (`import data.lib.labels` then
 //! `labels.missing(x)`) is not resolved; call it by its full path

@@ -173,7 +173,7 @@ impl ProcessGateBuilder {
         self.accepted = codes.into_iter().collect();
         self
     }
-    /// Longest the process may run, in real time (default [`DEFAULT_TIMEOUT`]).
+    /// Longest the process may run, in real time (default [`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT)).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -184,7 +184,7 @@ impl ProcessGateBuilder {
         self
     }
     /// How many bytes to keep from the end of stdout and of stderr (default
-    /// [`DEFAULT_TAIL_BYTES`], at most [`MAX_TAIL_BYTES`]).
+    /// [`DEFAULT_TAIL_BYTES`](super::DEFAULT_TAIL_BYTES), at most [`MAX_TAIL_BYTES`]).
     pub fn tail_bytes(mut self, bytes: usize) -> Self {
         self.tail_bytes = bytes;
         self

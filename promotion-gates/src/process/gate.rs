@@ -28,7 +28,7 @@ use super::{
 
 /// Runs a command as an isolated runner; passes when it exits with an accepted code.
 ///
-/// See the [module documentation](self) for isolation, parameters, secrets, timeouts and the
+/// See the [module documentation](super) for isolation, parameters, secrets, timeouts and the
 /// evidence recorded.
 ///
 /// ```

@@ -67,10 +67,10 @@
 //!
 //! | how the process ended                  | result                                            |
 //! |----------------------------------------|---------------------------------------------------|
-//! | exit code in the accepted set          | [`Verdict::Pass`]                                 |
-//! | another exit code                      | [`Verdict::Fail`]                                 |
-//! | killed by a signal                     | [`Verdict::Fail`]                                 |
-//! | still running at the timeout           | [`GateError::TimedOut`] (default), or [`Verdict::Fail`] with [`OnTimeout::Fail`] |
+//! | exit code in the accepted set          | [`Verdict::Pass`](promotion_core::Verdict::Pass)                                 |
+//! | another exit code                      | [`Verdict::Fail`](promotion_core::Verdict::Fail)                                 |
+//! | killed by a signal                     | [`Verdict::Fail`](promotion_core::Verdict::Fail)                                 |
+//! | still running at the timeout           | [`GateError::TimedOut`] (default), or [`Verdict::Fail`](promotion_core::Verdict::Fail) with [`OnTimeout::Fail`] |
 //! | program missing, not executable        | [`GateError::Misconfigured`] naming the program   |
 //! | working directory missing              | [`GateError::Misconfigured`] naming the directory |
 //!
@@ -179,7 +179,7 @@ pub enum OnTimeout {
     /// The gate could not decide: [`GateError::TimedOut`]. The engine records it and may retry.
     #[default]
     Error,
-    /// The release fails the gate: [`Verdict::Fail`] with the partial output as evidence.
+    /// The release fails the gate: [`Verdict::Fail`](promotion_core::Verdict::Fail) with the partial output as evidence.
     Fail,
 }
 

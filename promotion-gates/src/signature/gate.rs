@@ -21,7 +21,7 @@ use super::{
 };
 
 /// Verifies signed in-toto attestations (and optionally SLSA provenance) for every artifact of
-/// a release; see the [module docs](self).
+/// a release; see the [module docs](super).
 ///
 /// ```
 /// use promotion_gates::signature::{EnvelopeDir, SignatureGate};

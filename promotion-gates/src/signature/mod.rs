@@ -74,15 +74,15 @@
 //!
 //! - An artifact with no envelope, an envelope signed by no trusted key (or not signed at all,
 //!   or whose payload was changed after signing), a statement for another digest, an untrusted
-//!   builder or a foreign commit make the gate **fail** ([`Verdict::Fail`]), naming the artifact.
+//!   builder or a foreign commit make the gate **fail** ([`Verdict::Fail`](promotion_core::Verdict::Fail)), naming the artifact.
 //! - Bytes that cannot be read as what they claim to be are **invalid input**
-//!   ([`GateError::InvalidInput`], naming the file, the line for JSON Lines, and the artifact):
+//!   ([`GateError::InvalidInput`](promotion_core::GateError::InvalidInput), naming the file, the line for JSON Lines, and the artifact):
 //!   an envelope that is not JSON or lacks `payloadType`, `payload` or `signatures`, base64 that
 //!   does not decode, an in-toto payload that is not a statement, a SLSA v1 predicate without
 //!   `runDetails.builder.id`, a file larger than [`MAX_ENVELOPE_BYTES`]. The engine records it
 //!   as an error and retries per policy; it is never a pass.
 //! - A directory that does not exist, or an artifact name that cannot be a file name (it
-//!   contains `/` or `\`, or is `.` or `..`), is [`GateError::Misconfigured`].
+//!   contains `/` or `\`, or is `.` or `..`), is [`GateError::Misconfigured`](promotion_core::GateError::Misconfigured).
 //!
 //! Files are read synchronously; each is at most [`MAX_ENVELOPE_BYTES`].
 //!

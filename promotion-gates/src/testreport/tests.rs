@@ -690,8 +690,6 @@ fn testreport_configuration_is_validated() {
     assert!(matches!(e, GateError::Misconfigured(m) if m.contains("101")));
 }
 
-// ---- performance budget gate -------------------------------------------------------
-
 #[test]
 fn testreport_fmt_num() {
     assert_eq!(fmt_num(41.2), "41.2");

@@ -125,7 +125,7 @@ impl VulnGateBuilder {
         self.gate.reports.push((Format::CargoAudit, path.into()));
         self
     }
-    /// Reads accepted risks from this TOML file (see the [module docs](self)).
+    /// Reads accepted risks from this TOML file (see the [module docs](super)).
     pub fn accepted_risks(mut self, path: impl Into<PathBuf>) -> Self {
         self.gate.accepted_risks = Some(path.into());
         self

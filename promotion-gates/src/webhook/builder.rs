@@ -211,12 +211,12 @@ impl WebhookGateBuilder {
         self.expect_json(pointer, Value::Bool(true))
     }
     /// Bounds one request, from connecting until the whole answer is read, in real time
-    /// (default [`DEFAULT_TIMEOUT`]). Past it the evaluation is [`GateError::TimedOut`].
+    /// (default [`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT)). Past it the evaluation is [`GateError::TimedOut`](promotion_core::GateError::TimedOut).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
-    /// Reads at most `bytes` of the answer (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
+    /// Reads at most `bytes` of the answer (default [`DEFAULT_MAX_RESPONSE_BYTES`](super::DEFAULT_MAX_RESPONSE_BYTES)).
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
         self
@@ -239,7 +239,7 @@ impl WebhookGateBuilder {
         self.secret = Some(secret);
         self
     }
-    /// Sends the signature in this header (default [`DEFAULT_SIGNATURE_HEADER`]).
+    /// Sends the signature in this header (default [`DEFAULT_SIGNATURE_HEADER`](super::DEFAULT_SIGNATURE_HEADER)).
     pub fn signature_header(mut self, name: impl Into<String>) -> Self {
         self.signature_header = name.into();
         self

@@ -28,7 +28,7 @@ pub(super) struct Signing {
     pub(super) header: HeaderName,
 }
 
-/// Asks an HTTP(S) endpoint whether a release may proceed; see the [module docs](self).
+/// Asks an HTTP(S) endpoint whether a release may proceed; see the [module docs](super).
 ///
 /// ```
 /// use promotion_gates::webhook::WebhookGate;

@@ -13,7 +13,7 @@
 //! naming the setting, never a surprise at evaluation.
 //!
 //! The gate needs a tokio runtime with I/O and time enabled; evaluated outside one it answers
-//! [`GateError::Misconfigured`] instead of panicking.
+//! [`GateError::Misconfigured`](promotion_core::GateError::Misconfigured) instead of panicking.
 //!
 //! # The request
 //!
@@ -59,20 +59,20 @@
 //!
 //! The gate itself never retries. It makes one request bounded by its own timeout
 //! ([`WebhookGateBuilder::timeout`], 30 s by default, measured in real time); what could not
-//! be decided is a [`GateError`], which the engine retries per the gate's
+//! be decided is a [`GateError`](promotion_core::GateError), which the engine retries per the gate's
 //! [`GatePolicy`](promotion_core::GatePolicy) (retries with backoff). Keep the gate's timeout
 //! below the policy's timeout, which runs on the engine's clock.
 //!
 //! | what happened                                              | result                                  |
 //! |------------------------------------------------------------|-----------------------------------------|
-//! | accepted status, every criterion met                       | [`Verdict::Pass`]                       |
-//! | accepted status, a criterion not met (field false, absent, different) | [`Verdict::Fail`], naming each  |
-//! | status not accepted: `1xx`, `3xx`, `4xx` other than 408/429 | [`Verdict::Fail`]: the endpoint said no |
-//! | `5xx`, `408 Request Timeout`, `429 Too Many Requests` (unless accepted) | [`GateError::Unavailable`] (retried) |
-//! | connection refused, reset, DNS failure, body cut off        | [`GateError::Unavailable`] (retried)    |
-//! | TLS handshake failed (untrusted or expired certificate, wrong host name) | [`GateError::Unavailable`], saying why |
-//! | no complete answer within the timeout                       | [`GateError::TimedOut`] (retried)       |
-//! | accepted status, body larger than the limit, or not JSON when criteria need it | [`GateError::InvalidInput`] naming the URL |
+//! | accepted status, every criterion met                       | [`Verdict::Pass`](promotion_core::Verdict::Pass)                       |
+//! | accepted status, a criterion not met (field false, absent, different) | [`Verdict::Fail`](promotion_core::Verdict::Fail), naming each  |
+//! | status not accepted: `1xx`, `3xx`, `4xx` other than 408/429 | [`Verdict::Fail`](promotion_core::Verdict::Fail): the endpoint said no |
+//! | `5xx`, `408 Request Timeout`, `429 Too Many Requests` (unless accepted) | [`GateError::Unavailable`](promotion_core::GateError::Unavailable) (retried) |
+//! | connection refused, reset, DNS failure, body cut off        | [`GateError::Unavailable`](promotion_core::GateError::Unavailable) (retried)    |
+//! | TLS handshake failed (untrusted or expired certificate, wrong host name) | [`GateError::Unavailable`](promotion_core::GateError::Unavailable), saying why |
+//! | no complete answer within the timeout                       | [`GateError::TimedOut`](promotion_core::GateError::TimedOut) (retried)       |
+//! | accepted status, body larger than the limit, or not JSON when criteria need it | [`GateError::InvalidInput`](promotion_core::GateError::InvalidInput) naming the URL |
 //!
 //! A well-formed negative answer is a verdict, not an error: retrying it would ask the same
 //! question again and get the same answer. An answer the gate cannot read is an error: it is
@@ -84,7 +84,7 @@
 //! trusted root certificates (a private CA, or a self-signed certificate);
 //! [`WebhookGateBuilder::built_in_roots`] can turn the built-in roots off so that only the
 //! given CAs are trusted. A certificate that does not chain to a trusted root is a
-//! [`GateError::Unavailable`] whose message says the certificate is not trusted and why
+//! [`GateError::Unavailable`](promotion_core::GateError::Unavailable) whose message says the certificate is not trusted and why
 //! (`UnknownIssuer`, `Expired`, `NotValidForName`, …).
 //!
 //! # Signature scheme

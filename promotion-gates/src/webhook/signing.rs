@@ -80,7 +80,7 @@ pub(super) fn keyed(secret: &[u8], timestamp: i64, body: &[u8]) -> HmacSha256 {
     m
 }
 
-/// Checks a signature header made by a [`WebhookGate`] (or by [`sign`]) as a receiver should,
+/// Checks a signature header made by a [`WebhookGate`](super::WebhookGate) (or by [`sign`]) as a receiver should,
 /// and returns the signed timestamp (Unix seconds), for example to remember it against
 /// replays.
 ///

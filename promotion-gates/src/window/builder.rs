@@ -84,7 +84,7 @@ impl DeploymentWindowGateBuilder {
         self.horizon = horizon;
         self
     }
-    /// Adds the windows and freezes of a TOML document (see the [module documentation](self));
+    /// Adds the windows and freezes of a TOML document (see the [module documentation](super));
     /// `source` names it in errors and evidence. Its `horizon_days`, if any, replaces the
     /// horizon.
     pub fn toml(mut self, text: &str, source: &str) -> Result<Self, WindowConfigError> {

@@ -14,7 +14,7 @@ use super::{utc, DeploymentWindowGateBuilder, Freeze, Window, DAY_SECS, DEFAULT_
 
 /// Allows a release in only inside a deployment window and outside every freeze; otherwise
 /// pending until the next opening (or failing when none comes within the horizon). See the
-/// [module documentation](self) for the rules, daylight saving and the TOML form.
+/// [module documentation](super) for the rules, daylight saving and the TOML form.
 ///
 /// ```
 /// use std::time::Duration;

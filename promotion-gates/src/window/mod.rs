@@ -6,17 +6,17 @@
 //! any of them is inside. A [`Freeze`] forbids deployments between two instants for a reason
 //! (holidays, an incident), and a freeze wins over every window.
 //!
-//! The gate is evaluated at the engine's clock ([`GateContext::now`]):
+//! The gate is evaluated at the engine's clock ([`GateContext::now`](promotion_core::GateContext::now)):
 //!
-//! - inside a window and not frozen: [`Verdict::Pass`], naming the window(s) and when
+//! - inside a window and not frozen: [`Verdict::Pass`](promotion_core::Verdict::Pass), naming the window(s) and when
 //!   deployment stops being allowed;
-//! - otherwise: [`Verdict::Pending`] with `retry_after` exactly the time until the next
+//! - otherwise: [`Verdict::Pending`](promotion_core::Verdict::Pending) with `retry_after` exactly the time until the next
 //!   instant at which deployment is allowed (a window opening that is not frozen, or a freeze
 //!   ending inside a window), so the engine schedules the release instead of failing it. The
 //!   evidence says which rule decided (outside the windows, or the freeze and its reason) and
 //!   gives the next opening in RFC 3339, in UTC and in the zone of the window that opens;
 //! - when no such instant exists within the search horizon (366 days by default; a freeze
-//!   "until further notice", or freezes covering every window): [`Verdict::Fail`], saying so.
+//!   "until further notice", or freezes covering every window): [`Verdict::Fail`](promotion_core::Verdict::Fail), saying so.
 //!
 //! # Wall-clock semantics
 //!
