@@ -63,6 +63,8 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::input::{invalid_input, line_of};
+
 /// The largest change record the gate reads, in bytes (1 MiB).
 pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 
@@ -460,13 +462,14 @@ impl ChangeRecordGate {
             .read_to_end(&mut bytes)
             .map_err(|e| read_error(&shown, e))?;
         if bytes.len() as u64 > MAX_RECORD_BYTES {
-            return Err(GateError::InvalidInput {
-                what: shown,
-                message: format!(
+            return Err(invalid_input(
+                shown,
+                None,
+                format!(
                     "the change record is larger than {MAX_RECORD_BYTES} bytes; \
                      it should be a short document"
                 ),
-            });
+            ));
         }
         Ok(Some(bytes))
     }
@@ -479,32 +482,25 @@ impl ChangeRecordGate {
     ) -> Result<RecordDoc, GateError> {
         let shown = path.display().to_string();
         let text = std::str::from_utf8(bytes).map_err(|e| {
-            let line = line_of(bytes, e.valid_up_to());
-            GateError::InvalidInput {
-                what: format!("{shown} line {line}"),
-                message: "the change record is not valid UTF-8".to_owned(),
-            }
+            invalid_input(
+                &shown,
+                Some(line_of(bytes, e.valid_up_to())),
+                "the change record is not valid UTF-8",
+            )
         })?;
         match format {
             RecordFormat::Json => serde_json::from_str(text).map_err(|e| {
                 let suffix = format!(" at line {} column {}", e.line(), e.column());
                 let full = e.to_string();
                 let message = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
-                GateError::InvalidInput {
-                    what: if e.line() > 0 {
-                        format!("{shown} line {}", e.line())
-                    } else {
-                        shown.clone()
-                    },
-                    message,
-                }
+                invalid_input(&shown, (e.line() > 0).then(|| e.line()), message)
             }),
-            _ => toml::from_str(text).map_err(|e| GateError::InvalidInput {
-                what: match e.span() {
-                    Some(span) => format!("{shown} line {}", line_of(bytes, span.start)),
-                    None => shown.clone(),
-                },
-                message: e.message().trim_end().to_owned(),
+            _ => toml::from_str(text).map_err(|e| {
+                invalid_input(
+                    &shown,
+                    e.span().map(|span| line_of(bytes, span.start)),
+                    e.message().trim_end(),
+                )
             }),
         }
     }
@@ -524,12 +520,6 @@ fn read_error(shown: &str, e: std::io::Error) -> GateError {
         message: format!("cannot read change record {shown}"),
         source: Some(Box::new(e)),
     }
-}
-
-/// The one-based line of byte offset `at`.
-fn line_of(bytes: &[u8], at: usize) -> usize {
-    let upto = bytes.get(..at).unwrap_or(bytes);
-    upto.iter().filter(|b| **b == b'\n').count() + 1
 }
 
 /// One thing wrong with a well-formed record.

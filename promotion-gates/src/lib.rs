@@ -11,13 +11,17 @@
 //! | gate | module |
 //! |---|---|
 //! | [`ProcessGate`]: a real command as an isolated runner | [`process`] |
-//! | [`TestReportGate`], [`PerfBudgetGate`]: JUnit reports, benchmark budgets | [`testreport`] |
+//! | [`SecretSource`](secrets::SecretSource): secrets by name for the process and webhook gates | [`secrets`] |
+//! | [`TestReportGate`]: JUnit reports | [`testreport`] |
+//! | [`PerfBudgetGate`]: benchmark budgets against a baseline run | [`perfbudget`] |
 //! | [`PolicyGate`]: Rego policies, Conftest conventions | [`policy`] |
 //! | [`VulnGate`]: SARIF and cargo-audit findings, expiring accepted risks | [`vuln`] |
-//! | [`ConfigBaselineGate`], [`ReproducibilityGate`]: file digests against manifests | [`baseline`] |
+//! | [`ConfigBaselineGate`]: file digests against manifests | [`baseline`] |
+//! | [`ReproducibilityGate`]: artifact digests against an independent second build | [`reproducibility`] |
 //! | [`ChangeRecordGate`]: change documentation, the `risk` fact | [`change`] |
 //! | [`DeploymentWindowGate`]: windows and freezes in IANA zones | [`window`] |
 //! | [`MetricGate`]: Prometheus queries with Argo Rollouts' analysis semantics | [`metrics`] |
+//! | [`Prometheus`](prometheus::Prometheus): the HTTP API client of the metric and canary gates | [`prometheus`] |
 //! | [`CanaryGate`]: canary vs. baseline, Mann–Whitney U per metric, a score | [`canary`] |
 //! | [`WebhookGate`]: an HTTP(S) endpoint decides, HMAC-signed requests | [`webhook`] |
 //! | [`SignatureGate`]: DSSE / in-toto signatures, SLSA provenance per artifact | [`signature`] |
@@ -40,9 +44,14 @@
 pub mod baseline;
 pub mod canary;
 pub mod change;
+mod input;
 pub mod metrics;
+pub mod perfbudget;
 pub mod policy;
 pub mod process;
+pub mod prometheus;
+pub mod reproducibility;
+pub mod secrets;
 pub mod signature;
 pub mod testreport;
 mod time;
@@ -50,14 +59,16 @@ pub mod vuln;
 pub mod webhook;
 pub mod window;
 
-pub use baseline::{ConfigBaselineGate, ReproducibilityGate};
+pub use baseline::ConfigBaselineGate;
 pub use canary::CanaryGate;
 pub use change::ChangeRecordGate;
 pub use metrics::MetricGate;
+pub use perfbudget::PerfBudgetGate;
 pub use policy::PolicyGate;
 pub use process::ProcessGate;
+pub use reproducibility::ReproducibilityGate;
 pub use signature::SignatureGate;
-pub use testreport::{PerfBudgetGate, TestReportGate};
+pub use testreport::TestReportGate;
 pub use vuln::VulnGate;
 pub use webhook::WebhookGate;
 pub use window::DeploymentWindowGate;
