@@ -29,6 +29,12 @@
 //! name parts: `cargo bench --bench audit -- append verify`. The ten-million-entry memory
 //! run: `PROMOTION_BENCH_ENTRIES=10000000 cargo bench --bench audit -- memory` (about 12 GB
 //! of disk and several minutes).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::HashMap;
 use std::error::Error;

@@ -21,6 +21,12 @@
 //!
 //! Run with `cargo bench --bench engine` (all groups, about a minute) or, for one group,
 //! `cargo bench --bench engine -- replay`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::cell::{OnceCell, RefCell};
 use std::hint::black_box;

@@ -27,6 +27,12 @@
 //!
 //! Run with `cargo bench --bench memory` (both, under a minute after the build), or name one:
 //! `cargo bench --bench memory -- in-memory` or `cargo bench --bench memory -- sqlite`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -17,6 +17,12 @@
 //! PostgreSQL is read from `PROMOTION_TEST_POSTGRES_URL`; without it the PostgreSQL rows are
 //! skipped (said in the table). Run with `cargo bench --bench replicas`, or name parts:
 //! `cargo bench --bench replicas -- promote`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "common/mod.rs"]
 mod common;

@@ -1,5 +1,11 @@
 //! The reference gates inside the engine, on the virtual clock: what their verdicts make the
 //! engine do.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 

@@ -4,6 +4,12 @@
 //!
 //! To create a fixture for a *new* schema version (never to overwrite v1):
 //! `PROMOTION_WRITE_GOLDEN=tests/fixtures/golden-vN.jsonl cargo test --test golden -- --ignored`
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -1,4 +1,10 @@
 //! Requests retried after an ambiguous failure are applied once.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -22,6 +22,12 @@
 //! - (f) terminal statuses are left only by the allowed transitions;
 //! - (g) every action `plan` proposes is accepted by `decide`, and every timed wait it reports
 //!   leads to an action when the time comes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -8,6 +8,12 @@
 //! - a step is deployed more than once only if a replica died or a lease could have lapsed
 //!   (virtual time moved by at least the lease's ttl) — otherwise the lease kept every other
 //!   replica out.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 

@@ -5,6 +5,12 @@
 //! These run on the in-memory store (which keeps leases like a database would) with virtual
 //! or real time as each test says; `tests/replicas_postgres.rs` runs the same races on
 //! PostgreSQL, across tasks and processes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 

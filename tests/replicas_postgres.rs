@@ -4,6 +4,12 @@
 //! Needs `PROMOTION_TEST_POSTGRES_URL`; without it each test says loudly that it is skipped,
 //! and under CI (`CI` set) it fails instead. Each test works in a schema of its own, dropped
 //! afterwards. Child processes are this test binary re-run with `PROMOTION_REPLICA_CHILD` set.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 

@@ -1,4 +1,10 @@
 //! Scenario tests of the engine on a virtual clock: no sleeps, no I/O.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,11 @@
 //! Fixtures shared by the benchmarks, so that every bench measures the same releases and the
 //! same realistic pipeline. Included with `#[path = "common/mod.rs"] mod common;`.
-
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 #![allow(dead_code)] // each bench uses a different part
 
 use std::time::Duration;

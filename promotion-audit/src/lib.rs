@@ -33,16 +33,6 @@
 //!
 //! Depends on `promotion-core` only, never on `promotion-gates`.
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
-
 pub mod backend;
 #[cfg(feature = "sqlite")]
 mod block;

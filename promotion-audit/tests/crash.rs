@@ -7,6 +7,12 @@
 //! number of acknowledgements, so kills land while other appends are in flight. (A SIGKILL
 //! tests process crashes; the OS page cache survives it. Power loss is covered by
 //! `synchronous = FULL`, which SQLite documents as durable in WAL mode.)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -4,6 +4,12 @@
 //! of that layout (full blocks, entries larger than a block, blocks grown by later commits,
 //! the index catching up, reopening in between), and checks that every read, root, proof and
 //! verification agrees.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 

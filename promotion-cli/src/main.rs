@@ -3,16 +3,6 @@
 //! See `promote --help` and the crate README. The audit log is SQLite in a state directory
 //! (`.promotion` beside the service file) unless `--database postgres://…` is given.
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
-
 mod app;
 mod args;
 mod audit;

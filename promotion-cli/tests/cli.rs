@@ -1,6 +1,12 @@
 //! The real `promote` binary, end to end, on templates in a temporary directory. Commands
 //! run from the directory above the service's, to show that paths are resolved against the
 //! service file and not the working directory.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

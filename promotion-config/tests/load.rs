@@ -1,4 +1,10 @@
 //! Templates instantiated for services: what gets built, and where every refusal points.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

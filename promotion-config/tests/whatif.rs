@@ -1,5 +1,11 @@
 //! What-if: real histories, recorded by the engine under one template version, replayed under
 //! the next.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 

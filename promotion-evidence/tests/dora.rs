@@ -2,6 +2,12 @@
 //!
 //! The real engine writes the log (real audit store, virtual clock); the expected numbers are
 //! worked out in the comments from the timeline alone.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 

@@ -1,4 +1,10 @@
 //! Evidence packs of a real log: export, offline verification, and tampering of every kind.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 

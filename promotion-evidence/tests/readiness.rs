@@ -7,6 +7,12 @@
 //!
 //! Chromium is `$PROMOTION_TEST_CHROMIUM`, else `chromium` on the `PATH`. Without it the test
 //! prints `SKIPPED: …` and passes, unless `CI` is set, where it fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 

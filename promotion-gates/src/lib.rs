@@ -31,16 +31,6 @@
 //!
 //! This crate depends on `promotion-core` only.
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
-
 pub mod baseline;
 pub mod canary;
 pub mod change;

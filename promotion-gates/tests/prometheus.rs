@@ -15,6 +15,12 @@
 //! is a real server scraping in real time.
 //!
 //! Run: `cargo test -p promotion-gates --test prometheus`
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::convert::Infallible;
 use std::io::Write;

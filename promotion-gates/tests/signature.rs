@@ -2,6 +2,12 @@
 //! temporary directory.
 //!
 //! Run with `cargo test -p promotion-gates --test signature`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,6 +1,12 @@
 //! The webhook gate against real HTTP and HTTPS servers on loopback.
 //!
 //! Run with `cargo test -p promotion-gates --test webhook`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -34,16 +34,6 @@
 //!
 //! The workspace's `rust-version` (1.85) and later stable releases.
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
-
 mod envelope;
 
 pub use envelope::{Acceptance, Envelope, EnvelopeError, EnvelopeSignature};

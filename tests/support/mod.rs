@@ -1,6 +1,11 @@
 //! What the engine tests over several files share: the pipeline, releases, a deployer that
 //! records every call, and a driver that advances many releases.
-
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 #![allow(dead_code)] // each test binary uses a part
 
 use std::collections::BTreeMap;
