@@ -18,11 +18,11 @@ use crate::merkle::{leaf_hash, Hash};
 pub const GENESIS_PREV: Hash = [0u8; 32];
 
 /// An entry as stored: the exact bytes that were hashed, and where they sit.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEntry {
     /// Global sequence number, from 0: the entry's leaf index.
     pub seq: u64,
-    /// The stream.
     pub stream: StreamId,
     /// Position in the stream, from 1.
     pub version: u64,
@@ -154,6 +154,7 @@ fn hex_digit(nibble: u8) -> u8 {
 }
 
 /// An entry decoded from its bytes.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodedEntry {
     /// Sequence number the bytes claim.
@@ -166,7 +167,6 @@ pub struct DecodedEntry {
     pub at: DateTime<Utc>,
     /// The previous entry's hash the bytes claim.
     pub prev: Hash,
-    /// The event.
     pub event: Event,
 }
 

@@ -71,6 +71,7 @@ pub struct Tampered {
 }
 
 /// Why an audit-log operation failed.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
@@ -84,7 +85,6 @@ pub enum AuditError {
     /// database at all).
     #[error("{path} is not a promotion audit log: {problem}")]
     ForeignFile {
-        /// The file.
         path: String,
         /// What was found.
         problem: String,

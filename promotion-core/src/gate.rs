@@ -401,11 +401,11 @@ impl PhasePolicy {
 }
 
 /// A gate placed in a phase, under a name and a policy.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone)]
 pub struct GateSpec {
     /// Unique within the phase.
     pub name: String,
-    /// The gate.
     pub gate: Arc<dyn Gate>,
     /// Timeout and retries.
     pub policy: GatePolicy,

@@ -10,11 +10,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 /// What a lease covers: one stage of one release.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LeaseKey {
-    /// The release.
     pub release: ReleaseId,
-    /// The stage.
     pub stage: StageName,
 }
 
@@ -49,15 +48,14 @@ pub struct Lease {
 }
 
 /// The answer to [`LeaseStore::acquire`].
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acquired {
     /// The caller holds the lease (newly, or renewed with the same token).
     Granted(Lease),
     /// Another replica holds it.
     HeldBy {
-        /// The holder.
         holder: ReplicaId,
-        /// Its token.
         token: u64,
         /// When it lapses unless renewed.
         expires_at: DateTime<Utc>,

@@ -213,9 +213,9 @@ impl StageSpec {
 }
 
 /// A validated stage.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone)]
 pub struct Stage {
-    /// Name.
     pub name: StageName,
     /// Upstream stages.
     pub upstream: Vec<StageName>,
@@ -262,6 +262,7 @@ pub struct Pipeline {
 }
 
 /// Why a pipeline definition was refused. Every variant names the stage.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PipelineError {
@@ -285,56 +286,34 @@ pub enum PipelineError {
     /// An upstream reference names no stage.
     #[error("stage `{stage}` names upstream `{upstream}`, which is not a stage of this pipeline")]
     UnknownUpstream {
-        /// The stage.
         stage: String,
         /// The missing upstream.
         upstream: String,
     },
     /// A stage lists an upstream twice or lists itself.
     #[error("stage `{stage}` lists upstream `{upstream}` twice or lists itself")]
-    BadUpstream {
-        /// The stage.
-        stage: String,
-        /// The upstream.
-        upstream: String,
-    },
+    BadUpstream { stage: String, upstream: String },
     /// The upstream relation has a cycle.
     #[error("stages form a cycle: {}", .0.join(" -> "))]
     Cycle(Vec<String>),
     /// Two gates of one phase share a name.
     #[error("stage `{stage}`: gate `{gate}` appears twice in the {phase} phase")]
     DuplicateGate {
-        /// The stage.
         stage: String,
-        /// The phase.
         phase: String,
-        /// The gate.
         gate: String,
     },
     /// An approval rule can never be met.
     #[error("stage `{stage}`: approval rule cannot be satisfied: {reason}")]
-    UnsatisfiableApproval {
-        /// The stage.
-        stage: String,
-        /// Why.
-        reason: String,
-    },
+    UnsatisfiableApproval { stage: String, reason: String },
     /// A rollout plan is malformed.
     #[error("stage `{stage}`: rollout plan {reason}")]
-    BadRollout {
-        /// The stage.
-        stage: String,
-        /// Why.
-        reason: String,
-    },
+    BadRollout { stage: String, reason: String },
     /// A phase policy is contradictory.
     #[error("stage `{stage}`: {phase} policy {reason}")]
     BadPolicy {
-        /// The stage.
         stage: String,
-        /// The phase.
         phase: String,
-        /// Why.
         reason: String,
     },
 }

@@ -67,24 +67,23 @@ impl fmt::Display for ExpectedVersion {
 }
 
 /// An event as stored: its stream and its position in it.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recorded {
-    /// The stream.
     pub stream: StreamId,
     /// Position in the stream, from 1.
     pub version: u64,
-    /// The event.
     pub event: Event,
 }
 
 /// Why a store operation failed.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// Another writer appended first; nothing was appended.
     #[error("stream {stream} is at version {actual}, expected {expected}; nothing was appended")]
     Conflict {
-        /// The stream.
         stream: StreamId,
         /// What the appender expected.
         expected: ExpectedVersion,
@@ -94,7 +93,6 @@ pub enum StoreError {
     /// Stored bytes do not decode or do not verify.
     #[error("stream {stream} entry {version} is corrupt: {message}")]
     Corrupt {
-        /// The stream.
         stream: StreamId,
         /// The entry's position.
         version: u64,

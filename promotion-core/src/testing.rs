@@ -134,22 +134,19 @@ impl Gate for ScriptedGate {
 }
 
 /// A call the [`RecordingDeployer`] received.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeployCall {
     /// `deploy(stage, weight)`.
     Deploy {
-        /// Stage.
         stage: String,
-        /// Weight.
         weight: u8,
         /// When (deployer's clock, if it has one).
         at: Option<DateTime<Utc>>,
     },
     /// `roll_back(stage)`.
     RollBack {
-        /// Stage.
         stage: String,
-        /// When.
         at: Option<DateTime<Utc>>,
     },
 }

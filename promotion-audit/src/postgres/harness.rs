@@ -42,11 +42,10 @@ pub fn raw_client(url: &str, schema: &str) -> Client {
 }
 
 /// Drops its schema (and everything in it) when dropped, also when a test panics.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug)]
 pub struct SchemaGuard {
-    /// The database.
     pub url: String,
-    /// The schema.
     pub schema: String,
 }
 

@@ -10,6 +10,7 @@ use crate::release::ReleaseId;
 use crate::store::{StoreError, StreamId};
 
 /// Why an engine call failed.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
@@ -28,7 +29,6 @@ pub enum EngineError {
     /// The stored stream belongs to a different release.
     #[error("stream {stream} holds release {found}, not {expected}")]
     WrongStream {
-        /// The stream.
         stream: StreamId,
         /// Release expected.
         expected: ReleaseId,
@@ -58,9 +58,9 @@ pub struct Progress {
 }
 
 /// A stage whose lease another replica holds.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldElsewhere {
-    /// The stage.
     pub stage: StageName,
     /// The replica holding it.
     pub holder: ReplicaId,

@@ -19,25 +19,20 @@ use crate::name::{GateName, PrincipalId, StageName};
 use crate::pipeline::{Percent, Pipeline, Stage};
 
 /// A side effect (or a tick) the engine should perform next.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Start an auto-start stage.
-    Start {
-        /// The stage.
-        stage: StageName,
-    },
+    Start { stage: StageName },
     /// Evaluate these gates of the phase now.
     Evaluate {
-        /// The stage.
         stage: StageName,
-        /// The phase.
         phase: PhaseId,
         /// The gates to evaluate.
         gates: Vec<GateName>,
     },
     /// Deploy a rollout step.
     Deploy {
-        /// The stage.
         stage: StageName,
         /// Step (zero-based).
         step: u32,
@@ -45,15 +40,9 @@ pub enum Action {
         weight: Percent,
     },
     /// Roll the stage back.
-    RollBack {
-        /// The stage.
-        stage: StageName,
-    },
+    RollBack { stage: StageName },
     /// Submit a [`Command::Tick`](super::Command::Tick).
-    Tick {
-        /// The stage.
-        stage: StageName,
-    },
+    Tick { stage: StageName },
 }
 
 impl Action {
@@ -70,20 +59,18 @@ impl Action {
 }
 
 /// What a release waits for before it can move on.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Waiting {
     /// A time: a sampling round, a pause, a soak, a retry.
     Until {
-        /// The stage.
         stage: StageName,
-        /// When.
         at: DateTime<Utc>,
         /// What happens then.
         reason: &'static str,
     },
     /// Approvals.
     Approval {
-        /// The stage.
         stage: StageName,
         /// The rule, in words.
         rule: String,
@@ -92,18 +79,12 @@ pub enum Waiting {
     },
     /// A human decision on an inconclusive gate.
     Judgement {
-        /// The stage.
         stage: StageName,
-        /// The phase.
         phase: PhaseId,
-        /// The gate.
         gate: GateName,
     },
     /// A principal must start the stage.
-    ManualStart {
-        /// The stage.
-        stage: StageName,
-    },
+    ManualStart { stage: StageName },
 }
 
 impl fmt::Display for Waiting {

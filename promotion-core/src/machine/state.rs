@@ -157,41 +157,35 @@ pub struct PhaseState {
 }
 
 /// A recorded approval.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalRecord {
     /// Who, with groups at the time.
     pub principal: Principal,
-    /// When.
     pub at: DateTime<Utc>,
-    /// Comment.
     pub comment: String,
     /// What it was bound to.
     pub binding: ApprovalBinding,
 }
 
 /// A recorded rejection.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectionRecord {
     /// Who, with groups at the time.
     pub principal: Principal,
-    /// When.
     pub at: DateTime<Utc>,
-    /// Why.
     pub comment: String,
 }
 
 /// A recorded break-glass override.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OverrideRecord {
-    /// The gate.
     pub gate: GateName,
-    /// Its phase.
     pub phase: PhaseId,
-    /// Who.
     pub principal: PrincipalId,
-    /// Why.
     pub justification: String,
-    /// When.
     pub at: DateTime<Utc>,
 }
 
