@@ -13,7 +13,7 @@ use promotion_core::{
 use promotion_intoto::{Acceptance, Envelope, EnvelopeError};
 use serde_json::{json, Value};
 
-use crate::input::invalid_input;
+use crate::input::{invalid_input, located};
 
 use super::{
     descriptor_commits, pae, parameter_commits, EnvelopeFile, EnvelopeFormat, EnvelopeSource,
@@ -197,7 +197,7 @@ impl SignatureGate {
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    out.push((format!("{} line {}", file.origin, n + 1), line));
+                    out.push((located(&file.origin, Some(n + 1)), line));
                 }
                 if out.is_empty() {
                     return Err(invalid_input(
