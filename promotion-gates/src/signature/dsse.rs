@@ -1,70 +1,13 @@
-//! DSSE envelopes and the in-toto statements inside them: the pre-authentication encoding that
-//! is signed ([`pae`]), lenient base64, the documents as they are read, and the commits a SLSA
-//! provenance names.
+//! The in-toto statements inside DSSE envelopes, as the gate reads them, and the commits a SLSA
+//! provenance names. The envelopes themselves, their base64 and the pre-authentication encoding
+//! that is signed come from [`promotion_intoto`].
 
 use std::collections::BTreeMap;
 
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::DecodePaddingMode;
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::MAX_PARAMETER_DEPTH;
-
-/// The DSSE v1 pre-authentication encoding of a payload: the bytes that are signed.
-///
-/// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths in bytes, in ASCII decimal.
-///
-/// ```
-/// use promotion_gates::signature::pae;
-/// assert_eq!(
-///     pae("http://example.com/HelloWorld", b"hello world"),
-///     b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
-/// );
-/// ```
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let head = format!(
-        "DSSEv1 {} {} {} ",
-        payload_type.len(),
-        payload_type,
-        payload.len()
-    );
-    let mut out = Vec::with_capacity(head.len() + payload.len());
-    out.extend_from_slice(head.as_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-const LENIENT: GeneralPurposeConfig =
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-const STANDARD_ANY_PADDING: GeneralPurpose =
-    GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
-const URL_SAFE_ANY_PADDING: GeneralPurpose =
-    GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
-
-/// Decodes standard or URL-safe base64, padded or not.
-pub(super) fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    STANDARD_ANY_PADDING
-        .decode(text)
-        .or_else(|e| URL_SAFE_ANY_PADDING.decode(text).map_err(|_| e))
-}
-
-/// A DSSE envelope as written.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct EnvelopeDoc {
-    pub(super) payload_type: String,
-    pub(super) payload: String,
-    pub(super) signatures: Vec<SignatureDoc>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct SignatureDoc {
-    #[serde(default)]
-    pub(super) keyid: Option<String>,
-    pub(super) sig: String,
-}
 
 /// An in-toto statement as written; the predicate is read only when it is SLSA provenance.
 #[derive(Debug, Deserialize)]

@@ -10,14 +10,15 @@ use async_trait::async_trait;
 use promotion_core::{
     Artifact, Digest, Evidence, Gate, GateContext, GateError, GateKind, GateName, Verdict,
 };
+use promotion_intoto::{Acceptance, Envelope, EnvelopeError};
 use serde_json::{json, Value};
 
-use crate::input::invalid_input;
+use crate::input::{invalid_input, located};
 
 use super::{
-    decode_base64, descriptor_commits, pae, parameter_commits, EnvelopeDoc, EnvelopeFile,
-    EnvelopeFormat, EnvelopeSource, KeyAlgorithm, ProvenanceDoc, SignatureGateBuilder,
-    StatementDoc, TrustedKey, IN_TOTO_PAYLOAD_TYPE, SHORT_COMMIT, SLSA_PROVENANCE_V1, STATEMENT_V1,
+    descriptor_commits, pae, parameter_commits, EnvelopeFile, EnvelopeFormat, EnvelopeSource,
+    KeyAlgorithm, ProvenanceDoc, SignatureGateBuilder, StatementDoc, TrustedKey,
+    IN_TOTO_PAYLOAD_TYPE, SHORT_COMMIT, SLSA_PROVENANCE_V1, STATEMENT_V1,
 };
 
 /// Verifies signed in-toto attestations (and optionally SLSA provenance) for every artifact of
@@ -196,7 +197,7 @@ impl SignatureGate {
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    out.push((format!("{} line {}", file.origin, n + 1), line));
+                    out.push((located(&file.origin, Some(n + 1)), line));
                 }
                 if out.is_empty() {
                     return Err(invalid_input(
@@ -229,16 +230,32 @@ impl SignatureGate {
                 format!("artifact `{}`: {message}", artifact.name),
             )
         };
-        let envelope: EnvelopeDoc = serde_json::from_slice(bytes)
-            .map_err(|e| invalid(format!("not a DSSE envelope: {e}")))?;
-        let payload = decode_base64(&envelope.payload)
-            .map_err(|e| invalid(format!("the payload is not base64: {e}")))?;
-        let mut signatures = Vec::with_capacity(envelope.signatures.len());
-        for (i, s) in envelope.signatures.iter().enumerate() {
-            let sig = decode_base64(&s.sig)
-                .map_err(|e| invalid(format!("signature {} is not base64: {e}", i + 1)))?;
-            signatures.push((s.keyid.clone().unwrap_or_default(), sig));
-        }
+        // Envelopes come from other tools: read them as DSSE lets any signer write them.
+        // Only the message wording is the gate's own; `EnvelopeError::Json` already says "not
+        // a DSSE envelope: ".
+        let reworded = |e: EnvelopeError| {
+            invalid(match e {
+                EnvelopeError::Payload(e) => format!("the payload is not base64: {e}"),
+                EnvelopeError::Signature { number, source } => {
+                    format!("signature {number} is not base64: {source}")
+                }
+                other => other.to_string(),
+            })
+        };
+        let envelope = Envelope::from_json(bytes, Acceptance::Dsse).map_err(reworded)?;
+        let payload = envelope
+            .decode_payload(Acceptance::Dsse)
+            .map_err(reworded)?;
+        let signatures: Vec<(String, Vec<u8>)> = envelope
+            .signatures
+            .iter()
+            .map(|s| s.keyid.clone())
+            .zip(
+                envelope
+                    .decode_signatures(Acceptance::Dsse)
+                    .map_err(reworded)?,
+            )
+            .collect();
 
         let mut check = EnvelopeCheck {
             origin: origin.clone(),

@@ -51,10 +51,12 @@
 //! the hint are tried first, and every trusted key is tried for every signature. One valid
 //! signature by a trusted key is enough.
 //!
-//! The pre-authentication encoding is implemented exactly as DSSE v1 specifies:
-//! `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, where `LEN` is the byte length in
-//! ASCII decimal and `SP` one space. Payloads and signatures may be in standard or URL-safe
-//! base64, padded or not, as the DSSE specification allows.
+//! Envelopes are read with [`promotion_intoto`], the implementation the evidence packs share,
+//! under [`Acceptance::Dsse`](promotion_intoto::Acceptance::Dsse): the pre-authentication
+//! encoding is exactly what DSSE v1 specifies, `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP
+//! body`, where `LEN` is the byte length in ASCII decimal and `SP` one space. Payloads and
+//! signatures may be in standard or URL-safe base64, padded or not, as the DSSE specification
+//! allows; `keyid` may be absent, and unknown fields are ignored.
 //!
 //! # Where envelopes come from
 //!
@@ -108,10 +110,7 @@ mod keys;
 mod source;
 
 pub use builder::{SignatureConfigError, SignatureGateBuilder};
-pub use dsse::pae;
-use dsse::{
-    decode_base64, descriptor_commits, parameter_commits, EnvelopeDoc, ProvenanceDoc, StatementDoc,
-};
+use dsse::{descriptor_commits, parameter_commits, ProvenanceDoc, StatementDoc};
 pub use gate::SignatureGate;
 pub use keys::KeyAlgorithm;
 #[cfg(test)]
@@ -119,10 +118,9 @@ use keys::PublicKey;
 use keys::{KeySpec, TrustedKey};
 pub use source::{EnvelopeDir, EnvelopeFile, EnvelopeFormat, EnvelopeSource};
 
-/// The DSSE payload type of in-toto statements.
-pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
-/// The `_type` of an in-toto Statement v1.
-pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
+// Shared with the evidence packs, which write and verify envelopes of their own: one
+// implementation, re-exported here so that existing `signature::` paths keep working.
+pub use promotion_intoto::{pae, IN_TOTO_PAYLOAD_TYPE, STATEMENT_V1};
 /// The `predicateType` of SLSA Provenance v1.
 pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
 /// The largest envelope file the gate reads, in bytes (16 MiB).

@@ -94,8 +94,8 @@ impl DeploymentWindowGateBuilder {
         })?;
         for (i, w) in doc.window.iter().enumerate() {
             let entry = format!(
-                "{source} line {}: window {}",
-                line_of(text, w.span().start),
+                "{}: window {}",
+                located(source, Some(line_of(text, w.span().start))),
                 i + 1
             );
             let w = w.get_ref();
@@ -105,8 +105,8 @@ impl DeploymentWindowGateBuilder {
         }
         for (i, f) in doc.freeze.iter().enumerate() {
             let entry = format!(
-                "{source} line {}: freeze {}",
-                line_of(text, f.span().start),
+                "{}: freeze {}",
+                located(source, Some(line_of(text, f.span().start))),
                 i + 1
             );
             let f = f.get_ref();
@@ -134,9 +134,9 @@ impl DeploymentWindowGateBuilder {
             message: e.to_string(),
         })?;
         let text = String::from_utf8(bytes).map_err(|e| WindowConfigError::Document {
-            what: format!(
-                "{shown} line {}",
-                line_of(e.as_bytes(), e.utf8_error().valid_up_to())
+            what: located(
+                &shown,
+                Some(line_of(e.as_bytes(), e.utf8_error().valid_up_to())),
             ),
             message: "not valid UTF-8".to_owned(),
         })?;

@@ -647,3 +647,17 @@ fn bad_configuration_in_code_is_a_typed_error_at_construction() {
     assert_eq!(w.label(), w.description());
     assert_eq!(w.zone(), Tz::UTC);
 }
+
+#[test]
+fn a_file_that_is_not_utf8_is_an_error_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.toml");
+    std::fs::write(&path, b"[[window]]\nname = \"caf\xe9\"\n").unwrap();
+    match DeploymentWindowGate::builder().toml_file(&path) {
+        Err(WindowConfigError::Document { what, message }) => {
+            assert_eq!(what, format!("{} line 2", path.display()));
+            assert_eq!(message, "not valid UTF-8");
+        }
+        other => panic!("expected a document error, got {other:?}"),
+    }
+}
