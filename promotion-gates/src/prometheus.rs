@@ -146,9 +146,9 @@ impl From<PrometheusError> for GateError {
 }
 
 /// One sample: a value at an instant (Prometheus' millisecond precision).
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
-    /// When.
     pub at: DateTime<Utc>,
     /// The value; `NaN` and infinities as Prometheus sent them.
     pub value: f64,
@@ -164,6 +164,7 @@ pub struct Series {
 }
 
 /// What a query returned, by Prometheus' `resultType`.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum QueryResult {
@@ -174,12 +175,7 @@ pub enum QueryResult {
     /// A range vector or a range query's result: several points per series.
     Matrix(Vec<Series>),
     /// A string literal.
-    String {
-        /// When.
-        at: DateTime<Utc>,
-        /// The string.
-        value: String,
-    },
+    String { at: DateTime<Utc>, value: String },
 }
 
 impl QueryResult {

@@ -243,12 +243,12 @@ pub enum ArtifactStatus {
 }
 
 /// One artifact compared across the two builds.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct ArtifactCheck {
     /// The artifact's name.
     pub name: String,
-    /// The outcome.
     pub status: ArtifactStatus,
     /// The release's digest, if it has the artifact.
     pub release: Option<Digest>,
@@ -257,6 +257,7 @@ pub struct ArtifactCheck {
 }
 
 /// The outcome of comparing a release with a second build.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct ReproducibilityReport {
@@ -266,7 +267,6 @@ pub struct ReproducibilityReport {
     pub manifest_digest: Digest,
     /// Its size in bytes.
     pub manifest_size: u64,
-    /// Its shape.
     pub shape: ManifestShape,
     /// Every artifact of either build, by name.
     pub artifacts: Vec<ArtifactCheck>,

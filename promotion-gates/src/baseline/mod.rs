@@ -176,10 +176,10 @@ pub struct RemovedFile {
 }
 
 /// The manifest a baseline check read.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct ManifestInfo {
-    /// Its path.
     pub path: String,
     /// Digest of its bytes.
     pub digest: Digest,
@@ -187,19 +187,17 @@ pub struct ManifestInfo {
     pub size: u64,
     /// Who approved it.
     pub approved_by: Option<String>,
-    /// When.
     pub approved_at: Option<DateTime<Utc>>,
     /// How many files it lists.
     pub entries: usize,
 }
 
 /// The outcome of comparing a directory with its baseline; every list is in path order.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct BaselineReport {
-    /// The directory.
     pub directory: String,
-    /// The manifest.
     pub manifest: ManifestInfo,
     /// Every selected file, as found now.
     pub files: Vec<FileDigest>,

@@ -15,6 +15,7 @@ use super::{CanaryGate, CanaryMetric, MIN_MIN_SAMPLES};
 
 /// A canary gate configured wrongly; returned by [`CanaryGateBuilder::build`]. Names the gate,
 /// the metric and the field.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CanaryConfigError {
@@ -24,7 +25,6 @@ pub enum CanaryConfigError {
     /// The Prometheus URL, timeout or client is unusable.
     #[error("canary gate `{gate}`: {source}")]
     Prometheus {
-        /// The gate.
         gate: String,
         /// What is wrong.
         #[source]
@@ -32,14 +32,10 @@ pub enum CanaryConfigError {
     },
     /// No metric to compare.
     #[error("canary gate `{gate}`: no metric to compare")]
-    NoMetrics {
-        /// The gate.
-        gate: String,
-    },
+    NoMetrics { gate: String },
     /// A metric's name is blank or used twice.
     #[error("canary gate `{gate}`: metric name `{metric}`: {problem}")]
     InvalidMetricName {
-        /// The gate.
         gate: String,
         /// The name as given.
         metric: String,
@@ -49,9 +45,7 @@ pub enum CanaryConfigError {
     /// A metric's query is empty.
     #[error("canary gate `{gate}`: metric `{metric}`: {field} is empty")]
     EmptyQuery {
-        /// The gate.
         gate: String,
-        /// The metric.
         metric: String,
         /// `canary_query` or `baseline_query`.
         field: &'static str,
@@ -59,9 +53,7 @@ pub enum CanaryConfigError {
     /// A metric's weight is not a positive finite number.
     #[error("canary gate `{gate}`: metric `{metric}`: weight {} must be a positive finite number", fmt_num(*.weight))]
     InvalidWeight {
-        /// The gate.
         gate: String,
-        /// The metric.
         metric: String,
         /// The weight as given.
         weight: f64,
@@ -69,9 +61,7 @@ pub enum CanaryConfigError {
     /// A metric's tolerance is negative or not finite.
     #[error("canary gate `{gate}`: metric `{metric}`: tolerance {} must be a finite number ≥ 0", fmt_num(*.tolerance))]
     InvalidTolerance {
-        /// The gate.
         gate: String,
-        /// The metric.
         metric: String,
         /// The tolerance as given.
         tolerance: f64,
@@ -82,7 +72,6 @@ pub enum CanaryConfigError {
         fmt_num(*.pass), fmt_num(*.marginal)
     )]
     InvalidThresholds {
-        /// The gate.
         gate: String,
         /// The pass threshold as given.
         pass: f64,
@@ -92,7 +81,6 @@ pub enum CanaryConfigError {
     /// The significance level is not strictly between 0 and 1.
     #[error("canary gate `{gate}`: significance {} must be between 0 and 1", fmt_num(*.value))]
     InvalidSignificance {
-        /// The gate.
         gate: String,
         /// The level as given.
         value: f64,
@@ -100,7 +88,6 @@ pub enum CanaryConfigError {
     /// `min_samples` is below [`MIN_MIN_SAMPLES`].
     #[error("canary gate `{gate}`: min_samples {value} is below {MIN_MIN_SAMPLES}")]
     TooFewMinSamples {
-        /// The gate.
         gate: String,
         /// The value as given.
         value: usize,
@@ -108,7 +95,6 @@ pub enum CanaryConfigError {
     /// The lookback or step is out of range.
     #[error("canary gate `{gate}`: {field} {value:?}: {problem}")]
     InvalidDuration {
-        /// The gate.
         gate: String,
         /// `lookback`, `step` or `timeout`.
         field: &'static str,
@@ -120,7 +106,6 @@ pub enum CanaryConfigError {
     /// The window holds more points than Prometheus returns, or fewer than `min_samples`.
     #[error("canary gate `{gate}`: lookback and step give {points} points per series; {problem}")]
     WindowPoints {
-        /// The gate.
         gate: String,
         /// Points per series in the window.
         points: u64,

@@ -12,6 +12,7 @@ use crate::prometheus::{
 use super::{fmt_num, Condition, MetricGate};
 
 /// How each measurement reads the query.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QueryMode {
     /// The query's value at the measurement's instant.
@@ -22,13 +23,13 @@ pub enum QueryMode {
     Range {
         /// How far back each measurement looks.
         window: Duration,
-        /// The resolution.
         step: Duration,
     },
 }
 
 /// A metric gate configured wrongly; returned by [`MetricGateBuilder::build`]. Names the gate
 /// and the field.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MetricConfigError {
@@ -38,7 +39,6 @@ pub enum MetricConfigError {
     /// The Prometheus URL, timeout or client is unusable.
     #[error("metric gate `{gate}`: {source}")]
     Prometheus {
-        /// The gate.
         gate: String,
         /// What is wrong.
         #[source]
@@ -46,23 +46,16 @@ pub enum MetricConfigError {
     },
     /// The query is empty.
     #[error("metric gate `{gate}`: query: the query is empty")]
-    EmptyQuery {
-        /// The gate.
-        gate: String,
-    },
+    EmptyQuery { gate: String },
     /// Neither a success nor a failure condition: every measurement would pass unjudged.
     #[error(
         "metric gate `{gate}`: neither success_condition nor failure_condition is set; \
          every measurement would pass without being judged"
     )]
-    NoCondition {
-        /// The gate.
-        gate: String,
-    },
+    NoCondition { gate: String },
     /// A condition's threshold is NaN or infinite.
     #[error("metric gate `{gate}`: {field}: the threshold {} is not a finite number", fmt_num(*.value))]
     InvalidThreshold {
-        /// The gate.
         gate: String,
         /// `success_condition` or `failure_condition`.
         field: &'static str,
@@ -71,14 +64,10 @@ pub enum MetricConfigError {
     },
     /// `count` is zero.
     #[error("metric gate `{gate}`: count: at least one measurement is needed")]
-    ZeroCount {
-        /// The gate.
-        gate: String,
-    },
+    ZeroCount { gate: String },
     /// A duration is out of range.
     #[error("metric gate `{gate}`: {field} {value:?}: {problem}")]
     InvalidDuration {
-        /// The gate.
         gate: String,
         /// `interval`, `window`, `step` or `timeout`.
         field: &'static str,
@@ -93,13 +82,10 @@ pub enum MetricConfigError {
          {what} measurements could never decide the analysis"
     )]
     LimitNotBelowCount {
-        /// The gate.
         gate: String,
         /// `failure_limit` or `inconclusive_limit`.
         field: &'static str,
-        /// The limit.
         limit: u32,
-        /// The count.
         count: u32,
         /// `failed` or `inconclusive`.
         what: &'static str,
@@ -110,7 +96,6 @@ pub enum MetricConfigError {
          series in one range query; Prometheus allows {MAX_POINTS_PER_SERIES}"
     )]
     TooManyPoints {
-        /// The gate.
         gate: String,
         /// Points needed.
         points: u64,

@@ -184,6 +184,7 @@ pub enum OnTimeout {
 }
 
 /// A setting of a [`ProcessGate`] that cannot work, found when the gate is built.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProcessConfigError {
@@ -196,29 +197,23 @@ pub enum ProcessConfigError {
     /// An environment variable or parameter name is not a portable variable name.
     #[error("process gate `{gate}`: {what} `{name}` is not a valid environment variable name (ASCII letters, digits and `_`, not starting with a digit)")]
     InvalidEnvName {
-        /// The gate.
         gate: String,
         /// What the name was given for (`parameter`, `environment variable`, `secret`).
         what: &'static str,
-        /// The name.
         name: String,
     },
     /// A name uses the `PROMOTION_` prefix reserved for the built-in parameters.
     #[error("process gate `{gate}`: {what} `{name}` uses the prefix `PROMOTION_`, which is reserved for the built-in parameters")]
     ReservedName {
-        /// The gate.
         gate: String,
         /// What the name was given for.
         what: &'static str,
-        /// The name.
         name: String,
     },
     /// The same variable is set twice.
     #[error("process gate `{gate}`: environment variable `{name}` is set twice (as {first} and as {second})")]
     DuplicateName {
-        /// The gate.
         gate: String,
-        /// The variable.
         name: String,
         /// The first setting (`parameter`, `environment variable`, `secret`).
         first: &'static str,
@@ -228,7 +223,6 @@ pub enum ProcessConfigError {
     /// A value contains a NUL byte, which no process can receive.
     #[error("process gate `{gate}`: {what} contains a NUL byte, which a process cannot receive")]
     NulByte {
-        /// The gate.
         gate: String,
         /// Which value (`argument 2`, `parameter region`).
         what: String,
@@ -236,7 +230,6 @@ pub enum ProcessConfigError {
     /// An argument uses a placeholder that is neither a parameter nor a built-in.
     #[error("process gate `{gate}`: argument {index} (`{arg}`) uses placeholder `{{{name}}}`, which is neither a parameter nor a built-in; write `{{{{` and `}}}}` for literal braces")]
     UnknownPlaceholder {
-        /// The gate.
         gate: String,
         /// Position of the argument, from 1.
         index: usize,
@@ -248,7 +241,6 @@ pub enum ProcessConfigError {
     /// An argument uses a placeholder naming a secret.
     #[error("process gate `{gate}`: argument {index} uses placeholder `{{{name}}}`, which names a secret; secrets are passed only as environment variables, never on the command line")]
     SecretPlaceholder {
-        /// The gate.
         gate: String,
         /// Position of the argument, from 1.
         index: usize,
@@ -260,7 +252,6 @@ pub enum ProcessConfigError {
         "process gate `{gate}`: the secret for environment variable `{env}` has an empty name"
     )]
     EmptySecretName {
-        /// The gate.
         gate: String,
         /// The variable it was meant for.
         env: String,
@@ -268,35 +259,22 @@ pub enum ProcessConfigError {
     /// Secrets are configured but there is nowhere to get them from.
     #[error("process gate `{gate}`: secrets {names:?} are configured but no secret source is set")]
     NoSecretSource {
-        /// The gate.
         gate: String,
         /// The variables that would carry secrets.
         names: Vec<String>,
     },
     /// The set of accepted exit codes is empty.
     #[error("process gate `{gate}`: no exit code is accepted, so the gate could never pass")]
-    NoAcceptedExitCodes {
-        /// The gate.
-        gate: String,
-    },
+    NoAcceptedExitCodes { gate: String },
     /// An accepted exit code no process can return.
     #[error("process gate `{gate}`: accepted exit code {code} is outside 0..=255")]
-    ExitCodeOutOfRange {
-        /// The gate.
-        gate: String,
-        /// The code.
-        code: i32,
-    },
+    ExitCodeOutOfRange { gate: String, code: i32 },
     /// The timeout is zero.
     #[error("process gate `{gate}`: the timeout must be longer than zero")]
-    ZeroTimeout {
-        /// The gate.
-        gate: String,
-    },
+    ZeroTimeout { gate: String },
     /// The tail size is zero or too large.
     #[error("process gate `{gate}`: tail size of {value} bytes is outside 1..={max}")]
     TailSize {
-        /// The gate.
         gate: String,
         /// The size given.
         value: usize,
@@ -306,7 +284,6 @@ pub enum ProcessConfigError {
     /// The working directory is not an absolute path.
     #[error("process gate `{gate}`: working directory `{path}` is not an absolute path")]
     RelativeWorkingDir {
-        /// The gate.
         gate: String,
         /// The path given.
         path: String,

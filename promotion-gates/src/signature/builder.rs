@@ -11,6 +11,7 @@ use super::{EnvelopeSource, KeySpec, SignatureGate, TrustedKey};
 
 /// A signature gate configured wrongly; returned by [`SignatureGateBuilder::build`]. Each
 /// variant names the setting that is wrong.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignatureConfigError {
@@ -34,7 +35,6 @@ pub enum SignatureConfigError {
     DuplicateKeyId {
         /// The setting of the second key.
         field: &'static str,
-        /// The id.
         key_id: String,
     },
     /// A key cannot be read.

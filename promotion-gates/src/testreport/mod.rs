@@ -26,6 +26,7 @@ pub use gate::{TestReportGate, TestReportGateBuilder};
 use junit::{parse_junit, Counts, FailedTest, ParsedReport};
 
 /// A gate of this module was configured wrongly; returned by the builders' `build`.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -65,10 +66,7 @@ pub enum ConfigError {
     },
     /// A maximum regression without a baseline file to compare with.
     #[error("performance budget gate: a maximum regression is set for `{figure}` but no baseline file is configured")]
-    NoBaseline {
-        /// The figure.
-        figure: String,
-    },
+    NoBaseline { figure: String },
 }
 
 impl From<ConfigError> for GateError {

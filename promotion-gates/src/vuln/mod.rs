@@ -230,6 +230,7 @@ impl Finding {
 }
 
 /// What one report file said.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ScanReport {
@@ -237,7 +238,6 @@ pub struct ScanReport {
     pub source: String,
     /// The tools that produced it, in order of appearance.
     pub tools: Vec<String>,
-    /// Its findings.
     pub findings: Vec<Finding>,
 }
 

@@ -16,6 +16,7 @@ use super::{Signing, WebhookGate, RESERVED_HEADERS};
 
 /// A webhook gate configured wrongly; returned by [`WebhookGateBuilder::build`]. Each variant
 /// names the setting that is wrong.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WebhookConfigError {
@@ -35,7 +36,6 @@ pub enum WebhookConfigError {
     UnsupportedScheme {
         /// The URL (any password replaced by `***`).
         url: String,
-        /// Its scheme.
         scheme: String,
     },
     /// A status code outside `100..=599`.
@@ -65,10 +65,7 @@ pub enum WebhookConfigError {
     },
     /// The same JSON pointer has two criteria.
     #[error("webhook gate: expect_json: `{pointer}` has two criteria")]
-    DuplicateJsonPointer {
-        /// The pointer.
-        pointer: String,
-    },
+    DuplicateJsonPointer { pointer: String },
     /// A root CA PEM holds no certificate, or a certificate that cannot be a trust anchor.
     #[error("webhook gate: root_ca_pem #{index}: {message}")]
     InvalidRootCa {

@@ -78,6 +78,7 @@ pub const MAX_HORIZON_DAYS: u32 = 3660;
 const DAY_SECS: u32 = 86_400;
 
 /// A deployment window or freeze configured wrongly, naming the entry.
+#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WindowConfigError {
@@ -95,21 +96,16 @@ pub enum WindowConfigError {
     /// A window names a day that is not a weekday.
     #[error("{entry}: unknown day `{day}` (expected mon, tue, wed, thu, fri, sat, sun or a range such as mon-fri)")]
     InvalidDay {
-        /// The entry.
         entry: String,
         /// The day as given.
         day: String,
     },
     /// A window names no day.
     #[error("{entry}: no days given")]
-    NoDays {
-        /// The entry.
-        entry: String,
-    },
+    NoDays { entry: String },
     /// A start or end is not a time of day.
     #[error("{entry}: invalid {which} time `{time}` (expected HH:MM from 00:00 to 23:59, or 24:00 as an end)")]
     InvalidTime {
-        /// The entry.
         entry: String,
         /// `start` or `end`.
         which: &'static str,
@@ -119,7 +115,6 @@ pub enum WindowConfigError {
     /// A window starts when it ends.
     #[error("{entry}: starts and ends at {time}; a window must have a length (00:00 to 24:00 is a whole day)")]
     EmptyWindow {
-        /// The entry.
         entry: String,
         /// The start (and end).
         time: String,
@@ -127,7 +122,6 @@ pub enum WindowConfigError {
     /// A freeze's bound is not an RFC 3339 date-time with an offset.
     #[error("{entry}: invalid {which} `{value}` (expected an RFC 3339 date-time with an offset, such as 2026-12-20T00:00:00Z)")]
     InvalidInstant {
-        /// The entry.
         entry: String,
         /// `from` or `to`.
         which: &'static str,
@@ -137,7 +131,6 @@ pub enum WindowConfigError {
     /// A freeze ends before or when it starts.
     #[error("{entry}: ends at {to}, which is not after its start {from}")]
     EmptyFreeze {
-        /// The entry.
         entry: String,
         /// The start, RFC 3339.
         from: String,
@@ -146,10 +139,7 @@ pub enum WindowConfigError {
     },
     /// A freeze has no reason.
     #[error("{entry}: a freeze needs a reason (holidays, an incident id)")]
-    NoReason {
-        /// The entry.
-        entry: String,
-    },
+    NoReason { entry: String },
     /// The gate has no window: it would never allow a deployment.
     #[error("deployment window gate: no window configured (use Window::anytime() to allow any time outside freezes)")]
     NoWindows,
@@ -170,7 +160,6 @@ pub enum WindowConfigError {
     /// A configuration document could not be read.
     #[error("cannot read {path}: {message}")]
     Unreadable {
-        /// The path.
         path: String,
         /// What the system said.
         message: String,
