@@ -43,6 +43,8 @@ pub mod prometheus;
 pub mod reproducibility;
 pub mod secrets;
 pub mod signature;
+#[cfg(test)]
+mod testkit;
 pub mod testreport;
 mod time;
 pub mod vuln;

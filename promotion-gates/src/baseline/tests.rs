@@ -1,10 +1,9 @@
 //! Unit tests of the configuration baseline gate.
 
 use super::*;
+use crate::testkit::{invalid_input, run};
 use chrono::TimeZone;
 use chrono::{DateTime, Utc};
-use futures::executor::block_on;
-use promotion_core::testing::GateProbe;
 use promotion_core::{Digest, Gate, GateError, GateKind, Verdict};
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
@@ -44,17 +43,6 @@ fn approved_gate(dir: &Path, manifest: &Path) -> ConfigBaselineGateBuilder {
     ConfigBaselineGate::builder(dir, manifest)
         .exclude("**/*.bak")
         .exclude("local")
-}
-
-fn run(gate: &dyn Gate) -> Result<Verdict, GateError> {
-    block_on(GateProbe::new().evaluate(gate))
-}
-
-fn invalid_input(result: Result<Verdict, GateError>) -> (String, String) {
-    match result {
-        Err(GateError::InvalidInput { what, message }) => (what, message),
-        other => panic!("expected InvalidInput, got {other:?}"),
-    }
 }
 
 fn t0() -> DateTime<Utc> {

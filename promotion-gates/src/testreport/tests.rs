@@ -1,42 +1,15 @@
 //! Unit tests of the test report gate.
 
 use super::*;
+use crate::testkit::{failed, invalid_input, passed, run};
 use promotion_core::{Evidence, Gate, GateError, GateKind, Verdict};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-
-use futures::executor::block_on;
-use promotion_core::testing::GateProbe;
 
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/testreport")
         .join(rel)
-}
-
-fn run(gate: &dyn Gate) -> Result<Verdict, GateError> {
-    block_on(GateProbe::new().evaluate(gate))
-}
-
-fn passed(v: Result<Verdict, GateError>) -> Evidence {
-    match v {
-        Ok(Verdict::Pass(e)) => e,
-        other => panic!("expected a pass, got {other:?}"),
-    }
-}
-
-fn failed(v: Result<Verdict, GateError>) -> Evidence {
-    match v {
-        Ok(Verdict::Fail(e)) => e,
-        other => panic!("expected a fail, got {other:?}"),
-    }
-}
-
-fn invalid_input(v: Result<Verdict, GateError>) -> (String, String) {
-    match v {
-        Err(GateError::InvalidInput { what, message }) => (what, message),
-        other => panic!("expected InvalidInput, got {other:?}"),
-    }
 }
 
 fn report(rel: &str) -> TestReportGate {
