@@ -54,7 +54,6 @@
 //! The file is read synchronously; it is small (at most [`MAX_RECORD_BYTES`]).
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -63,7 +62,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::input::{invalid_input, line_of};
+use crate::input::{invalid_input, line_of, read_bounded};
 
 /// The largest change record the gate reads, in bytes (1 MiB).
 pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
@@ -451,27 +450,12 @@ impl ChangeRecordGate {
     }
 
     fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, GateError> {
-        let shown = path.display().to_string();
-        let file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(read_error(&shown, e)),
-        };
-        let mut bytes = Vec::new();
-        file.take(MAX_RECORD_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| read_error(&shown, e))?;
-        if bytes.len() as u64 > MAX_RECORD_BYTES {
-            return Err(invalid_input(
-                shown,
-                None,
-                format!(
-                    "the change record is larger than {MAX_RECORD_BYTES} bytes; \
-                     it should be a short document"
-                ),
-            ));
-        }
-        Ok(Some(bytes))
+        read_bounded(path, MAX_RECORD_BYTES, "change record", || {
+            format!(
+                "the change record is larger than {MAX_RECORD_BYTES} bytes; \
+                 it should be a short document"
+            )
+        })
     }
 
     fn parse(
@@ -512,13 +496,6 @@ impl ChangeRecordGate {
             .iter()
             .find(|l| l.to_lowercase() == wanted)
             .map(String::as_str)
-    }
-}
-
-fn read_error(shown: &str, e: std::io::Error) -> GateError {
-    GateError::Other {
-        message: format!("cannot read change record {shown}"),
-        source: Some(Box::new(e)),
     }
 }
 

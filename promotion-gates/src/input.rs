@@ -6,6 +6,8 @@
 //! `path/to/file line 12: message`.
 
 use std::fmt;
+use std::io::Read;
+use std::path::Path;
 
 use promotion_core::GateError;
 
@@ -38,6 +40,36 @@ pub(crate) fn invalid_input(
         what: located(file, line),
         message: message.into(),
     }
+}
+
+/// Reads the file at `path` if it exists (`None` when it does not), refusing one over `max`
+/// bytes without reading more than `max + 1`. `what` names the file in read errors
+/// (`cannot read change record …`); `too_large` is the message of the invalid-input error for
+/// an oversized file.
+pub(crate) fn read_bounded(
+    path: &Path,
+    max: u64,
+    what: &str,
+    too_large: impl FnOnce() -> String,
+) -> Result<Option<Vec<u8>>, GateError> {
+    let shown = path.display().to_string();
+    let read_error = |e: std::io::Error| GateError::Other {
+        message: format!("cannot read {what} {shown}"),
+        source: Some(Box::new(e)),
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(read_error(e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > max {
+        return Err(invalid_input(shown, None, too_large()));
+    }
+    Ok(Some(bytes))
 }
 
 #[cfg(test)]
@@ -108,5 +140,32 @@ mod tests {
             GateError::InvalidInput { what, .. } => assert_eq!(what, "gate.toml"),
             other => panic!("expected InvalidInput, got {other:?}"),
         }
+    }
+
+    /// A missing file is `None`; a file of exactly `max` bytes is read; one byte more is
+    /// invalid input naming the file; a file that cannot be read (a directory) names `what`.
+    #[test]
+    fn read_bounded_reads_up_to_max_and_refuses_one_byte_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("record.txt");
+        let too_large = || "too large".to_owned();
+        assert!(read_bounded(&path, 4, "record", too_large)
+            .unwrap()
+            .is_none());
+        std::fs::write(&path, b"1234").unwrap();
+        assert_eq!(
+            read_bounded(&path, 4, "record", too_large).unwrap(),
+            Some(b"1234".to_vec())
+        );
+        std::fs::write(&path, b"12345").unwrap();
+        match read_bounded(&path, 4, "record", too_large) {
+            Err(GateError::InvalidInput { what, message }) => {
+                assert_eq!(what, path.display().to_string());
+                assert_eq!(message, "too large");
+            }
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+        let err = read_bounded(dir.path(), 4, "record", too_large).unwrap_err();
+        assert!(err.to_string().starts_with("cannot read record "), "{err}");
     }
 }

@@ -3,13 +3,12 @@
 //! reading at most [`MAX_ENVELOPE_BYTES`] of each.
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use promotion_core::{Artifact, GateError};
 
-use crate::input::invalid_input;
+use crate::input::read_bounded;
 
 use super::{ENVELOPE_SUFFIXES, MAX_ENVELOPE_BYTES};
 
@@ -71,31 +70,9 @@ impl EnvelopeDir {
     }
 
     fn read(path: &Path) -> Result<Option<Vec<u8>>, GateError> {
-        let shown = path.display().to_string();
-        let file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(read_error(&shown, e)),
-        };
-        let mut bytes = Vec::new();
-        file.take(MAX_ENVELOPE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| read_error(&shown, e))?;
-        if bytes.len() as u64 > MAX_ENVELOPE_BYTES {
-            return Err(invalid_input(
-                shown,
-                None,
-                format!("the envelope file is larger than {MAX_ENVELOPE_BYTES} bytes"),
-            ));
-        }
-        Ok(Some(bytes))
-    }
-}
-
-fn read_error(shown: &str, e: std::io::Error) -> GateError {
-    GateError::Other {
-        message: format!("cannot read envelope file {shown}"),
-        source: Some(Box::new(e)),
+        read_bounded(path, MAX_ENVELOPE_BYTES, "envelope file", || {
+            format!("the envelope file is larger than {MAX_ENVELOPE_BYTES} bytes")
+        })
     }
 }
 
