@@ -145,7 +145,7 @@ fn drive_pure(
                     phase,
                     gates,
                 } => {
-                    let round = run.state.stage(stage.as_str()).phase(phase).round + 1;
+                    let round = run.state.stage(stage.as_str()).phase(phase).round() + 1;
                     record_round(&stage, phase, &gates, run.now, round)
                 }
                 Action::Deploy { stage, step, .. } => Command::RecordDeployment {
@@ -165,10 +165,10 @@ fn drive_pure(
             None => break,
             Some(Waiting::Until { at, .. }) => run.now = run.now.max(at),
             Some(Waiting::Approval { stage, .. }) => {
-                let given = &run.state.stage(stage.as_str()).approvals;
+                let given = &run.state.stage(stage.as_str()).approvals();
                 let principal = approvers(stage.as_str())
                     .into_iter()
-                    .find(|p| !given.iter().any(|a| a.principal.id == p.id))
+                    .find(|p| !given.iter().any(|a| a.principal().id == p.id))
                     .expect("an approver is left");
                 let approve = Command::Approve {
                     stage,
@@ -200,8 +200,8 @@ fn bench_decide_apply(c: &mut Criterion) {
     let pipeline = realistic_pipeline(Duration::from_secs(10 * 365 * 24 * 3600));
     let production = StageName::new("production").expect("valid name");
     let verification_running = |s: &ReleaseState| {
-        s.stage("production").status == StageStatus::Verifying
-            && s.stage("production").verification.round >= 1
+        s.stage("production").status() == StageStatus::Verifying
+            && s.stage("production").verification().round() >= 1
     };
     let run = drive_pure(&pipeline, false, usize::MAX, verification_running);
     assert!(verification_running(&run.state));
@@ -212,7 +212,7 @@ fn bench_decide_apply(c: &mut Criterion) {
         .to_vec();
     let mut state = run.state;
     let mut now = run.now;
-    let mut round = state.stage("production").verification.round;
+    let mut round = state.stage("production").verification().round();
     group.throughput(Throughput::Elements(gates.len() as u64 + 1));
     group.bench_function("record_round_3_gates", |b| {
         b.iter_batched(
@@ -289,7 +289,7 @@ fn million_events() -> Vec<Event> {
         started.elapsed()
     );
     let state = ReleaseState::replay(events.iter());
-    assert_eq!(state.version, REPLAY_EVENTS as u64);
+    assert_eq!(state.version(), REPLAY_EVENTS as u64);
     assert_eq!(state.status("production"), StageStatus::Verifying);
     events
 }
@@ -364,10 +364,10 @@ fn run_realistic(pipeline: &Arc<Pipeline>, r: &Release) -> usize {
                 debug_assert_eq!(p.status("production"), StageStatus::Promoted);
                 break;
             };
-            let given = &p.state.stage(stage.as_str()).approvals;
+            let given = &p.state.stage(stage.as_str()).approvals();
             let principal = approvers(stage.as_str())
                 .into_iter()
-                .find(|a| !given.iter().any(|g| g.principal.id == a.id))
+                .find(|a| !given.iter().any(|g| g.principal().id == a.id))
                 .expect("an approver is left");
             engine
                 .submit(

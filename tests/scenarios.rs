@@ -284,8 +284,8 @@ fn failed_canary_analysis_rolls_back_and_is_recorded() {
     assert_eq!(h.deployer.rollbacks("canary"), 1);
     let st = p.state.stage("canary");
     assert_eq!(
-        st.failure,
-        Some(FailureReason::GateFailed {
+        st.failure(),
+        Some(&FailureReason::GateFailed {
             phase: PhaseId::Analysis { step: 1 },
             gate: GateName::new("error-rate").unwrap()
         })
@@ -328,16 +328,16 @@ fn concurrent_append_conflict_appends_nothing() {
     let second = decide(&pipeline, &stale, &cmd("b"), t0()).unwrap();
     block_on(
         h.store
-            .append(&stream, ExpectedVersion::Exact(stale.version), &first),
+            .append(&stream, ExpectedVersion::Exact(stale.version()), &first),
     )
     .unwrap();
     let before = h.events(&id);
     let err = block_on(
         h.store
-            .append(&stream, ExpectedVersion::Exact(stale.version), &second),
+            .append(&stream, ExpectedVersion::Exact(stale.version()), &second),
     )
     .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { actual, .. } if actual == stale.version + 1));
+    assert!(matches!(err, StoreError::Conflict { actual, .. } if actual == stale.version() + 1));
     assert_eq!(h.events(&id), before, "the losing append changed nothing");
     // The loser retries on fresh state and both approvals count, once each.
     block_on(h.engine.submit(
@@ -347,7 +347,7 @@ fn concurrent_append_conflict_appends_nothing() {
     .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
-    assert_eq!(p.state.stage("prod").approvals.len(), 2);
+    assert_eq!(p.state.stage("prod").approvals().len(), 2);
 }
 
 #[test]
@@ -593,8 +593,8 @@ fn break_glass_override_needs_privilege_and_justification() {
     let p = block_on(e.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
     let st = p.state.stage("prod");
-    assert_eq!(st.overrides.len(), 1);
-    assert_eq!(st.overrides[0].justification, "sev1 fix, INC-4711");
+    assert_eq!(st.overrides().len(), 1);
+    assert_eq!(st.overrides()[0].justification(), "sev1 fix, INC-4711");
     assert_eq!(h.deployer.weights("prod"), [100]);
     h.replay_matches(&id);
 }
@@ -639,7 +639,7 @@ fn all_gates_must_pass_in_the_same_round() {
     assert_eq!(p.status("prod"), StageStatus::Promoted);
     // Rounds 1 and 2 each had one gate passing; only round 3 had both.
     assert_eq!((a.calls(), b.calls()), (3, 3));
-    assert_eq!(p.state.stage("prod").entry.round, 3);
+    assert_eq!(p.state.stage("prod").entry().round(), 3);
     assert_eq!(h.clock.now() - t0(), chrono::Duration::seconds(600));
 }
 
@@ -685,8 +685,8 @@ fn timeout_fails_a_phase_that_never_passes() {
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Failed);
     assert_eq!(
-        p.state.stage("prod").failure,
-        Some(FailureReason::TimedOut {
+        p.state.stage("prod").failure(),
+        Some(&FailureReason::TimedOut {
             phase: PhaseId::Entry
         })
     );
@@ -722,7 +722,7 @@ fn gate_errors_are_retried_recorded_and_never_pass() {
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Failed);
     assert!(matches!(
-        &p.state.stage("prod").failure,
+        p.state.stage("prod").failure(),
         Some(FailureReason::GateErrored { message, .. }) if message == "connection refused"
     ));
     assert_eq!(g.calls(), 9, "3 rounds of 1 try + 2 retries");
@@ -762,7 +762,7 @@ fn gate_timeout_is_an_error_not_a_pass() {
     let id = h.register(release("1"));
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     assert!(matches!(
-        &p.state.stage("prod").failure,
+        p.state.stage("prod").failure(),
         Some(FailureReason::GateErrored { message, .. }) if message == "no verdict within 30s"
     ));
 }
@@ -982,7 +982,7 @@ fn approvals_near_the_end_of_time_still_count() {
     let approvers: Vec<&str> = p
         .state
         .stage("prod")
-        .approvers
+        .approvers()
         .iter()
         .map(|p| p.as_str())
         .collect();
@@ -1050,14 +1050,13 @@ fn a_high_risk_fact_requires_an_extra_approval_group() {
     .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
-    let facts = &p
+    let facts = p
         .state
         .stage("prod")
-        .entry
-        .gates
-        .get("change-record")
+        .entry()
+        .gate("change-record")
         .unwrap()
-        .facts;
+        .facts();
     assert_eq!(facts.get("risk").map(String::as_str), Some("high"));
     block_on(h.engine.submit(
         &id,

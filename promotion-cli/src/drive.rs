@@ -43,7 +43,7 @@ impl App {
         let (loaded, engine, rows) = self.open(true).await?;
         let row = show::resolve(&rows, reference)?;
         let id = row.id;
-        let mut seen = row.state.version;
+        let mut seen = row.state.version();
         eprintln!(
             "promote: {} ({}) in {}",
             row.name,
