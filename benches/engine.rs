@@ -136,7 +136,7 @@ fn drive_pure(
     submit(&mut run, register);
     while run.events.len() < max_events && !stop(&run.state) {
         let next = plan(pipeline, &run.state, run.now);
-        if let Some(action) = next.actions.into_iter().next() {
+        if let Some(action) = next.actions().first().cloned() {
             let command = match action {
                 Action::Start { stage } => Command::Start { stage, by: None },
                 Action::Tick { stage } => Command::Tick { stage },
@@ -161,7 +161,7 @@ fn drive_pure(
             submit(&mut run, command);
             continue;
         }
-        match next.waiting.into_iter().next() {
+        match next.waiting().first().cloned() {
             None => break,
             Some(Waiting::Until { at, .. }) => run.now = run.now.max(at),
             Some(Waiting::Approval { stage, .. }) => {
@@ -360,11 +360,11 @@ fn run_realistic(pipeline: &Arc<Pipeline>, r: &Release) -> usize {
             .expect("registered");
         loop {
             let p = engine.run_until_blocked(&id).await.expect("advanced");
-            let Some(Waiting::Approval { stage, .. }) = p.waiting.first() else {
+            let Some(Waiting::Approval { stage, .. }) = p.waiting().first() else {
                 debug_assert_eq!(p.status("production"), StageStatus::Promoted);
                 break;
             };
-            let given = &p.state.stage(stage.as_str()).approvals();
+            let given = &p.state().stage(stage.as_str()).approvals();
             let principal = approvers(stage.as_str())
                 .into_iter()
                 .find(|a| !given.iter().any(|g| g.principal().id == a.id))

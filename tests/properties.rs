@@ -1447,7 +1447,7 @@ impl Run {
     fn check_plan(&self) -> Result<(), TestCaseError> {
         let pl = self.plan_at(self.now)?;
         prop_assert_eq!(&pl, &self.plan_at(self.now)?, "plan is not deterministic");
-        for a in &pl.actions {
+        for a in pl.actions() {
             if let Action::Evaluate {
                 stage,
                 phase,
@@ -1482,13 +1482,13 @@ impl Run {
                 )));
             }
         }
-        for w in &pl.waiting {
+        for w in pl.waiting() {
             match w {
                 Waiting::Until { stage, at, reason } => {
                     prop_assert!(*at > self.now, "waiting for a time already passed: {}", w);
                     let later = self.plan_at(*at)?;
                     prop_assert!(
-                        later.actions.iter().any(|a| action_stage(a) == stage),
+                        later.actions().iter().any(|a| action_stage(a) == stage),
                         "`{}` waits until {} for {}, but then plan has nothing to do: {:?}",
                         stage,
                         at,
@@ -1567,10 +1567,10 @@ impl Run {
             }
         }
         let mut pl = self.plan_at(self.now)?;
-        if pl.actions.is_empty() && !d.rarely(4) {
+        if pl.actions().is_empty() && !d.rarely(4) {
             // jump to the next wake-up, as a driver sleeping on the clock would
             let next = pl
-                .waiting
+                .waiting()
                 .iter()
                 .filter_map(|w| match w {
                     Waiting::Until { at, .. } => Some(*at),
@@ -1588,17 +1588,17 @@ impl Run {
             }
         }
         let humans: Vec<&Waiting> = pl
-            .waiting
+            .waiting()
             .iter()
             .filter(|w| !matches!(w, Waiting::Until { .. }))
             .collect();
         let overridable = self.overridable();
-        let total = pl.actions.len() + humans.len() + overridable.len();
+        let total = pl.actions().len() + humans.len() + overridable.len();
         if total == 0 {
             return Ok(self.random_command(d));
         }
         let i = d.below(total);
-        if let Some(a) = pl.actions.get(i) {
+        if let Some(a) = pl.actions().get(i) {
             // The engine records a deployment as begun before calling the deployer; a process
             // that stops during the call leaves the intent alone, and the next one begins the
             // step again. Older logs have outcomes without intents.
@@ -1614,8 +1614,8 @@ impl Run {
             }
             return Ok(action_command(a, Some(d), self.now));
         }
-        let Some(human) = humans.get(i - pl.actions.len()) else {
-            let (stage, gate) = overridable[i - pl.actions.len() - humans.len()].clone();
+        let Some(human) = humans.get(i - pl.actions().len()) else {
+            let (stage, gate) = overridable[i - pl.actions().len() - humans.len()].clone();
             return Ok(Command::Override {
                 stage,
                 gate,
@@ -2261,7 +2261,11 @@ impl Direct {
     fn settle_only(&mut self, which: impl Fn(&str) -> bool) {
         for _ in 0..100 {
             let pl = plan(&self.pipeline, &self.state, self.now);
-            let Some(a) = pl.actions.iter().find(|a| which(action_stage(a).as_str())) else {
+            let Some(a) = pl
+                .actions()
+                .iter()
+                .find(|a| which(action_stage(a).as_str()))
+            else {
                 return;
             };
             self.ok(action_command(a, None, self.now));

@@ -169,7 +169,7 @@ fn five_stage_promotion_with_hours_of_soak_runs_on_virtual_time() {
     for s in ["dev", "integration", "compliance", "canary", "production"] {
         assert_eq!(p.status(s), StageStatus::Promoted, "{s}");
     }
-    assert!(p.waiting.is_empty());
+    assert!(p.waiting().is_empty());
     assert_eq!(h.deployer.weights("canary"), [1, 10, 100]);
     assert_eq!(h.deployer.weights("production"), [100]);
     // Two ten-minute pauses and a six-hour soak passed on the virtual clock.
@@ -204,7 +204,7 @@ fn approval_expires() {
     .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
-    assert!(matches!(&p.waiting[..], [Waiting::Approval { valid, .. }] if valid.len() == 1));
+    assert!(matches!(&p.waiting()[..], [Waiting::Approval { valid, .. }] if valid.len() == 1));
     // The expired approver may approve again; now two valid approvals.
     block_on(h.engine.submit(
         &id,
@@ -247,7 +247,7 @@ fn soak_blocks_manual_promotion_downstream() {
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("canary"), StageStatus::Promoted);
     assert_eq!(
-        p.waiting,
+        p.waiting(),
         [Waiting::ManualStart {
             stage: StageName::new("prod").unwrap()
         }]
@@ -282,7 +282,7 @@ fn failed_canary_analysis_rolls_back_and_is_recorded() {
     assert_eq!(p.status("prod"), StageStatus::Waiting);
     assert_eq!(h.deployer.weights("canary"), [5, 25]);
     assert_eq!(h.deployer.rollbacks("canary"), 1);
-    let st = p.state.stage("canary");
+    let st = p.state().stage("canary");
     assert_eq!(
         st.failure(),
         Some(&FailureReason::GateFailed {
@@ -347,7 +347,7 @@ fn concurrent_append_conflict_appends_nothing() {
     .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
-    assert_eq!(p.state.stage("prod").approvals().len(), 2);
+    assert_eq!(p.state().stage("prod").approvals().len(), 2);
 }
 
 #[test]
@@ -450,7 +450,7 @@ fn approvals_are_refused_with_reasons() {
     .unwrap();
     let p = block_on(e.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Rejected);
-    assert!(p.waiting.is_empty());
+    assert!(p.waiting().is_empty());
     h.replay_matches(&id);
 }
 
@@ -485,7 +485,7 @@ fn approval_is_bound_to_the_evidence_it_saw() {
     let p = block_on(h.engine.advance(&id)).unwrap();
     // The evidence changed after sam approved: the approval no longer counts.
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
-    assert!(matches!(&p.waiting[..], [Waiting::Approval { valid, .. }] if valid.is_empty()));
+    assert!(matches!(&p.waiting()[..], [Waiting::Approval { valid, .. }] if valid.is_empty()));
     block_on(h.engine.submit(
         &id,
         HostCommand::approve("prod", &who("sam", &["sre"]), "re-checked").unwrap(),
@@ -592,7 +592,7 @@ fn break_glass_override_needs_privilege_and_justification() {
     .unwrap();
     let p = block_on(e.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
-    let st = p.state.stage("prod");
+    let st = p.state().stage("prod");
     assert_eq!(st.overrides().len(), 1);
     assert_eq!(st.overrides()[0].justification(), "sev1 fix, INC-4711");
     assert_eq!(h.deployer.weights("prod"), [100]);
@@ -639,7 +639,7 @@ fn all_gates_must_pass_in_the_same_round() {
     assert_eq!(p.status("prod"), StageStatus::Promoted);
     // Rounds 1 and 2 each had one gate passing; only round 3 had both.
     assert_eq!((a.calls(), b.calls()), (3, 3));
-    assert_eq!(p.state.stage("prod").entry().round(), 3);
+    assert_eq!(p.state().stage("prod").entry().round(), 3);
     assert_eq!(h.clock.now() - t0(), chrono::Duration::seconds(600));
 }
 
@@ -685,7 +685,7 @@ fn timeout_fails_a_phase_that_never_passes() {
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Failed);
     assert_eq!(
-        p.state.stage("prod").failure(),
+        p.state().stage("prod").failure(),
         Some(&FailureReason::TimedOut {
             phase: PhaseId::Entry
         })
@@ -722,7 +722,7 @@ fn gate_errors_are_retried_recorded_and_never_pass() {
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Failed);
     assert!(matches!(
-        p.state.stage("prod").failure(),
+        p.state().stage("prod").failure(),
         Some(FailureReason::GateErrored { message, .. }) if message == "connection refused"
     ));
     assert_eq!(g.calls(), 9, "3 rounds of 1 try + 2 retries");
@@ -762,7 +762,7 @@ fn gate_timeout_is_an_error_not_a_pass() {
     let id = h.register(release("1"));
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     assert!(matches!(
-        p.state.stage("prod").failure(),
+        p.state().stage("prod").failure(),
         Some(FailureReason::GateErrored { message, .. }) if message == "no verdict within 30s"
     ));
 }
@@ -783,7 +783,7 @@ fn inconclusive_analysis_waits_for_a_human() {
     let h = harness(pipeline, ManualClock::auto_advancing(t0()));
     let id = h.register(release("1"));
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
-    assert!(matches!(&p.waiting[..], [Waiting::Judgement { gate, .. }] if gate == "kayenta"));
+    assert!(matches!(&p.waiting()[..], [Waiting::Judgement { gate, .. }] if gate == "kayenta"));
     let err = block_on(h.engine.submit(
         &id,
         HostCommand::judge("canary", "kayenta", true, &who("x", &["dev"]), "ok").unwrap(),
@@ -980,7 +980,7 @@ fn approvals_near_the_end_of_time_still_count() {
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
     let approvers: Vec<&str> = p
-        .state
+        .state()
         .stage("prod")
         .approvers()
         .iter()
@@ -1051,7 +1051,7 @@ fn a_high_risk_fact_requires_an_extra_approval_group() {
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
     let facts = p
-        .state
+        .state()
         .stage("prod")
         .entry()
         .gate("change-record")

@@ -58,7 +58,7 @@ impl App {
                 return Ok(HUMAN);
             }
             let Some(at) = progress.next_wakeup() else {
-                return Ok(finish(&loaded, &progress.state));
+                return Ok(finish(&loaded, &progress.state()));
             };
             let wait_for = (at - Utc::now()).to_std().unwrap_or_default();
             let too_long = max_wait.is_some_and(|m| wait_for > m);
@@ -66,7 +66,7 @@ impl App {
                 print_waiting(&progress, &id);
                 return Ok(TIME);
             }
-            for w in &progress.waiting {
+            for w in progress.waiting() {
                 eprintln!("  waiting: {w}");
             }
             tokio::time::sleep(wait_for.max(std::time::Duration::from_millis(10))).await;
@@ -95,7 +95,7 @@ impl App {
 
 fn print_waiting(progress: &Progress, id: &promotion_core::ReleaseId) {
     let mut hints = BTreeMap::new();
-    for w in &progress.waiting {
+    for w in progress.waiting() {
         println!("waiting for {w}");
         let hint = match w {
             Waiting::Approval { stage, .. } => format!(

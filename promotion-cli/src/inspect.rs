@@ -156,7 +156,7 @@ impl App {
                 "registered_at": row.registered.to_rfc3339(),
                 "pipeline_version": row.state.pipeline_version(),
                 "stages": stages,
-                "waiting": plan.waiting.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "waiting": plan.waiting().iter().map(ToString::to_string).collect::<Vec<_>>(),
             })
         };
         if json {
@@ -197,7 +197,7 @@ impl App {
                 }
             }
             let plan = promotion_core::plan(p, &row.state, now);
-            for w in plan.waiting {
+            for w in plan.waiting() {
                 println!("waiting for {w}");
             }
             return Ok(OK);

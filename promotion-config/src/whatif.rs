@@ -466,11 +466,11 @@ fn judge_stage(
     if let (Some(policy), true) = (&spec.spec.approval, rec.approval_reached) {
         let at = rec.scheduled_at.unwrap_or(last);
         let check = approvals_under(pipeline, state, spec.name.as_str(), at);
-        if let Some(check) = check.filter(|c| !c.satisfied) {
+        if let Some(check) = check.filter(|c| !c.satisfied()) {
             findings.push(Finding::ApprovalBlocks {
                 rule: policy.rule.to_string(),
                 counted: check
-                    .counted
+                    .counted()
                     .iter()
                     .map(|p| {
                         let groups: Vec<&str> = p.groups.iter().map(|g| g.as_str()).collect();

@@ -103,13 +103,27 @@ impl fmt::Display for Waiting {
     }
 }
 
-/// What should happen next for a release.
+/// What should happen next for a release: the answer of [`plan`].
+///
+/// Read through its accessors; only [`plan`] builds one, so a field can be added without
+/// breaking a host.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Plan {
-    /// Things to do now, in pipeline order.
-    pub actions: Vec<Action>,
-    /// Things to wait for.
-    pub waiting: Vec<Waiting>,
+    pub(crate) actions: Vec<Action>,
+    pub(crate) waiting: Vec<Waiting>,
+}
+
+impl Plan {
+    /// What to do now, in pipeline order.
+    pub fn actions(&self) -> &[Action] {
+        &self.actions
+    }
+    /// What the release waits for; empty when it waits for nothing (it has actions to
+    /// perform, or every reachable stage is finished).
+    pub fn waiting(&self) -> &[Waiting] {
+        &self.waiting
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
