@@ -138,12 +138,13 @@ fn drive_pure(
         let next = plan(pipeline, &run.state, run.now);
         if let Some(action) = next.actions().first().cloned() {
             let command = match action {
-                Action::Start { stage } => Command::Start { stage, by: None },
-                Action::Tick { stage } => Command::Tick { stage },
+                Action::Start { stage, .. } => Command::Start { stage, by: None },
+                Action::Tick { stage, .. } => Command::Tick { stage },
                 Action::Evaluate {
                     stage,
                     phase,
                     gates,
+                    ..
                 } => {
                     let round = run.state.stage(stage.as_str()).phase(phase).round() + 1;
                     record_round(&stage, phase, &gates, run.now, round)
@@ -153,7 +154,7 @@ fn drive_pure(
                     step,
                     result: Ok(()),
                 },
-                Action::RollBack { stage } => Command::RecordRollback {
+                Action::RollBack { stage, .. } => Command::RecordRollback {
                     stage,
                     result: Ok(()),
                 },

@@ -731,11 +731,11 @@ fn entry_failure(st: &StageState) -> bool {
 
 fn action_stage(a: &Action) -> &StageName {
     match a {
-        Action::Start { stage }
+        Action::Start { stage, .. }
         | Action::Evaluate { stage, .. }
         | Action::Deploy { stage, .. }
-        | Action::RollBack { stage }
-        | Action::Tick { stage } => stage,
+        | Action::RollBack { stage, .. }
+        | Action::Tick { stage, .. } => stage,
     }
 }
 
@@ -743,11 +743,11 @@ fn action_stage(a: &Action) -> &StageName {
 /// results; without, every gate passes and the deployer succeeds.
 fn action_command(a: &Action, dice: Option<&mut Dice<'_>>, now: DateTime<Utc>) -> Command {
     match (a, dice) {
-        (Action::Start { stage }, _) => Command::Start {
+        (Action::Start { stage, .. }, _) => Command::Start {
             stage: stage.clone(),
             by: None,
         },
-        (Action::Tick { stage }, _) => Command::Tick {
+        (Action::Tick { stage, .. }, _) => Command::Tick {
             stage: stage.clone(),
         },
         (
@@ -755,6 +755,7 @@ fn action_command(a: &Action, dice: Option<&mut Dice<'_>>, now: DateTime<Utc>) -
                 stage,
                 phase,
                 gates,
+                ..
             },
             dice,
         ) => {
@@ -787,7 +788,7 @@ fn action_command(a: &Action, dice: Option<&mut Dice<'_>>, now: DateTime<Utc>) -
                 _ => Ok(()),
             },
         },
-        (Action::RollBack { stage }, dice) => Command::RecordRollback {
+        (Action::RollBack { stage, .. }, dice) => Command::RecordRollback {
             stage: stage.clone(),
             result: match dice.map(|d| d.rarely(4)) {
                 Some(true) => Err("helm rollback timed out".into()),
@@ -1452,6 +1453,7 @@ impl Run {
                 stage,
                 phase,
                 gates,
+                ..
             } = a
             {
                 let spec = self.pipeline.stage(stage.as_str());
@@ -1484,7 +1486,9 @@ impl Run {
         }
         for w in pl.waiting() {
             match w {
-                Waiting::Until { stage, at, reason } => {
+                Waiting::Until {
+                    stage, at, reason, ..
+                } => {
                     prop_assert!(*at > self.now, "waiting for a time already passed: {}", w);
                     let later = self.plan_at(*at)?;
                     prop_assert!(
@@ -1624,7 +1628,7 @@ impl Run {
             });
         };
         Ok(match human {
-            Waiting::ManualStart { stage } => Command::Start {
+            Waiting::ManualStart { stage, .. } => Command::Start {
                 stage: stage.clone(),
                 by: Some(d.person(Some(OPERATORS))),
             },

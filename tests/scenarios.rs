@@ -246,11 +246,10 @@ fn soak_blocks_manual_promotion_downstream() {
     h.clock.advance(Duration::from_secs(7200));
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("canary"), StageStatus::Promoted);
-    assert_eq!(
-        p.waiting(),
-        [Waiting::ManualStart {
-            stage: StageName::new("prod").unwrap()
-        }]
+    assert!(
+        matches!(p.waiting(), [Waiting::ManualStart { stage, .. }] if stage == "prod"),
+        "{:?}",
+        p.waiting()
     );
     block_on(h.engine.submit(
         &id,

@@ -106,7 +106,7 @@ fn print_waiting(progress: &Progress, id: &promotion_core::ReleaseId) {
                 "promote judge {} {stage} {gate} [--pass] --as <principal>",
                 id.short()
             ),
-            Waiting::ManualStart { stage } => {
+            Waiting::ManualStart { stage, .. } => {
                 format!("promote start {} {stage} --as <principal>", id.short())
             }
             Waiting::Until { at, .. } => format!("promote run {} (after {at})", id.short()),
