@@ -166,7 +166,7 @@ fn drive_pure(
             None => break,
             Some(Waiting::Until { at, .. }) => run.now = run.now.max(at),
             Some(Waiting::Approval { stage, .. }) => {
-                let given = &run.state.stage(stage.as_str()).approvals();
+                let given = run.state.stage(stage.as_str()).approvals();
                 let principal = approvers(stage.as_str())
                     .into_iter()
                     .find(|p| !given.iter().any(|a| a.principal().id == p.id))
@@ -365,7 +365,7 @@ fn run_realistic(pipeline: &Arc<Pipeline>, r: &Release) -> usize {
                 debug_assert_eq!(p.status("production"), StageStatus::Promoted);
                 break;
             };
-            let given = &p.state().stage(stage.as_str()).approvals();
+            let given = p.state().stage(stage.as_str()).approvals();
             let principal = approvers(stage.as_str())
                 .into_iter()
                 .find(|a| !given.iter().any(|g| g.principal().id == a.id))

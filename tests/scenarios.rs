@@ -204,7 +204,7 @@ fn approval_expires() {
     .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
-    assert!(matches!(&p.waiting()[..], [Waiting::Approval { valid, .. }] if valid.len() == 1));
+    assert!(matches!(p.waiting(), [Waiting::Approval { valid, .. }] if valid.len() == 1));
     // The expired approver may approve again; now two valid approvals.
     block_on(h.engine.submit(
         &id,
@@ -484,7 +484,7 @@ fn approval_is_bound_to_the_evidence_it_saw() {
     let p = block_on(h.engine.advance(&id)).unwrap();
     // The evidence changed after sam approved: the approval no longer counts.
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
-    assert!(matches!(&p.waiting()[..], [Waiting::Approval { valid, .. }] if valid.is_empty()));
+    assert!(matches!(p.waiting(), [Waiting::Approval { valid, .. }] if valid.is_empty()));
     block_on(h.engine.submit(
         &id,
         HostCommand::approve("prod", &who("sam", &["sre"]), "re-checked").unwrap(),
@@ -782,7 +782,7 @@ fn inconclusive_analysis_waits_for_a_human() {
     let h = harness(pipeline, ManualClock::auto_advancing(t0()));
     let id = h.register(release("1"));
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
-    assert!(matches!(&p.waiting()[..], [Waiting::Judgement { gate, .. }] if gate == "kayenta"));
+    assert!(matches!(p.waiting(), [Waiting::Judgement { gate, .. }] if gate == "kayenta"));
     let err = block_on(h.engine.submit(
         &id,
         HostCommand::judge("canary", "kayenta", true, &who("x", &["dev"]), "ok").unwrap(),

@@ -58,7 +58,7 @@ impl App {
                 return Ok(HUMAN);
             }
             let Some(at) = progress.next_wakeup() else {
-                return Ok(finish(&loaded, &progress.state()));
+                return Ok(finish(&loaded, progress.state()));
             };
             let wait_for = (at - Utc::now()).to_std().unwrap_or_default();
             let too_long = max_wait.is_some_and(|m| wait_for > m);
