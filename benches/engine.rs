@@ -136,16 +136,17 @@ fn drive_pure(
     submit(&mut run, register);
     while run.events.len() < max_events && !stop(&run.state) {
         let next = plan(pipeline, &run.state, run.now);
-        if let Some(action) = next.actions.into_iter().next() {
+        if let Some(action) = next.actions().first().cloned() {
             let command = match action {
-                Action::Start { stage } => Command::Start { stage, by: None },
-                Action::Tick { stage } => Command::Tick { stage },
+                Action::Start { stage, .. } => Command::Start { stage, by: None },
+                Action::Tick { stage, .. } => Command::Tick { stage },
                 Action::Evaluate {
                     stage,
                     phase,
                     gates,
+                    ..
                 } => {
-                    let round = run.state.stage(stage.as_str()).phase(phase).round + 1;
+                    let round = run.state.stage(stage.as_str()).phase(phase).round() + 1;
                     record_round(&stage, phase, &gates, run.now, round)
                 }
                 Action::Deploy { stage, step, .. } => Command::RecordDeployment {
@@ -153,7 +154,7 @@ fn drive_pure(
                     step,
                     result: Ok(()),
                 },
-                Action::RollBack { stage } => Command::RecordRollback {
+                Action::RollBack { stage, .. } => Command::RecordRollback {
                     stage,
                     result: Ok(()),
                 },
@@ -161,14 +162,14 @@ fn drive_pure(
             submit(&mut run, command);
             continue;
         }
-        match next.waiting.into_iter().next() {
+        match next.waiting().first().cloned() {
             None => break,
             Some(Waiting::Until { at, .. }) => run.now = run.now.max(at),
             Some(Waiting::Approval { stage, .. }) => {
-                let given = &run.state.stage(stage.as_str()).approvals;
+                let given = run.state.stage(stage.as_str()).approvals();
                 let principal = approvers(stage.as_str())
                     .into_iter()
-                    .find(|p| !given.iter().any(|a| a.principal.id == p.id))
+                    .find(|p| !given.iter().any(|a| a.principal().id == p.id))
                     .expect("an approver is left");
                 let approve = Command::Approve {
                     stage,
@@ -200,8 +201,8 @@ fn bench_decide_apply(c: &mut Criterion) {
     let pipeline = realistic_pipeline(Duration::from_secs(10 * 365 * 24 * 3600));
     let production = StageName::new("production").expect("valid name");
     let verification_running = |s: &ReleaseState| {
-        s.stage("production").status == StageStatus::Verifying
-            && s.stage("production").verification.round >= 1
+        s.stage("production").status() == StageStatus::Verifying
+            && s.stage("production").verification().round() >= 1
     };
     let run = drive_pure(&pipeline, false, usize::MAX, verification_running);
     assert!(verification_running(&run.state));
@@ -212,7 +213,7 @@ fn bench_decide_apply(c: &mut Criterion) {
         .to_vec();
     let mut state = run.state;
     let mut now = run.now;
-    let mut round = state.stage("production").verification.round;
+    let mut round = state.stage("production").verification().round();
     group.throughput(Throughput::Elements(gates.len() as u64 + 1));
     group.bench_function("record_round_3_gates", |b| {
         b.iter_batched(
@@ -289,7 +290,7 @@ fn million_events() -> Vec<Event> {
         started.elapsed()
     );
     let state = ReleaseState::replay(events.iter());
-    assert_eq!(state.version, REPLAY_EVENTS as u64);
+    assert_eq!(state.version(), REPLAY_EVENTS as u64);
     assert_eq!(state.status("production"), StageStatus::Verifying);
     events
 }
@@ -360,14 +361,14 @@ fn run_realistic(pipeline: &Arc<Pipeline>, r: &Release) -> usize {
             .expect("registered");
         loop {
             let p = engine.run_until_blocked(&id).await.expect("advanced");
-            let Some(Waiting::Approval { stage, .. }) = p.waiting.first() else {
+            let Some(Waiting::Approval { stage, .. }) = p.waiting().first() else {
                 debug_assert_eq!(p.status("production"), StageStatus::Promoted);
                 break;
             };
-            let given = &p.state.stage(stage.as_str()).approvals;
+            let given = p.state().stage(stage.as_str()).approvals();
             let principal = approvers(stage.as_str())
                 .into_iter()
-                .find(|a| !given.iter().any(|g| g.principal.id == a.id))
+                .find(|a| !given.iter().any(|g| g.principal().id == a.id))
                 .expect("an approver is left");
             engine
                 .submit(

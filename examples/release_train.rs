@@ -823,10 +823,10 @@ async fn run() -> Result<(), Error> {
     loop {
         let progress = engine.run_until_blocked(&id).await?;
         timeline.print_new().await?;
-        if progress.waiting.is_empty() {
+        if progress.waiting().is_empty() {
             break;
         }
-        for w in &progress.waiting {
+        for w in progress.waiting() {
             println!("{:>38} waiting for {w}", "");
             match w {
                 Waiting::Approval { stage, .. } => {

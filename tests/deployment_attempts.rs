@@ -155,7 +155,7 @@ fn a_deployment_whose_outcome_was_never_recorded_is_in_the_log_and_is_attempted_
         "the attempt is in the log although its outcome is not"
     );
     let state = ReleaseState::replay(log.iter());
-    assert_eq!(state.stage("dev").deploy_attempts, 1);
+    assert_eq!(state.stage("dev").deploy_attempts(), 1);
     assert_eq!(state.status("dev"), StageStatus::Scheduled);
 
     // The next process (another engine on the same log) deploys dev again, as attempt 2.

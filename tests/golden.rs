@@ -605,20 +605,20 @@ fn golden_v1_log_replays_to_the_recorded_states() {
     let streams = golden();
     let state = |s: &str| ReleaseState::replay(streams[s].iter().map(|(_, e)| e));
     let full = state("full");
-    assert_eq!(full.pipeline_version, "2");
+    assert_eq!(full.pipeline_version(), "2");
     assert_eq!(full.status("dev"), StageStatus::Promoted);
     assert_eq!(full.status("qa"), StageStatus::Promoted);
     assert_eq!(full.status("canary"), StageStatus::RolledBack);
     assert_eq!(
-        full.stage("qa").overrides[0].justification,
+        full.stage("qa").overrides()[0].justification(),
         "hotfix for INC-1"
     );
-    assert_eq!(full.stage("qa").approvers, [name::<PrincipalId>("quinn")]);
-    assert_eq!(full.stage("canary").rollback_failures.0, 1);
+    assert_eq!(full.stage("qa").approvers(), [name::<PrincipalId>("quinn")]);
+    assert_eq!(full.stage("canary").rollback_failures(), 1);
     assert_eq!(state("rejected").status("qa"), StageStatus::Rejected);
     assert_eq!(
-        state("rejected").stage("dev").started_by,
-        Some(name("olga"))
+        state("rejected").stage("dev").started_by(),
+        Some(&name::<PrincipalId>("olga"))
     );
     assert_eq!(
         state("deploy-failed").status("dev"),
@@ -627,15 +627,15 @@ fn golden_v1_log_replays_to_the_recorded_states() {
     assert_eq!(state("aborted").status("dev"), StageStatus::Aborted);
     assert_eq!(state("gate-failed").status("dev"), StageStatus::Failed);
     assert_eq!(
-        state("gate-failed").stage("dev").failure,
-        Some(FailureReason::GateFailed {
+        state("gate-failed").stage("dev").failure(),
+        Some(&FailureReason::GateFailed {
             phase: PhaseId::Entry,
             gate: name("tests")
         })
     );
     // The release inside the log still verifies against its id.
     assert_eq!(
-        full.release.unwrap().id().to_string(),
+        full.release().unwrap().id().to_string(),
         release("full").id().to_string()
     );
 }

@@ -86,7 +86,7 @@ fn approvals(engine: &Engine, id: &ReleaseId) -> usize {
     block_on(engine.state(id))
         .unwrap()
         .stage("prod")
-        .approvals
+        .approvals()
         .len()
 }
 

@@ -711,7 +711,7 @@ fn statuses(pipeline: &Pipeline, state: &ReleaseState) -> String {
 
 fn entry_failure(st: &StageState) -> bool {
     matches!(
-        st.failure,
+        st.failure(),
         Some(
             FailureReason::GateFailed {
                 phase: PhaseId::Entry,
@@ -731,11 +731,11 @@ fn entry_failure(st: &StageState) -> bool {
 
 fn action_stage(a: &Action) -> &StageName {
     match a {
-        Action::Start { stage }
+        Action::Start { stage, .. }
         | Action::Evaluate { stage, .. }
         | Action::Deploy { stage, .. }
-        | Action::RollBack { stage }
-        | Action::Tick { stage } => stage,
+        | Action::RollBack { stage, .. }
+        | Action::Tick { stage, .. } => stage,
     }
 }
 
@@ -743,11 +743,11 @@ fn action_stage(a: &Action) -> &StageName {
 /// results; without, every gate passes and the deployer succeeds.
 fn action_command(a: &Action, dice: Option<&mut Dice<'_>>, now: DateTime<Utc>) -> Command {
     match (a, dice) {
-        (Action::Start { stage }, _) => Command::Start {
+        (Action::Start { stage, .. }, _) => Command::Start {
             stage: stage.clone(),
             by: None,
         },
-        (Action::Tick { stage }, _) => Command::Tick {
+        (Action::Tick { stage, .. }, _) => Command::Tick {
             stage: stage.clone(),
         },
         (
@@ -755,6 +755,7 @@ fn action_command(a: &Action, dice: Option<&mut Dice<'_>>, now: DateTime<Utc>) -
                 stage,
                 phase,
                 gates,
+                ..
             },
             dice,
         ) => {
@@ -787,7 +788,7 @@ fn action_command(a: &Action, dice: Option<&mut Dice<'_>>, now: DateTime<Utc>) -
                 _ => Ok(()),
             },
         },
-        (Action::RollBack { stage }, dice) => Command::RecordRollback {
+        (Action::RollBack { stage, .. }, dice) => Command::RecordRollback {
             stage: stage.clone(),
             result: match dice.map(|d| d.rarely(4)) {
                 Some(true) => Err("helm rollback timed out".into()),
@@ -1037,7 +1038,7 @@ impl Run {
             )));
         };
         let before = self.state.stage(name.as_str());
-        let (from, to) = (before.status, next.status(name.as_str()));
+        let (from, to) = (before.status(), next.status(name.as_str()));
 
         // (f) terminal statuses are left only by the allowed transitions.
         if from != to {
@@ -1054,7 +1055,7 @@ impl Run {
                             // Aborting a deployed stage rolls it back in the same command
                             // (documented on `Command::Abort`); the stage was active before.
                             || (from == StageStatus::Aborted
-                                && before.deployed.is_some()
+                                && before.deployed().is_some()
                                 && !origin.status(name.as_str()).is_terminal()))
                     }
                     _ => false,
@@ -1138,14 +1139,14 @@ impl Run {
                 let due = match from {
                     StageStatus::Scheduled => *step == 0,
                     StageStatus::RollingOut { step: s } => {
-                        s == *step && before.step_deployed_at.is_none()
+                        s == *step && before.step_deployed_at().is_none()
                     }
                     _ => false,
                 };
                 prop_assert!(due, "deployment of step {} begun in {}", step, from);
                 prop_assert_eq!(
                     *attempt,
-                    before.deploy_attempts + 1,
+                    before.deploy_attempts() + 1,
                     "attempts skip or repeat"
                 );
             }
@@ -1245,7 +1246,7 @@ impl Run {
                 && self.pipeline.stage(stage.as_str()).is_some_and(|spec| {
                     spec.upstream
                         .iter()
-                        .any(|u| state.stage(u.as_str()).approvers.contains(id))
+                        .any(|u| state.stage(u.as_str()).approvers().contains(id))
                 })
         };
         let mut out: Vec<(PrincipalId, BTreeSet<Group>)> = Vec::new();
@@ -1266,7 +1267,7 @@ impl Run {
     }
 
     fn is_self(&self, id: &PrincipalId, st: &StageState) -> bool {
-        id.as_str() == CONTRIBUTOR || id.as_str() == INITIATOR || st.started_by.as_ref() == Some(id)
+        id.as_str() == CONTRIBUTOR || id.as_str() == INITIATOR || st.started_by() == Some(id)
     }
 
     /// (e): the counted approvers are valid, distinct, not self-approvers, distinct from the
@@ -1306,7 +1307,7 @@ impl Run {
             }
             if policy.distinct_from_upstream {
                 for u in &spec.upstream {
-                    if self.state.stage(u.as_str()).approvers.contains(id) {
+                    if self.state.stage(u.as_str()).approvers().contains(id) {
                         // `check_approval_given` made sure it was not so when `id` approved.
                         let msg = format!(
                             "`{id}` counted for `{}` but approved upstream `{u}`",
@@ -1346,11 +1347,11 @@ impl Run {
             )));
         };
         prop_assert!(
-            before.status == StageStatus::AwaitingApproval
-                || (before.status == StageStatus::Checking && !policy.after_gates),
+            before.status() == StageStatus::AwaitingApproval
+                || (before.status() == StageStatus::Checking && !policy.after_gates),
             "approval accepted while `{}` is {}",
             spec.name,
-            before.status
+            before.status()
         );
         let mut groups = BTreeSet::new();
         rule_groups(&policy.rule, &mut groups);
@@ -1365,7 +1366,7 @@ impl Run {
         if policy.distinct_from_upstream {
             for u in &spec.upstream {
                 prop_assert!(
-                    !self.state.stage(u.as_str()).approvers.contains(&p.id),
+                    !self.state.stage(u.as_str()).approvers().contains(&p.id),
                     "`{}` approved `{}` after approving upstream `{}`",
                     p.id,
                     spec.name,
@@ -1389,7 +1390,7 @@ impl Run {
     // ---- checks after every command ------------------------------------------------------------
 
     fn check_state(&self) -> Result<(), TestCaseError> {
-        prop_assert_eq!(self.state.version, self.events.len() as u64);
+        prop_assert_eq!(self.state.version(), self.events.len() as u64);
         // (b) replay, directly and through serde
         prop_assert_eq!(
             &ReleaseState::replay(self.events.iter()),
@@ -1401,13 +1402,13 @@ impl Run {
             &self.state,
             "replay of serde round-tripped events differs from the live state"
         );
-        for name in self.state.stages.keys() {
+        for name in self.state.stages().map(|(name, _)| name) {
             prop_assert!(self.pipeline.stage(name.as_str()).is_some());
         }
         for spec in self.pipeline.stages() {
             let st = self.state.stage(spec.name.as_str());
             // (c)
-            if st.status == StageStatus::Promoted {
+            if st.status() == StageStatus::Promoted {
                 prop_assert!(
                     upstream_available(spec, &self.state),
                     "`{}` is promoted but its upstreams are not: {}",
@@ -1416,7 +1417,7 @@ impl Run {
                 );
             }
             // (c, liveness) a stage whose upstreams are available does not stay waiting.
-            if st.status == StageStatus::Waiting {
+            if st.status() == StageStatus::Waiting {
                 prop_assert!(
                     !upstream_available(spec, &self.state),
                     "`{}` is still waiting although its upstreams are available: {}",
@@ -1425,7 +1426,8 @@ impl Run {
                 );
             }
             // (e, completeness) a stage never waits for approvals it already has.
-            if let (StageStatus::AwaitingApproval, Some(policy)) = (st.status, &spec.spec.approval)
+            if let (StageStatus::AwaitingApproval, Some(policy)) =
+                (st.status(), &spec.spec.approval)
             {
                 let valid = self.valid_approvals(&spec.name, policy, &self.state, self.now);
                 let groups: Vec<&BTreeSet<Group>> = valid.iter().map(|(_, g)| g).collect();
@@ -1446,11 +1448,12 @@ impl Run {
     fn check_plan(&self) -> Result<(), TestCaseError> {
         let pl = self.plan_at(self.now)?;
         prop_assert_eq!(&pl, &self.plan_at(self.now)?, "plan is not deterministic");
-        for a in &pl.actions {
+        for a in pl.actions() {
             if let Action::Evaluate {
                 stage,
                 phase,
                 gates,
+                ..
             } = a
             {
                 let spec = self.pipeline.stage(stage.as_str());
@@ -1481,13 +1484,15 @@ impl Run {
                 )));
             }
         }
-        for w in &pl.waiting {
+        for w in pl.waiting() {
             match w {
-                Waiting::Until { stage, at, reason } => {
+                Waiting::Until {
+                    stage, at, reason, ..
+                } => {
                     prop_assert!(*at > self.now, "waiting for a time already passed: {}", w);
                     let later = self.plan_at(*at)?;
                     prop_assert!(
-                        later.actions.iter().any(|a| action_stage(a) == stage),
+                        later.actions().iter().any(|a| action_stage(a) == stage),
                         "`{}` waits until {} for {}, but then plan has nothing to do: {:?}",
                         stage,
                         at,
@@ -1557,7 +1562,7 @@ impl Run {
                 .filter_map(|s| Some((s, s.spec.approval.as_ref()?.expiry?)))
                 .flat_map(|(s, expiry)| {
                     let st = self.state.stage(s.name.as_str());
-                    st.approvals.iter().map(move |a| add(a.at, expiry))
+                    st.approvals().iter().map(move |a| add(a.at(), expiry))
                 })
                 .filter(|t| *t >= self.now)
                 .collect();
@@ -1566,10 +1571,10 @@ impl Run {
             }
         }
         let mut pl = self.plan_at(self.now)?;
-        if pl.actions.is_empty() && !d.rarely(4) {
+        if pl.actions().is_empty() && !d.rarely(4) {
             // jump to the next wake-up, as a driver sleeping on the clock would
             let next = pl
-                .waiting
+                .waiting()
                 .iter()
                 .filter_map(|w| match w {
                     Waiting::Until { at, .. } => Some(*at),
@@ -1587,22 +1592,22 @@ impl Run {
             }
         }
         let humans: Vec<&Waiting> = pl
-            .waiting
+            .waiting()
             .iter()
             .filter(|w| !matches!(w, Waiting::Until { .. }))
             .collect();
         let overridable = self.overridable();
-        let total = pl.actions.len() + humans.len() + overridable.len();
+        let total = pl.actions().len() + humans.len() + overridable.len();
         if total == 0 {
             return Ok(self.random_command(d));
         }
         let i = d.below(total);
-        if let Some(a) = pl.actions.get(i) {
+        if let Some(a) = pl.actions().get(i) {
             // The engine records a deployment as begun before calling the deployer; a process
             // that stops during the call leaves the intent alone, and the next one begins the
             // step again. Older logs have outcomes without intents.
             if let Action::Deploy { stage, step, .. } = a {
-                let attempts = self.state.stage(stage.as_str()).deploy_attempts;
+                let attempts = self.state.stage(stage.as_str()).deploy_attempts();
                 let begun = attempts > 0;
                 if (!begun && !d.rarely(5)) || (begun && d.rarely(4)) {
                     return Ok(Command::BeginDeployment {
@@ -1613,8 +1618,8 @@ impl Run {
             }
             return Ok(action_command(a, Some(d), self.now));
         }
-        let Some(human) = humans.get(i - pl.actions.len()) else {
-            let (stage, gate) = overridable[i - pl.actions.len() - humans.len()].clone();
+        let Some(human) = humans.get(i - pl.actions().len()) else {
+            let (stage, gate) = overridable[i - pl.actions().len() - humans.len()].clone();
             return Ok(Command::Override {
                 stage,
                 gate,
@@ -1623,7 +1628,7 @@ impl Run {
             });
         };
         Ok(match human {
-            Waiting::ManualStart { stage } => Command::Start {
+            Waiting::ManualStart { stage, .. } => Command::Start {
                 stage: stage.clone(),
                 by: Some(d.person(Some(OPERATORS))),
             },
@@ -1642,11 +1647,10 @@ impl Run {
                 let here = self.state.stage(stage.as_str());
                 let earlier: Vec<&Principal> = self
                     .state
-                    .stages
-                    .iter()
+                    .stages()
                     .filter(|(name, _)| *name != stage)
-                    .flat_map(|(_, s)| s.approvals.iter().map(|a| &a.principal))
-                    .filter(|p| !here.approvals.iter().any(|a| a.principal.id == p.id))
+                    .flat_map(|(_, s)| s.approvals().iter().map(|a| a.principal()))
+                    .filter(|p| !here.approvals().iter().any(|a| a.principal().id == p.id))
                     .collect();
                 let principal = match earlier.get(d.below(earlier.len() * 2)) {
                     Some(p) => {
@@ -1683,10 +1687,10 @@ impl Run {
         let mut out = Vec::new();
         for spec in self.pipeline.stages() {
             let st = self.state.stage(spec.name.as_str());
-            if st.status == StageStatus::Checking
-                || (st.status == StageStatus::Failed && entry_failure(st))
+            if st.status() == StageStatus::Checking
+                || (st.status() == StageStatus::Failed && entry_failure(st))
             {
-                for (g, r) in &st.entry.gates {
+                for (g, r) in st.entry().gates() {
                     if !r.is_satisfied() {
                         out.push((spec.name.clone(), g.clone()));
                     }
@@ -1703,24 +1707,24 @@ impl Run {
             let st = self.state.stage(spec.name.as_str());
             let name = spec.name.clone();
             let deployed_status = matches!(
-                st.status,
+                st.status(),
                 StageStatus::RollingOut { .. }
                     | StageStatus::Verifying
                     | StageStatus::Soaking { .. }
                     | StageStatus::Promoted
                     | StageStatus::Failed
             );
-            if st.deployed.is_some() && deployed_status {
+            if st.deployed().is_some() && deployed_status {
                 candidates.push((0, name.clone()));
             }
-            if !st.status.is_terminal()
-                && !matches!(st.status, StageStatus::Waiting | StageStatus::RollingBack)
+            if !st.status().is_terminal()
+                && !matches!(st.status(), StageStatus::Waiting | StageStatus::RollingBack)
             {
                 candidates.push((1, name.clone()));
             }
             if spec.spec.approval.is_some()
                 && matches!(
-                    st.status,
+                    st.status(),
                     StageStatus::Ready | StageStatus::Checking | StageStatus::AwaitingApproval
                 )
             {
@@ -1846,7 +1850,7 @@ impl Run {
             7 => {
                 let paused = st
                     .current_phase()
-                    .and_then(|p| st.phase(p).paused_on.clone());
+                    .and_then(|p| st.phase(p).paused_on().cloned());
                 Command::Judge {
                     gate: match paused {
                         Some(g) if !d.rarely(4) => g,
@@ -1862,7 +1866,7 @@ impl Run {
                 step: if d.rarely(4) {
                     d.below(4) as u32
                 } else {
-                    st.step
+                    st.step()
                 },
                 stage,
             },
@@ -1870,7 +1874,7 @@ impl Run {
                 step: if d.rarely(4) {
                     d.below(4) as u32
                 } else {
-                    st.step
+                    st.step()
                 },
                 stage,
                 result: if d.rarely(3) {
@@ -2261,7 +2265,11 @@ impl Direct {
     fn settle_only(&mut self, which: impl Fn(&str) -> bool) {
         for _ in 0..100 {
             let pl = plan(&self.pipeline, &self.state, self.now);
-            let Some(a) = pl.actions.iter().find(|a| which(action_stage(a).as_str())) else {
+            let Some(a) = pl
+                .actions()
+                .iter()
+                .find(|a| which(action_stage(a).as_str()))
+            else {
                 return;
             };
             self.ok(action_command(a, None, self.now));
@@ -2313,16 +2321,16 @@ fn bug_distinct_approvers_with_any_upstream() {
     r.ok(approve("d", "bob", "sre"));
     r.ok(approve("b", "bob", "sre"));
     assert_eq!(
-        r.state.stage("b").approvers,
+        r.state.stage("b").approvers(),
         [PrincipalId::new("bob").unwrap()]
     );
     let _ = r.run(approve("d", "cat", "sre"));
     let d = r.state.stage("d");
     assert!(
-        !d.approvers.contains(&PrincipalId::new("bob").unwrap()),
+        !d.approvers().contains(&PrincipalId::new("bob").unwrap()),
         "`d` counted bob, who approved upstream `b`: {:?} ({})",
-        d.approvers,
-        d.status
+        d.approvers(),
+        d.status()
     );
 }
 
@@ -2385,7 +2393,7 @@ fn bug_override_revives_stage_after_upstream_rollback() {
         r.status("dev")
     );
     assert!(
-        r.state.stage("test").deployed.is_none(),
+        r.state.stage("test").deployed().is_none(),
         "`test` was deployed"
     );
 }

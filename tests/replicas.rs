@@ -65,10 +65,10 @@ fn a_stage_another_replica_is_working_on_is_left_alone() {
     // b finds dev leased by a: it neither deploys nor records anything, and says why.
     let before = events_of(&store, &id).len();
     let p = block_on(b.advance(&id)).unwrap();
-    assert_eq!(p.appended, 0);
-    assert_eq!(p.held_elsewhere.len(), 1, "{:?}", p.held_elsewhere);
-    assert_eq!(p.held_elsewhere[0].stage.as_str(), "dev");
-    assert_eq!(p.held_elsewhere[0].holder.as_str(), "a");
+    assert_eq!(p.appended(), 0);
+    assert_eq!(p.held_elsewhere().len(), 1, "{:?}", p.held_elsewhere());
+    assert_eq!(p.held_elsewhere()[0].stage().as_str(), "dev");
+    assert_eq!(p.held_elsewhere()[0].holder().as_str(), "a");
     assert_eq!(p.next_wakeup(), Some(t0() + chrono::Duration::seconds(30)));
     assert_eq!(events_of(&store, &id).len(), before);
     assert_eq!(*ledger.entered.lock().unwrap(), ["a"], "b must not deploy");
@@ -78,7 +78,7 @@ fn a_stage_another_replica_is_working_on_is_left_alone() {
     let p = block_on(running).unwrap();
     assert_eq!(p.status("production"), StageStatus::Promoted);
     let p = block_on(b.advance(&id)).unwrap();
-    assert_eq!((p.appended, p.held_elsewhere.len()), (0, 0));
+    assert_eq!((p.appended(), p.held_elsewhere().len()), (0, 0));
     assert!(
         ledger.counts().values().all(|&n| n == 1),
         "{:?}",
@@ -155,7 +155,7 @@ fn a_replica_that_died_is_taken_over_after_its_lease_lapses() {
 
     // Until the lease lapses b waits; then it takes over and finishes.
     let p = block_on(b.advance(&id)).unwrap();
-    assert_eq!(p.appended, 0);
+    assert_eq!(p.appended(), 0);
     let wake = p.next_wakeup().unwrap();
     assert_eq!(wake, t0() + chrono::Duration::seconds(30));
     clock.set(wake);

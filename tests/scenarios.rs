@@ -169,7 +169,7 @@ fn five_stage_promotion_with_hours_of_soak_runs_on_virtual_time() {
     for s in ["dev", "integration", "compliance", "canary", "production"] {
         assert_eq!(p.status(s), StageStatus::Promoted, "{s}");
     }
-    assert!(p.waiting.is_empty());
+    assert!(p.waiting().is_empty());
     assert_eq!(h.deployer.weights("canary"), [1, 10, 100]);
     assert_eq!(h.deployer.weights("production"), [100]);
     // Two ten-minute pauses and a six-hour soak passed on the virtual clock.
@@ -204,7 +204,7 @@ fn approval_expires() {
     .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
-    assert!(matches!(&p.waiting[..], [Waiting::Approval { valid, .. }] if valid.len() == 1));
+    assert!(matches!(p.waiting(), [Waiting::Approval { valid, .. }] if valid.len() == 1));
     // The expired approver may approve again; now two valid approvals.
     block_on(h.engine.submit(
         &id,
@@ -246,11 +246,10 @@ fn soak_blocks_manual_promotion_downstream() {
     h.clock.advance(Duration::from_secs(7200));
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("canary"), StageStatus::Promoted);
-    assert_eq!(
-        p.waiting,
-        [Waiting::ManualStart {
-            stage: StageName::new("prod").unwrap()
-        }]
+    assert!(
+        matches!(p.waiting(), [Waiting::ManualStart { stage, .. }] if stage == "prod"),
+        "{:?}",
+        p.waiting()
     );
     block_on(h.engine.submit(
         &id,
@@ -282,10 +281,10 @@ fn failed_canary_analysis_rolls_back_and_is_recorded() {
     assert_eq!(p.status("prod"), StageStatus::Waiting);
     assert_eq!(h.deployer.weights("canary"), [5, 25]);
     assert_eq!(h.deployer.rollbacks("canary"), 1);
-    let st = p.state.stage("canary");
+    let st = p.state().stage("canary");
     assert_eq!(
-        st.failure,
-        Some(FailureReason::GateFailed {
+        st.failure(),
+        Some(&FailureReason::GateFailed {
             phase: PhaseId::Analysis { step: 1 },
             gate: GateName::new("error-rate").unwrap()
         })
@@ -328,16 +327,16 @@ fn concurrent_append_conflict_appends_nothing() {
     let second = decide(&pipeline, &stale, &cmd("b"), t0()).unwrap();
     block_on(
         h.store
-            .append(&stream, ExpectedVersion::Exact(stale.version), &first),
+            .append(&stream, ExpectedVersion::Exact(stale.version()), &first),
     )
     .unwrap();
     let before = h.events(&id);
     let err = block_on(
         h.store
-            .append(&stream, ExpectedVersion::Exact(stale.version), &second),
+            .append(&stream, ExpectedVersion::Exact(stale.version()), &second),
     )
     .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { actual, .. } if actual == stale.version + 1));
+    assert!(matches!(err, StoreError::Conflict { actual, .. } if actual == stale.version() + 1));
     assert_eq!(h.events(&id), before, "the losing append changed nothing");
     // The loser retries on fresh state and both approvals count, once each.
     block_on(h.engine.submit(
@@ -347,7 +346,7 @@ fn concurrent_append_conflict_appends_nothing() {
     .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
-    assert_eq!(p.state.stage("prod").approvals.len(), 2);
+    assert_eq!(p.state().stage("prod").approvals().len(), 2);
 }
 
 #[test]
@@ -450,7 +449,7 @@ fn approvals_are_refused_with_reasons() {
     .unwrap();
     let p = block_on(e.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Rejected);
-    assert!(p.waiting.is_empty());
+    assert!(p.waiting().is_empty());
     h.replay_matches(&id);
 }
 
@@ -485,7 +484,7 @@ fn approval_is_bound_to_the_evidence_it_saw() {
     let p = block_on(h.engine.advance(&id)).unwrap();
     // The evidence changed after sam approved: the approval no longer counts.
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
-    assert!(matches!(&p.waiting[..], [Waiting::Approval { valid, .. }] if valid.is_empty()));
+    assert!(matches!(p.waiting(), [Waiting::Approval { valid, .. }] if valid.is_empty()));
     block_on(h.engine.submit(
         &id,
         HostCommand::approve("prod", &who("sam", &["sre"]), "re-checked").unwrap(),
@@ -592,9 +591,9 @@ fn break_glass_override_needs_privilege_and_justification() {
     .unwrap();
     let p = block_on(e.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
-    let st = p.state.stage("prod");
-    assert_eq!(st.overrides.len(), 1);
-    assert_eq!(st.overrides[0].justification, "sev1 fix, INC-4711");
+    let st = p.state().stage("prod");
+    assert_eq!(st.overrides().len(), 1);
+    assert_eq!(st.overrides()[0].justification(), "sev1 fix, INC-4711");
     assert_eq!(h.deployer.weights("prod"), [100]);
     h.replay_matches(&id);
 }
@@ -639,7 +638,7 @@ fn all_gates_must_pass_in_the_same_round() {
     assert_eq!(p.status("prod"), StageStatus::Promoted);
     // Rounds 1 and 2 each had one gate passing; only round 3 had both.
     assert_eq!((a.calls(), b.calls()), (3, 3));
-    assert_eq!(p.state.stage("prod").entry.round, 3);
+    assert_eq!(p.state().stage("prod").entry().round(), 3);
     assert_eq!(h.clock.now() - t0(), chrono::Duration::seconds(600));
 }
 
@@ -685,8 +684,8 @@ fn timeout_fails_a_phase_that_never_passes() {
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Failed);
     assert_eq!(
-        p.state.stage("prod").failure,
-        Some(FailureReason::TimedOut {
+        p.state().stage("prod").failure(),
+        Some(&FailureReason::TimedOut {
             phase: PhaseId::Entry
         })
     );
@@ -722,7 +721,7 @@ fn gate_errors_are_retried_recorded_and_never_pass() {
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Failed);
     assert!(matches!(
-        &p.state.stage("prod").failure,
+        p.state().stage("prod").failure(),
         Some(FailureReason::GateErrored { message, .. }) if message == "connection refused"
     ));
     assert_eq!(g.calls(), 9, "3 rounds of 1 try + 2 retries");
@@ -762,7 +761,7 @@ fn gate_timeout_is_an_error_not_a_pass() {
     let id = h.register(release("1"));
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
     assert!(matches!(
-        &p.state.stage("prod").failure,
+        p.state().stage("prod").failure(),
         Some(FailureReason::GateErrored { message, .. }) if message == "no verdict within 30s"
     ));
 }
@@ -783,7 +782,7 @@ fn inconclusive_analysis_waits_for_a_human() {
     let h = harness(pipeline, ManualClock::auto_advancing(t0()));
     let id = h.register(release("1"));
     let p = block_on(h.engine.run_until_blocked(&id)).unwrap();
-    assert!(matches!(&p.waiting[..], [Waiting::Judgement { gate, .. }] if gate == "kayenta"));
+    assert!(matches!(p.waiting(), [Waiting::Judgement { gate, .. }] if gate == "kayenta"));
     let err = block_on(h.engine.submit(
         &id,
         HostCommand::judge("canary", "kayenta", true, &who("x", &["dev"]), "ok").unwrap(),
@@ -980,9 +979,9 @@ fn approvals_near_the_end_of_time_still_count() {
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::Promoted);
     let approvers: Vec<&str> = p
-        .state
+        .state()
         .stage("prod")
-        .approvers
+        .approvers()
         .iter()
         .map(|p| p.as_str())
         .collect();
@@ -1050,14 +1049,13 @@ fn a_high_risk_fact_requires_an_extra_approval_group() {
     .unwrap();
     let p = block_on(h.engine.advance(&id)).unwrap();
     assert_eq!(p.status("prod"), StageStatus::AwaitingApproval);
-    let facts = &p
-        .state
+    let facts = p
+        .state()
         .stage("prod")
-        .entry
-        .gates
-        .get("change-record")
+        .entry()
+        .gate("change-record")
         .unwrap()
-        .facts;
+        .facts();
     assert_eq!(facts.get("risk").map(String::as_str), Some("high"));
     block_on(h.engine.submit(
         &id,

@@ -43,7 +43,7 @@ impl App {
         let (loaded, engine, rows) = self.open(true).await?;
         let row = show::resolve(&rows, reference)?;
         let id = row.id;
-        let mut seen = row.state.version;
+        let mut seen = row.state.version();
         eprintln!(
             "promote: {} ({}) in {}",
             row.name,
@@ -58,7 +58,7 @@ impl App {
                 return Ok(HUMAN);
             }
             let Some(at) = progress.next_wakeup() else {
-                return Ok(finish(&loaded, &progress.state));
+                return Ok(finish(&loaded, progress.state()));
             };
             let wait_for = (at - Utc::now()).to_std().unwrap_or_default();
             let too_long = max_wait.is_some_and(|m| wait_for > m);
@@ -66,7 +66,7 @@ impl App {
                 print_waiting(&progress, &id);
                 return Ok(TIME);
             }
-            for w in &progress.waiting {
+            for w in progress.waiting() {
                 eprintln!("  waiting: {w}");
             }
             tokio::time::sleep(wait_for.max(std::time::Duration::from_millis(10))).await;
@@ -95,7 +95,7 @@ impl App {
 
 fn print_waiting(progress: &Progress, id: &promotion_core::ReleaseId) {
     let mut hints = BTreeMap::new();
-    for w in &progress.waiting {
+    for w in progress.waiting() {
         println!("waiting for {w}");
         let hint = match w {
             Waiting::Approval { stage, .. } => format!(
@@ -106,7 +106,7 @@ fn print_waiting(progress: &Progress, id: &promotion_core::ReleaseId) {
                 "promote judge {} {stage} {gate} [--pass] --as <principal>",
                 id.short()
             ),
-            Waiting::ManualStart { stage } => {
+            Waiting::ManualStart { stage, .. } => {
                 format!("promote start {} {stage} --as <principal>", id.short())
             }
             Waiting::Until { at, .. } => format!("promote run {} (after {at})", id.short()),

@@ -154,9 +154,9 @@ impl App {
                 "id": row.id.to_string(),
                 "name": row.name,
                 "registered_at": row.registered.to_rfc3339(),
-                "pipeline_version": row.state.pipeline_version,
+                "pipeline_version": row.state.pipeline_version(),
                 "stages": stages,
-                "waiting": plan.waiting.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "waiting": plan.waiting().iter().map(ToString::to_string).collect::<Vec<_>>(),
             })
         };
         if json {
@@ -169,35 +169,35 @@ impl App {
         }
         if let (Some(_), [row]) = (reference, rows.as_slice()) {
             println!("release {} {}", row.id, row.name);
-            println!("pipeline version {}", row.state.pipeline_version);
+            println!("pipeline version {}", row.state.pipeline_version());
             for s in p.stages() {
                 let st = row.state.stage(s.name.as_str());
-                println!("  {:<14} {}", s.name.as_str(), st.status);
+                println!("  {:<14} {}", s.name.as_str(), st.status());
                 for (label, ps) in [
-                    ("entry", &st.entry),
-                    ("analysis", &st.analysis),
-                    ("verification", &st.verification),
+                    ("entry", st.entry()),
+                    ("analysis", st.analysis()),
+                    ("verification", st.verification()),
                 ] {
-                    for (g, r) in ps.gates.iter() {
-                        let mut line = format!("    {label} gate {g}: {}", r.outcome);
-                        if let Some(by) = &r.overridden_by {
+                    for (g, r) in ps.gates() {
+                        let mut line = format!("    {label} gate {g}: {}", r.outcome());
+                        if let Some(by) = r.overridden_by() {
                             line.push_str(&format!(" (overridden by {by})"));
                         }
                         println!("{line}");
                     }
                 }
-                for a in &st.approvals {
-                    println!("    approved by {} at {}", a.principal.id, a.at);
+                for a in st.approvals() {
+                    println!("    approved by {} at {}", a.principal().id, a.at());
                 }
-                if let Some(r) = &st.rejection {
-                    println!("    rejected by {}: {}", r.principal.id, r.comment);
+                if let Some(r) = st.rejection() {
+                    println!("    rejected by {}: {}", r.principal().id, r.comment());
                 }
-                if let Some(f) = &st.failure {
+                if let Some(f) = st.failure() {
                     println!("    failed: {f}");
                 }
             }
             let plan = promotion_core::plan(p, &row.state, now);
-            for w in plan.waiting {
+            for w in plan.waiting() {
                 println!("waiting for {w}");
             }
             return Ok(OK);

@@ -117,7 +117,7 @@ pub(crate) async fn releases(
             .map(|r| r.event)
             .collect();
         let state = ReleaseState::replay(&events);
-        let (Some(release), Some(p)) = (&state.release, &state.pipeline) else {
+        let (Some(release), Some(p)) = (state.release(), state.pipeline()) else {
             continue;
         };
         if p != pipeline {

@@ -328,7 +328,7 @@ pub fn what_if<'a>(
     let mut releases = Vec::new();
     for events in streams {
         let state = ReleaseState::replay(events);
-        let (Some(release), Some(name)) = (&state.release, &state.pipeline) else {
+        let (Some(release), Some(name)) = (state.release(), state.pipeline()) else {
             continue;
         };
         if name != pipeline.name() {
@@ -341,14 +341,14 @@ pub fn what_if<'a>(
         for spec in pipeline.stages() {
             let st = state.stage(spec.name.as_str());
             let rec = records.get(spec.name.as_str());
-            let entered = st.started_at.is_some();
+            let entered = st.started_at().is_some();
             if !entered {
                 // A stage the record never mentions, whose upstreams promoted the release:
                 // the new definition adds it.
                 if rec.is_none() && upstream_ok(spec, &state) {
                     stages.push(StageWhatIf {
                         stage: spec.name.to_string(),
-                        recorded: st.status.label().to_owned(),
+                        recorded: st.status().label().to_owned(),
                         verdict: WhatIfVerdict::Unknown,
                         findings: vec![Finding::StageNew],
                     });
@@ -367,16 +367,16 @@ pub fn what_if<'a>(
             };
             stages.push(StageWhatIf {
                 stage: spec.name.to_string(),
-                recorded: st.status.label().to_owned(),
+                recorded: st.status().label().to_owned(),
                 verdict,
                 findings,
             });
         }
-        for (name, st) in state.stages.iter() {
-            if pipeline.stage(name.as_str()).is_none() && st.started_at.is_some() {
+        for (name, st) in state.stages() {
+            if pipeline.stage(name.as_str()).is_none() && st.started_at().is_some() {
                 stages.push(StageWhatIf {
                     stage: name.to_string(),
-                    recorded: st.status.label().to_owned(),
+                    recorded: st.status().label().to_owned(),
                     verdict: WhatIfVerdict::NotInTemplate,
                     findings: vec![Finding::StageRemoved],
                 });
@@ -387,7 +387,7 @@ pub fn what_if<'a>(
             ReleaseWhatIf {
                 release: release.id(),
                 name: release.name().to_owned(),
-                recorded_version: state.pipeline_version.clone(),
+                recorded_version: state.pipeline_version().to_owned(),
                 stages,
             },
         ));
@@ -466,11 +466,11 @@ fn judge_stage(
     if let (Some(policy), true) = (&spec.spec.approval, rec.approval_reached) {
         let at = rec.scheduled_at.unwrap_or(last);
         let check = approvals_under(pipeline, state, spec.name.as_str(), at);
-        if let Some(check) = check.filter(|c| !c.satisfied) {
+        if let Some(check) = check.filter(|c| !c.satisfied()) {
             findings.push(Finding::ApprovalBlocks {
                 rule: policy.rule.to_string(),
                 counted: check
-                    .counted
+                    .counted()
                     .iter()
                     .map(|p| {
                         let groups: Vec<&str> = p.groups.iter().map(|g| g.as_str()).collect();

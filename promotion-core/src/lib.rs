@@ -42,7 +42,6 @@ pub mod layer;
 pub mod machine;
 pub mod name;
 pub mod testing;
-pub mod vecmap;
 
 mod approval;
 mod clock;
@@ -54,6 +53,7 @@ mod pipeline;
 mod principal;
 mod release;
 mod store;
+mod vecmap;
 
 // A host embedding the engine.
 pub use approval::{ApprovalPolicy, ApprovalRule, Unsatisfiable};

@@ -1,11 +1,13 @@
 //! A small ordered map kept in a sorted `Vec`: for the handful of stages of a release and
 //! gates of a phase, where a `BTreeMap`'s 11-slot nodes would waste most of their memory.
+//! Private to the core: the state types hand out iterators and lookups, never the map, so it
+//! can change without a host noticing.
 
 use std::borrow::Borrow;
 
 /// An ordered map over a sorted vector. Lookups are binary searches; inserts shift.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VecMap<K, V> {
+pub(crate) struct VecMap<K, V> {
     items: Vec<(K, V)>,
 }
 
@@ -17,7 +19,7 @@ impl<K, V> Default for VecMap<K, V> {
 
 impl<K: Ord, V> VecMap<K, V> {
     /// An empty map.
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         VecMap { items: Vec::new() }
     }
     fn find<Q>(&self, key: &Q) -> Result<usize, usize>
@@ -28,7 +30,7 @@ impl<K: Ord, V> VecMap<K, V> {
         self.items.binary_search_by(|(k, _)| k.borrow().cmp(key))
     }
     /// The value for `key`.
-    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
@@ -39,7 +41,7 @@ impl<K: Ord, V> VecMap<K, V> {
             .map(|(_, v)| v)
     }
     /// The value for `key`, mutably.
-    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
@@ -50,7 +52,7 @@ impl<K: Ord, V> VecMap<K, V> {
         }
     }
     /// Whether `key` is present.
-    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
@@ -58,7 +60,7 @@ impl<K: Ord, V> VecMap<K, V> {
         self.find(key).is_ok()
     }
     /// Inserts, returning the previous value.
-    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
         match self.find(&key) {
             Ok(i) => self
                 .items
@@ -71,24 +73,8 @@ impl<K: Ord, V> VecMap<K, V> {
         }
     }
     /// Entries in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = (&K, &V)> + DoubleEndedIterator {
         self.items.iter().map(|(k, v)| (k, v))
-    }
-    /// Keys in order.
-    pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.items.iter().map(|(k, _)| k)
-    }
-    /// Values in key order.
-    pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.items.iter().map(|(_, v)| v)
-    }
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-    /// Whether the map is empty.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
     }
 }
 
@@ -118,6 +104,6 @@ mod tests {
         );
         assert_eq!(m.get("c"), Some(&5));
         assert!(m.get("z").is_none());
-        assert_eq!(m.len(), 3);
+        assert_eq!(m.iter().len(), 3);
     }
 }

@@ -268,11 +268,10 @@ impl Report {
             ));
             if let Some((_, row)) = acc.releases.last_mut() {
                 let mut cells: Vec<StageCell> = state
-                    .stages
-                    .iter()
+                    .stages()
                     .map(|(s, st)| StageCell {
                         stage: s.to_string(),
-                        status: st.status.label().to_owned(),
+                        status: st.status().label().to_owned(),
                         overrides: overrides_by_stage.get(s.as_str()).copied().unwrap_or(0),
                     })
                     .collect();

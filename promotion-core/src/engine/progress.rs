@@ -44,31 +44,70 @@ pub enum EngineError {
 }
 
 /// What `advance` achieved and what the release now waits for.
+///
+/// Read through its accessors; only the engine builds one, so a field can be added without
+/// breaking a host, and a host cannot pass off a progress the engine did not make:
+///
+/// ```compile_fail
+/// fn more_than_happened(p: promotion_core::Progress) -> promotion_core::Progress {
+///     promotion_core::Progress { appended: 99, ..p }
+/// }
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Progress {
-    /// The state after advancing.
-    pub state: ReleaseState,
-    /// What it waits for; empty when every reachable stage is finished.
-    pub waiting: Vec<Waiting>,
-    /// Events appended by this call.
-    pub appended: usize,
-    /// Stages with work to do that another replica holds the lease on (replica mode only):
-    /// that replica is doing the work, or will be until its lease lapses.
-    pub held_elsewhere: Vec<HeldElsewhere>,
+    pub(crate) state: ReleaseState,
+    pub(crate) waiting: Vec<Waiting>,
+    pub(crate) appended: usize,
+    pub(crate) held_elsewhere: Vec<HeldElsewhere>,
 }
 
 /// A stage whose lease another replica holds.
-#[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HeldElsewhere {
-    pub stage: StageName,
-    /// The replica holding it.
-    pub holder: ReplicaId,
-    /// When its lease lapses unless renewed.
-    pub until: DateTime<Utc>,
+    pub(crate) stage: StageName,
+    pub(crate) holder: ReplicaId,
+    pub(crate) until: DateTime<Utc>,
+}
+
+impl HeldElsewhere {
+    /// The stage with work to do.
+    pub fn stage(&self) -> &StageName {
+        &self.stage
+    }
+    /// The replica holding the stage's lease.
+    pub fn holder(&self) -> &ReplicaId {
+        &self.holder
+    }
+    /// When the lease lapses unless its holder renews it.
+    pub fn until(&self) -> DateTime<Utc> {
+        self.until
+    }
 }
 
 impl Progress {
+    /// The release's state after advancing.
+    pub fn state(&self) -> &ReleaseState {
+        &self.state
+    }
+    /// The release's state after advancing, without a copy.
+    pub fn into_state(self) -> ReleaseState {
+        self.state
+    }
+    /// What the release waits for; empty when every reachable stage is finished.
+    pub fn waiting(&self) -> &[Waiting] {
+        &self.waiting
+    }
+    /// How many events this call appended.
+    pub fn appended(&self) -> usize {
+        self.appended
+    }
+    /// Stages with work to do whose lease another replica holds (replica mode only): that
+    /// replica is doing the work, or will be until its lease lapses.
+    pub fn held_elsewhere(&self) -> &[HeldElsewhere] {
+        &self.held_elsewhere
+    }
     /// The earliest time the release waits for, if it waits for a time (including the expiry
     /// of a lease held elsewhere).
     pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {

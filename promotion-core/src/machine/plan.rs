@@ -19,12 +19,18 @@ use crate::name::{GateName, PrincipalId, StageName};
 use crate::pipeline::{Percent, Pipeline, Stage};
 
 /// A side effect (or a tick) the engine should perform next.
+///
+/// The enum is exhaustive, its variants are not: a driver of [`plan`] that matches on it must
+/// handle a new kind of action (skipping one would stall the release), but a variant can gain
+/// a field without breaking it, so patterns end in `..`.
 #[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Start an auto-start stage.
+    #[non_exhaustive]
     Start { stage: StageName },
     /// Evaluate these gates of the phase now.
+    #[non_exhaustive]
     Evaluate {
         stage: StageName,
         phase: PhaseId,
@@ -32,6 +38,7 @@ pub enum Action {
         gates: Vec<GateName>,
     },
     /// Deploy a rollout step.
+    #[non_exhaustive]
     Deploy {
         stage: StageName,
         /// Step (zero-based).
@@ -40,8 +47,10 @@ pub enum Action {
         weight: Percent,
     },
     /// Roll the stage back.
+    #[non_exhaustive]
     RollBack { stage: StageName },
     /// Submit a [`Command::Tick`](super::Command::Tick).
+    #[non_exhaustive]
     Tick { stage: StageName },
 }
 
@@ -59,10 +68,16 @@ impl Action {
 }
 
 /// What a release waits for before it can move on.
+///
+/// The enum is exhaustive, its variants are not: a host that tells people what to do about
+/// each wait (as `promote run` does) must handle a new kind of wait, which would otherwise
+/// leave a release stuck with no hint, but a variant can gain a field without breaking it, so
+/// patterns end in `..`.
 #[allow(missing_docs)] // the fields are named for what they hold
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Waiting {
     /// A time: a sampling round, a pause, a soak, a retry.
+    #[non_exhaustive]
     Until {
         stage: StageName,
         at: DateTime<Utc>,
@@ -70,6 +85,7 @@ pub enum Waiting {
         reason: &'static str,
     },
     /// Approvals.
+    #[non_exhaustive]
     Approval {
         stage: StageName,
         /// The rule, in words.
@@ -78,12 +94,14 @@ pub enum Waiting {
         valid: Vec<PrincipalId>,
     },
     /// A human decision on an inconclusive gate.
+    #[non_exhaustive]
     Judgement {
         stage: StageName,
         phase: PhaseId,
         gate: GateName,
     },
     /// A principal must start the stage.
+    #[non_exhaustive]
     ManualStart { stage: StageName },
 }
 
@@ -103,13 +121,27 @@ impl fmt::Display for Waiting {
     }
 }
 
-/// What should happen next for a release.
+/// What should happen next for a release: the answer of [`plan`].
+///
+/// Read through its accessors; only [`plan`] builds one, so a field can be added without
+/// breaking a host.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Plan {
-    /// Things to do now, in pipeline order.
-    pub actions: Vec<Action>,
-    /// Things to wait for.
-    pub waiting: Vec<Waiting>,
+    pub(crate) actions: Vec<Action>,
+    pub(crate) waiting: Vec<Waiting>,
+}
+
+impl Plan {
+    /// What to do now, in pipeline order.
+    pub fn actions(&self) -> &[Action] {
+        &self.actions
+    }
+    /// What the release waits for; empty when it waits for nothing (it has actions to
+    /// perform, or every reachable stage is finished).
+    pub fn waiting(&self) -> &[Waiting] {
+        &self.waiting
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,9 +18,9 @@ pub(super) fn compliance(
     overrides: u64,
     options: &ReportOptions,
 ) -> Compliance {
-    let blocked = state.stages.values().any(|s| {
+    let blocked = state.stages().any(|(_, s)| {
         matches!(
-            s.status,
+            s.status(),
             StageStatus::Failed
                 | StageStatus::Rejected
                 | StageStatus::Aborted
@@ -32,8 +32,8 @@ pub(super) fn compliance(
         Compliance::Blocked
     } else if overrides > 0 {
         Compliance::Exception
-    } else if state.stages.iter().any(|(name, s)| {
-        options.production_stages.contains(name.as_str()) && s.status == StageStatus::Promoted
+    } else if state.stages().any(|(name, s)| {
+        options.production_stages.contains(name.as_str()) && s.status() == StageStatus::Promoted
     }) {
         Compliance::Compliant
     } else {

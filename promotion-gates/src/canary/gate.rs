@@ -176,7 +176,7 @@ impl Gate for CanaryGate {
             .state
             .stage(ctx.stage.as_str())
             .phase(ctx.phase)
-            .started_at;
+            .started_at();
         if let Some(started) = started {
             let ready = add(started, self.lookback);
             if now < ready {

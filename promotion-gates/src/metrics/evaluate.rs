@@ -305,8 +305,7 @@ impl MetricGate {
         ctx.state
             .stage(ctx.stage.as_str())
             .phase(ctx.phase)
-            .gates
-            .get(ctx.gate)
+            .gate(ctx.gate.as_str())
     }
 
     fn config_json(&self) -> Value {
@@ -341,8 +340,8 @@ impl MetricGate {
     ) -> Result<Verdict, GateError> {
         let before = self
             .record(ctx)
-            .filter(|r| matches!(r.outcome, Outcome::Error { .. }))
-            .map_or(0, |r| r.consecutive_errors);
+            .filter(|r| matches!(r.outcome(), Outcome::Error { .. }))
+            .map_or(0, GateRecord::consecutive_errors);
         let errors = before.saturating_add(1);
         if errors <= self.consecutive_error_limit {
             return Err(error);
@@ -437,7 +436,7 @@ impl Gate for MetricGate {
             .state
             .stage(ctx.stage.as_str())
             .phase(ctx.phase)
-            .started_at
+            .started_at()
         else {
             return Err(GateError::Misconfigured(format!(
                 "metric gate `{}`: no start is recorded for the {} phase of stage {}; the \

@@ -74,16 +74,16 @@ pub(super) struct FlatRecord<'a> {
 impl<'a> RecordInput<'a> {
     fn new(record: &'a GateRecord) -> Self {
         RecordInput {
-            outcome: &record.outcome,
-            evidence_digest: record.evidence_digest.as_ref(),
-            facts: &record.facts,
-            round: record.round,
-            at: record.at,
+            outcome: record.outcome(),
+            evidence_digest: record.evidence_digest(),
+            facts: record.facts(),
+            round: record.round(),
+            at: record.at(),
             satisfied: record.is_satisfied(),
-            overridden_by: record.overridden_by.as_ref().map(|p| p.as_str()),
-            judged: record.judged.as_ref().map(|(by, pass)| Judged {
+            overridden_by: record.overridden_by().map(|p| p.as_str()),
+            judged: record.judged().map(|(by, pass)| Judged {
                 by: by.as_str(),
-                pass: *pass,
+                pass,
             }),
         }
     }
@@ -97,7 +97,7 @@ pub(super) fn records<'a>(
     gates: &mut Vec<FlatRecord<'a>>,
 ) -> BTreeMap<&'a str, RecordInput<'a>> {
     let mut out = BTreeMap::new();
-    for (gate, record) in ps.gates.iter() {
+    for (gate, record) in ps.gates() {
         let record = RecordInput::new(record);
         gates.push(FlatRecord {
             stage,
@@ -113,21 +113,21 @@ pub(super) fn records<'a>(
 pub(super) fn input_document(ctx: &GateContext<'_>) -> Result<Json, GateError> {
     let mut stages = BTreeMap::new();
     let mut gates = Vec::new();
-    for (stage, st) in ctx.state.stages.iter() {
+    for (stage, st) in ctx.state.stages() {
         let stage = stage.as_str();
-        let entry = records(stage, PhaseId::Entry, &st.entry, &mut gates);
+        let entry = records(stage, PhaseId::Entry, st.entry(), &mut gates);
         let analysis = records(
             stage,
-            PhaseId::Analysis { step: st.step },
-            &st.analysis,
+            PhaseId::Analysis { step: st.step() },
+            st.analysis(),
             &mut gates,
         );
-        let verification = records(stage, PhaseId::Verification, &st.verification, &mut gates);
+        let verification = records(stage, PhaseId::Verification, st.verification(), &mut gates);
         stages.insert(
             stage,
             StageInput {
-                status: st.status.label(),
-                step: st.step,
+                status: st.status().label(),
+                step: st.step(),
                 entry,
                 analysis,
                 verification,

@@ -3,13 +3,13 @@
 use super::*;
 use crate::{Evidence, Gate, GateError, GateKind, Verdict};
 use chrono::{DateTime, Utc};
-use promotion_core::machine::GateRecord;
-use promotion_core::{Digest, GateName, Outcome, Release};
+use promotion_core::machine::{Actor, Event, EventBody};
+use promotion_core::{Digest, GateName, Outcome, PhaseId, Release};
 use std::path::{Path, PathBuf};
 
 use chrono::TimeZone;
 use promotion_core::testing::GateProbe;
-use promotion_core::{ReleaseState, StageName, StageState, StageStatus};
+use promotion_core::{ReleaseState, StageName, StageStatus};
 
 const API_DIGEST: &str = "sha256:6c3f1e0b0f1a3c5d7e9f2a4b6c8d0e1f3a5b7c9d1e3f5a7b9c1d3e5f7a9b1c3d";
 const WEB_DIGEST: &str = "sha256:0d4e8a2c6b1f5e9d3c7a1b5f9e3d7c1a5b9f3e7d1c5a9b3f7e1d5c9a3b7f1e5d";
@@ -61,30 +61,50 @@ fn good_release() -> Release {
     )
 }
 
-/// The state after stage `integration` recorded the change-record gate with `facts`.
+/// The state after stage `integration` recorded the change-record gate with `facts` and was
+/// promoted, folded from the events that record it, as the engine would.
 fn state_with_change_record(risk: &str) -> ReleaseState {
-    let record = GateRecord {
-        outcome: Outcome::Pass,
-        evidence_digest: Some(Digest::of(b"change record CHG-1042")),
+    let stage = StageName::new("integration").unwrap();
+    let gate = GateName::new("change-record").unwrap();
+    let event = |actor: Actor, body: EventBody| Event {
         at: t0(),
-        round: 1,
-        consecutive_errors: 0,
-        overridden_by: None,
-        judged: None,
-        facts: [("risk".to_owned(), risk.to_owned())].into(),
+        actor,
+        request: None,
+        body,
     };
-    let mut stage = StageState {
-        status: StageStatus::Promoted,
-        ..StageState::default()
-    };
-    stage
-        .entry
-        .gates
-        .insert(GateName::new("change-record").unwrap(), record);
-    let mut state = ReleaseState::default();
-    state
-        .stages
-        .insert(StageName::new("integration").unwrap(), stage);
+    let evidence = Evidence::new("change-record", t0(), "CHG-1042").with_fact("risk", risk);
+    let events = [
+        event(
+            Actor::Engine,
+            EventBody::StageStarted {
+                stage: stage.clone(),
+            },
+        ),
+        event(
+            Actor::Gate { name: gate.clone() },
+            EventBody::GateEvaluated {
+                stage: stage.clone(),
+                phase: PhaseId::Entry,
+                round: 1,
+                gate,
+                outcome: Outcome::Pass,
+                attempts: 1,
+                evidence_digest: Some(Digest::of(b"change record CHG-1042")),
+                evidence: Some(Box::new(evidence)),
+            },
+        ),
+        event(Actor::Engine, EventBody::StagePromoted { stage }),
+    ];
+    let state = ReleaseState::replay(&events);
+    let integration = state.stage("integration");
+    assert_eq!(integration.status(), StageStatus::Promoted);
+    assert_eq!(
+        integration
+            .entry()
+            .gate("change-record")
+            .and_then(|r| r.fact("risk")),
+        Some(risk)
+    );
     state
 }
 

@@ -293,13 +293,25 @@ impl<'a> Decision<'a> {
 
 /// What the approvals recorded for a stage amount to under a pipeline's approval policy: the
 /// answer of [`approvals_under`].
+///
+/// Read through its accessors; only [`approvals_under`] builds one.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ApprovalCheck {
+    pub(crate) counted: Vec<Principal>,
+    pub(crate) satisfied: bool,
+}
+
+impl ApprovalCheck {
     /// The approvers that count, each once, in the order they approved.
-    pub counted: Vec<Principal>,
+    pub fn counted(&self) -> &[Principal] {
+        &self.counted
+    }
     /// Whether they satisfy the policy's rule, given the facts the stage's entry gates
     /// reported.
-    pub satisfied: bool,
+    pub fn satisfied(&self) -> bool {
+        self.satisfied
+    }
 }
 
 /// Whether the approvals recorded for `stage` in `state` satisfy `pipeline`'s approval policy
