@@ -82,6 +82,10 @@ impl<K: Ord, V> VecMap<K, V> {
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.items.iter().map(|(_, v)| v)
     }
+    /// Values in key order, mutably.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.items.iter_mut().map(|(_, v)| v)
+    }
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.items.len()

@@ -28,6 +28,11 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            // Bidi controls, zero-width and other invisible characters are shown, not obeyed:
+            // a right-to-left override must not reorder the rest of a row.
+            c if promotion_core::text::is_invisible(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
             c => out.push(c),
         }
     }
@@ -398,8 +403,16 @@ fn pipeline(out: &mut String, p: &PipelineReport, report: &Report) {
                 escape(&o.overridden),
                 escape(&o.principal),
                 escape(&o.groups.join(", ")),
-                escape(&o.justification)
+                escape(&o.justification),
             );
+            if let Some(stake) = &o.self_interest {
+                let _ = writeln!(
+                    out,
+                    "<tr class=\"override-row\"><td colspan=\"7\"><span class=\"badge override\">OWN RELEASE</span> {} overrode a gate although {}; the pipeline allows it</td></tr>",
+                    escape(&o.principal),
+                    escape(stake)
+                );
+            }
         }
         out.push_str("</table>\n");
     }
@@ -561,6 +574,8 @@ mod tests {
             "&lt;script&gt;alert(&quot;x&amp;&#39;y&quot;)&lt;/script&gt;"
         );
         assert_eq!(escape("plain é"), "plain é");
+        assert_eq!(escape("ok\u{202E}kO"), "ok\\u{202e}kO");
+        assert_eq!(escape("\u{1b}[32mAPPROVED"), "\\u{1b}[32mAPPROVED");
     }
 
     #[test]

@@ -272,6 +272,11 @@ pub enum EventBody {
         principal: Principal,
         /// Their comment.
         comment: String,
+        /// Set when the principal had a stake in the release (see
+        /// [`Pipeline::allows_self_override`](crate::Pipeline::allows_self_override)) and the
+        /// pipeline let them decide anyway: what their stake was. Absent in older logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        self_interest: Option<String>,
     },
     /// Break glass: a failed gate was overridden.
     GateOverridden {
@@ -284,6 +289,11 @@ pub enum EventBody {
         justification: String,
         /// The gate's outcome that was overridden.
         overridden: Outcome,
+        /// Set when the principal had a stake in the release (see
+        /// [`Pipeline::allows_self_override`](crate::Pipeline::allows_self_override)) and the
+        /// pipeline let them decide anyway: what their stake was. Absent in older logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        self_interest: Option<String>,
     },
     /// Entry gates passed; approvals are awaited.
     ApprovalRequested {

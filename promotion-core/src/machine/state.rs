@@ -166,6 +166,9 @@ pub struct ApprovalRecord {
     pub comment: String,
     /// What it was bound to.
     pub binding: ApprovalBinding,
+    /// Voided by a change of pipeline version after it was given: it never counts again,
+    /// whatever version acts later.
+    pub voided: bool,
 }
 
 /// A recorded rejection.

@@ -137,6 +137,10 @@ pub struct OverrideEntry {
     pub justification: String,
     /// The outcome that was overridden.
     pub overridden: String,
+    /// The overrider's stake in the release (builder, contributor, initiator), when the
+    /// pipeline let such a person break glass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_interest: Option<String>,
 }
 
 /// Whether a release went through its gates as the pipeline asks.

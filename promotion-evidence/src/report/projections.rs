@@ -247,6 +247,7 @@ impl OverrideProjection {
             principal,
             justification,
             overridden,
+            self_interest,
         } = &event.body
         else {
             return;
@@ -264,6 +265,7 @@ impl OverrideProjection {
                 at: event.at,
                 justification: justification.clone(),
                 overridden: overridden.to_string(),
+                self_interest: self_interest.clone(),
             });
         }
     }
