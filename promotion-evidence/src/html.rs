@@ -141,8 +141,35 @@ pub fn render_html(report: &Report) -> String {
     for p in &report.pipelines {
         pipeline(&mut out, p, report);
     }
+    refused_attempts(&mut out, &report.refused_attempts);
     out.push_str("</body>\n</html>\n");
     out
+}
+
+/// The security stream's refused attempts: who tried what, and why they were refused.
+fn refused_attempts(out: &mut String, attempts: &[crate::RefusedAttempt]) {
+    if attempts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<section class=\"refused\">\n<h2>Refused attempts <span class=\"muted\">{} in the period</span></h2>\n<table class=\"refused\">\n<tr><th>When</th><th>Who</th><th>Tried</th><th>Release</th><th>Why refused</th></tr>",
+        attempts.len()
+    );
+    for a in attempts {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{} <span class=\"muted\">({})</span></td><td>{} <code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>",
+            escape(&time(a.at)),
+            escape(&a.principal),
+            escape(&a.groups.join(", ")),
+            escape(&a.action),
+            escape(&a.stage),
+            escape(&a.release.short()),
+            escape(&a.refusal)
+        );
+    }
+    out.push_str("</table>\n</section>\n");
 }
 
 fn pipeline(out: &mut String, p: &PipelineReport, report: &Report) {
@@ -604,6 +631,7 @@ mod tests {
         let html = render_html(&Report {
             period,
             pipelines: Vec::new(),
+            refused_attempts: Vec::new(),
         });
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(html.ends_with("</html>\n"));

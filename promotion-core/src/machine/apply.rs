@@ -65,7 +65,7 @@ pub fn apply_mut(state: &mut ReleaseState, event: &Event) {
 pub(super) fn apply_stage(s: &mut StageState, actor: &Actor, at: DateTime<Utc>, body: &EventBody) {
     use EventBody as E;
     match body {
-        E::Registered { .. } | E::PipelineVersionAdopted { .. } => {}
+        E::Registered { .. } | E::PipelineVersionAdopted { .. } | E::AttemptRefused { .. } => {}
         E::StageReady { .. } => s.status = StageStatus::Ready,
         E::StageStarted { .. } => {
             s.status = StageStatus::Checking;

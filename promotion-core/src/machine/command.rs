@@ -262,3 +262,20 @@ pub enum Refusal {
         status: StageStatus,
     },
 }
+
+impl Refusal {
+    /// Whether the refusal is about *who* asked — not eligible, not privileged, a stake in the
+    /// release, already counted, approved upstream — rather than about the release's state.
+    /// The engine records such refusals of a person's command in the security stream.
+    pub fn is_about_who(&self) -> bool {
+        matches!(
+            self,
+            Refusal::NotEligible { .. }
+                | Refusal::SelfApproval { .. }
+                | Refusal::NotDistinct { .. }
+                | Refusal::DuplicateApproval { .. }
+                | Refusal::NotPrivileged { .. }
+                | Refusal::SelfDecision { .. }
+        )
+    }
+}

@@ -169,6 +169,19 @@ impl fmt::Display for EventBody {
             E::StageAborted {
                 principal, reason, ..
             } => write!(f, "ABORTED by {}: {}", principal.id, esc(reason)),
+            E::AttemptRefused {
+                release,
+                stage,
+                action,
+                principal,
+                refusal,
+            } => write!(
+                f,
+                "REFUSED: {} tried to {action} stage `{stage}` of {}: {}",
+                principal.id,
+                release.short(),
+                esc(refusal)
+            ),
         }
     }
 }

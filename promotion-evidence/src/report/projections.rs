@@ -106,6 +106,9 @@ impl PipelineFacts {
             | EventKind::SoakStarted
             | EventKind::RollbackFailed
             | EventKind::RolledBack => {}
+            // Refused attempts live in the store's security stream, which has no
+            // registration; `Report::from_streams` reads them from there.
+            EventKind::AttemptRefused => {}
         }
     }
 
