@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 use promotion_config::Service;
+use promotion_core::text::escape;
 use promotion_core::PhaseId;
 use serde_json::json;
 
@@ -187,13 +188,22 @@ impl App {
                     }
                 }
                 for a in st.approvals() {
-                    println!("    approved by {} at {}", a.principal().id, a.at());
+                    let void = if a.is_voided() {
+                        " (void: the pipeline version changed since)"
+                    } else {
+                        ""
+                    };
+                    println!("    approved by {} at {}{void}", a.principal().id, a.at());
                 }
                 if let Some(r) = st.rejection() {
-                    println!("    rejected by {}: {}", r.principal().id, r.comment());
+                    println!(
+                        "    rejected by {}: {}",
+                        r.principal().id,
+                        escape(r.comment())
+                    );
                 }
                 if let Some(f) = st.failure() {
-                    println!("    failed: {f}");
+                    println!("    failed: {}", escape(&f.to_string()));
                 }
             }
             let plan = promotion_core::plan(p, &row.state, now);

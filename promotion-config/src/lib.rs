@@ -63,7 +63,10 @@
 //! `analysis_policy`; `auto_rollback`), `verification` (gates) and `verification_policy`, and
 //! `soak`. A phase policy has `delay`, `interval`, `timeout`, `all_pass_in_same_round`,
 //! `min_success`, `fail_fast`, `consecutive_error_limit` and `retry_interval`. `[pipeline]`
-//! has `name` (default: the service's), `break_glass` and `operators` (groups).
+//! has `name` (default: the service's), `break_glass` and `operators` (groups),
+//! `allow_self_override` (let a release's builder, contributors and initiator override and
+//! judge its gates; off by default) and `max_text_len` (the bound on comments,
+//! justifications and reasons in bytes; default 4096).
 //!
 //! ## Supported Rust versions
 //!

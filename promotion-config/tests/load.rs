@@ -720,3 +720,22 @@ fn loader_layers_wrap_in_the_order_added_around_a_gates_own_dry_run() {
         "the gate's own policy stays the engine's to apply"
     );
 }
+
+#[test]
+fn separation_of_duties_for_break_glass_and_the_text_bound_are_set_in_the_pipeline_section() {
+    let d = Dir::new();
+    let p = d.load().unwrap().pipeline;
+    assert!(!p.allows_self_override(), "off by default");
+    assert_eq!(p.max_text_len(), 4096);
+    d.write(
+        "templates/web-service.toml",
+        &TEMPLATE.replacen(
+            "break_glass = [\"incident-commanders\"]",
+            "break_glass = [\"incident-commanders\"]\nallow_self_override = true\nmax_text_len = 512",
+            1,
+        ),
+    );
+    let p = d.load().unwrap().pipeline;
+    assert!(p.allows_self_override());
+    assert_eq!(p.max_text_len(), 512);
+}

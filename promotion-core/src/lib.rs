@@ -42,6 +42,7 @@ pub mod layer;
 pub mod machine;
 pub mod name;
 pub mod testing;
+pub mod text;
 
 mod approval;
 mod clock;

@@ -26,6 +26,8 @@ pub(crate) fn check_name(kind: &'static str, value: &str) -> Result<(), InvalidN
         Some("it starts or ends with whitespace")
     } else if value.chars().any(char::is_control) {
         Some("it contains a control character")
+    } else if value.chars().any(crate::text::is_invisible) {
+        Some("it contains an invisible or formatting character (zero-width, bidi control, non-ASCII space…)")
     } else {
         None
     };
@@ -43,7 +45,9 @@ macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
         ///
-        /// Non-empty, at most 200 bytes, no control characters, no surrounding whitespace.
+        /// Non-empty, at most 200 bytes, no control characters, no invisible or formatting
+        /// characters ([`text::is_invisible`](crate::text::is_invisible)), no surrounding
+        /// whitespace; kept in Unicode NFC, so that a composed and a decomposed `é` are one name.
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
@@ -51,8 +55,11 @@ macro_rules! name_type {
         impl $name {
             /// Validates and wraps a name.
             pub fn new(value: impl Into<String>) -> Result<Self, InvalidName> {
-                let value = value.into();
+                let mut value = value.into();
                 check_name($kind, &value)?;
+                if let std::borrow::Cow::Owned(composed) = crate::text::nfc(&value) {
+                    value = composed;
+                }
                 Ok(Self(value))
             }
             /// The name as a string slice.
@@ -131,6 +138,15 @@ name_type!(
     PrincipalId,
     "principal"
 );
+impl PrincipalId {
+    /// Whether `other` names the same person for separation of duties: the same id, or one a
+    /// reader cannot tell from it ([`text::same_person`](crate::text::same_person): case and
+    /// Unicode look-alikes).
+    pub fn same_person(&self, other: &str) -> bool {
+        crate::text::same_person(&self.0, other)
+    }
+}
+
 name_type!(
     /// The name of a pipeline definition.
     PipelineName,
@@ -164,5 +180,33 @@ mod tests {
         assert!(PrincipalId::new("x".repeat(201)).is_err());
         let parsed: Result<StageName, _> = serde_json::from_str("\"\"");
         assert!(parsed.is_err());
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_in_every_kind_of_name() {
+        for bad in [
+            "dana\u{200B}",
+            "\u{202E}anad",
+            "da\u{2066}na",
+            "\u{FEFF}dana",
+            "da\u{200D}na",
+            "dana\u{00A0}x",
+        ] {
+            let err = PrincipalId::new(bad).unwrap_err();
+            assert!(err.problem.contains("invisible"), "{bad:?}: {err}");
+            assert!(Group::new(bad).is_err());
+            assert!(StageName::new(bad).is_err());
+            let parsed: Result<PrincipalId, _> = serde_json::from_str(&format!("{bad:?}"));
+            assert!(parsed.is_err(), "{bad:?} deserialised");
+        }
+        assert!(PrincipalId::new("Zoë Ünal").is_ok());
+    }
+
+    #[test]
+    fn names_are_kept_composed() {
+        let decomposed = PrincipalId::new("zoe\u{308}").unwrap();
+        let composed = PrincipalId::new("zo\u{eb}").unwrap();
+        assert_eq!(decomposed, composed);
+        assert_eq!(decomposed.as_str(), "zo\u{eb}");
     }
 }

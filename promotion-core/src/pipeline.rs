@@ -259,6 +259,8 @@ pub struct Pipeline {
     index: BTreeMap<StageName, usize>,
     break_glass: BTreeSet<Group>,
     operators: BTreeSet<Group>,
+    allow_self_override: bool,
+    max_text_len: usize,
 }
 
 /// Why a pipeline definition was refused. Every variant names the stage.
@@ -326,6 +328,8 @@ pub struct PipelineBuilder {
     stages: Vec<StageSpec>,
     break_glass: Vec<String>,
     operators: Vec<String>,
+    allow_self_override: bool,
+    max_text_len: usize,
 }
 
 impl Pipeline {
@@ -337,6 +341,8 @@ impl Pipeline {
             stages: Vec::new(),
             break_glass: Vec::new(),
             operators: Vec::new(),
+            allow_self_override: false,
+            max_text_len: crate::text::DEFAULT_MAX_TEXT_LEN,
         }
     }
     /// The pipeline's name.
@@ -364,6 +370,17 @@ impl Pipeline {
     pub fn operator_groups(&self) -> &BTreeSet<Group> {
         &self.operators
     }
+    /// Whether people with a stake in a release (its builder and contributors, who registered
+    /// it, who started the stage) may override its gates and judge its inconclusive gates.
+    /// Off by default: break glass and judgement follow separation of duties like approvals.
+    /// When on, each such decision records the stake in its event (`self_interest`).
+    pub fn allows_self_override(&self) -> bool {
+        self.allow_self_override
+    }
+    /// The longest comment, justification or reason accepted, in bytes.
+    pub fn max_text_len(&self) -> usize {
+        self.max_text_len
+    }
 }
 
 impl PipelineBuilder {
@@ -380,6 +397,18 @@ impl PipelineBuilder {
     /// Only members of these groups may start, abort, roll back or judge.
     pub fn operator_group(mut self, group: impl Into<String>) -> Self {
         self.operators.push(group.into());
+        self
+    }
+    /// Lets people with a stake in a release override and judge its gates (see
+    /// [`Pipeline::allows_self_override`]); the version's definition records the choice.
+    pub fn allow_self_override(mut self) -> Self {
+        self.allow_self_override = true;
+        self
+    }
+    /// Bounds comments, justifications and reasons to `bytes` (default
+    /// [`DEFAULT_MAX_TEXT_LEN`](crate::text::DEFAULT_MAX_TEXT_LEN), 4 KiB).
+    pub fn max_text_len(mut self, bytes: usize) -> Self {
+        self.max_text_len = bytes;
         self
     }
 
@@ -472,6 +501,8 @@ impl PipelineBuilder {
             index,
             break_glass,
             operators,
+            allow_self_override: self.allow_self_override,
+            max_text_len: self.max_text_len,
         })
     }
 }

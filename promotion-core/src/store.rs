@@ -27,6 +27,11 @@ impl StreamId {
     pub fn for_release(release: &ReleaseId) -> Self {
         StreamId(format!("release-{}", release.digest().to_hex()))
     }
+    /// The stream of refused attempts ([`EventBody::AttemptRefused`](crate::EventBody)): one
+    /// per store, written by the engine, never holding a release.
+    pub fn security() -> Self {
+        StreamId("security".to_owned())
+    }
     /// A stream with a host-chosen name (non-empty, no control characters).
     pub fn new(name: impl Into<String>) -> Result<Self, crate::InvalidName> {
         let name = name.into();

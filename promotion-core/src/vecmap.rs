@@ -76,6 +76,10 @@ impl<K: Ord, V> VecMap<K, V> {
     pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = (&K, &V)> + DoubleEndedIterator {
         self.items.iter().map(|(k, v)| (k, v))
     }
+    /// Values in key order, mutably.
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.items.iter_mut().map(|(_, v)| v)
+    }
 }
 
 impl<'a, K, V> IntoIterator for &'a VecMap<K, V> {

@@ -28,6 +28,11 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            // Bidi controls, zero-width and other invisible characters are shown, not obeyed:
+            // a right-to-left override must not reorder the rest of a row.
+            c if promotion_core::text::is_invisible(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
             c => out.push(c),
         }
     }
@@ -136,8 +141,35 @@ pub fn render_html(report: &Report) -> String {
     for p in &report.pipelines {
         pipeline(&mut out, p, report);
     }
+    refused_attempts(&mut out, &report.refused_attempts);
     out.push_str("</body>\n</html>\n");
     out
+}
+
+/// The security stream's refused attempts: who tried what, and why they were refused.
+fn refused_attempts(out: &mut String, attempts: &[crate::RefusedAttempt]) {
+    if attempts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<section class=\"refused\">\n<h2>Refused attempts <span class=\"muted\">{} in the period</span></h2>\n<table class=\"refused\">\n<tr><th>When</th><th>Who</th><th>Tried</th><th>Release</th><th>Why refused</th></tr>",
+        attempts.len()
+    );
+    for a in attempts {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{} <span class=\"muted\">({})</span></td><td>{} <code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>",
+            escape(&time(a.at)),
+            escape(&a.principal),
+            escape(&a.groups.join(", ")),
+            escape(&a.action),
+            escape(&a.stage),
+            escape(&a.release.short()),
+            escape(&a.refusal)
+        );
+    }
+    out.push_str("</table>\n</section>\n");
 }
 
 fn pipeline(out: &mut String, p: &PipelineReport, report: &Report) {
@@ -398,8 +430,16 @@ fn pipeline(out: &mut String, p: &PipelineReport, report: &Report) {
                 escape(&o.overridden),
                 escape(&o.principal),
                 escape(&o.groups.join(", ")),
-                escape(&o.justification)
+                escape(&o.justification),
             );
+            if let Some(stake) = &o.self_interest {
+                let _ = writeln!(
+                    out,
+                    "<tr class=\"override-row\"><td colspan=\"7\"><span class=\"badge override\">OWN RELEASE</span> {} overrode a gate although {}; the pipeline allows it</td></tr>",
+                    escape(&o.principal),
+                    escape(stake)
+                );
+            }
         }
         out.push_str("</table>\n");
     }
@@ -561,6 +601,8 @@ mod tests {
             "&lt;script&gt;alert(&quot;x&amp;&#39;y&quot;)&lt;/script&gt;"
         );
         assert_eq!(escape("plain é"), "plain é");
+        assert_eq!(escape("ok\u{202E}kO"), "ok\\u{202e}kO");
+        assert_eq!(escape("\u{1b}[32mAPPROVED"), "\\u{1b}[32mAPPROVED");
     }
 
     #[test]
@@ -589,6 +631,7 @@ mod tests {
         let html = render_html(&Report {
             period,
             pipelines: Vec::new(),
+            refused_attempts: Vec::new(),
         });
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(html.ends_with("</html>\n"));

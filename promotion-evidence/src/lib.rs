@@ -84,7 +84,8 @@ pub use export::{EvidencePack, ExportError, ExportOptions, PackSummary};
 pub use html::render_html;
 pub use pack::{Manifest, StatementOptions};
 pub use report::{
-    Compliance, Dora, DurationStats, Period, PipelineReport, Report, ReportError, ReportOptions,
+    Compliance, Dora, DurationStats, Period, PipelineReport, RefusedAttempt, Report, ReportError,
+    ReportOptions,
 };
 pub use verify::{verify_files_in_memory, verify_pack, PackError, PackReport, Problem};
 

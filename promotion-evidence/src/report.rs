@@ -53,7 +53,7 @@ mod projections;
 use finish::{compliance, finish};
 pub use model::{
     ApprovalEntry, Compliance, Dora, FailureEntry, GateStats, GateVerdict, LeadTimePoint,
-    OverrideEntry, PassRatePoint, PipelineReport, ReleaseRow, StageCell,
+    OverrideEntry, PassRatePoint, PipelineReport, RefusedAttempt, ReleaseRow, StageCell,
 };
 use projections::{PipelineFacts, Scope};
 
@@ -170,6 +170,10 @@ pub struct Report {
     pub period: Period,
     /// The pipelines, by name.
     pub pipelines: Vec<PipelineReport>,
+    /// Commands refused because of who gave them (not eligible, not privileged, a stake in the
+    /// release…), from the store's security stream, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_attempts: Vec<RefusedAttempt>,
 }
 
 fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
@@ -223,7 +227,14 @@ impl Report {
     /// Streams that do not start with a registration are ignored.
     pub fn from_streams(streams: &[Vec<Event>], period: Period, options: &ReportOptions) -> Self {
         let mut pipelines: BTreeMap<String, PipelineFacts> = BTreeMap::new();
+        let mut refused_attempts = Vec::new();
         for events in streams {
+            refused_attempts.extend(
+                events
+                    .iter()
+                    .filter(|e| period.contains(e.at))
+                    .filter_map(RefusedAttempt::of),
+            );
             let events: Vec<&Event> = events.iter().filter(|e| e.at < period.to).collect();
             let Some(EventBody::Registered {
                 release,
@@ -280,12 +291,14 @@ impl Report {
                 row.compliance = compliance(&state, row.overrides, options);
             }
         }
+        refused_attempts.sort_by_key(|a: &RefusedAttempt| a.at);
         Report {
             period,
             pipelines: pipelines
                 .into_iter()
                 .map(|(name, acc)| finish(name, acc, period, options))
                 .collect(),
+            refused_attempts,
         }
     }
 }

@@ -118,6 +118,13 @@ impl Instantiation<'_> {
             }
         }
 
+        if pipeline_doc.allow_self_override {
+            builder = builder.allow_self_override();
+        }
+        if let Some(bytes) = pipeline_doc.max_text_len {
+            builder = builder.max_text_len(bytes);
+        }
+
         let stages = match self.section("stages")? {
             None => Vec::new(),
             Some(toml::Value::Array(a)) => a,

@@ -19,6 +19,10 @@ pub(super) struct PipelineDoc {
     pub(super) break_glass: Vec<String>,
     #[serde(default)]
     pub(super) operators: Vec<String>,
+    #[serde(default)]
+    pub(super) allow_self_override: bool,
+    #[serde(default)]
+    pub(super) max_text_len: Option<usize>,
 }
 
 #[derive(Deserialize, Clone, Copy)]

@@ -2,7 +2,7 @@
 //! a principal's [`HostCommand`] (at most once per request id when the host gives one).
 
 use super::{fold_stream, log_events, Engine, EngineError};
-use crate::machine::{decide, Command, Event, HostCommand, ReleaseState};
+use crate::machine::{decide, Actor, Command, Event, EventBody, HostCommand, ReleaseState};
 use crate::principal::Principal;
 use crate::release::{Release, ReleaseId};
 use crate::store::{ExpectedVersion, StreamId};
@@ -57,14 +57,16 @@ impl Engine {
     /// otherwise the command is decided and its events are appended marked with `request`.
     /// Optimistic concurrency makes the check and the append one step: a concurrent retry
     /// gets a conflict, and its next retry finds the events. A refused command records
-    /// nothing, so retrying a refused request decides it afresh.
+    /// nothing in the release's stream, so retrying a refused request decides it afresh (a
+    /// refusal about who asked is recorded in the security stream, as by [`Engine::submit`]).
     pub async fn submit_once(
         &self,
         id: &ReleaseId,
         request: &crate::RequestId,
         command: HostCommand,
     ) -> Result<Vec<Event>, EngineError> {
-        let command = Command::from(command);
+        let host = command;
+        let command = Command::from(host.clone());
         let stream = StreamId::for_release(id);
         let recorded = self.store.read(&stream).await?;
         let earlier: Vec<Event> = recorded
@@ -80,7 +82,9 @@ impl Engine {
         if state.release.is_none() {
             return Err(EngineError::UnknownRelease(*id));
         }
-        let mut events = decide(&self.pipeline, &state, &command, self.clock.now())?;
+        let mut events = self
+            .decide_host(id, &state, &host, command, Some(request))
+            .await?;
         for e in &mut events {
             e.request = Some(request.clone());
         }
@@ -121,9 +125,10 @@ impl Engine {
         id: &ReleaseId,
         command: HostCommand,
     ) -> Result<Vec<Event>, EngineError> {
-        let command = Command::from(command);
         let state = self.state(id).await?;
-        let events = decide(&self.pipeline, &state, &command, self.clock.now())?;
+        let events = self
+            .decide_host(id, &state, &command, Command::from(command.clone()), None)
+            .await?;
         self.store
             .append(
                 &StreamId::for_release(id),
@@ -133,5 +138,60 @@ impl Engine {
             .await?;
         log_events(&events);
         Ok(events)
+    }
+
+    /// Decides a principal's command. A refusal about who asked
+    /// ([`Refusal::is_about_who`](crate::Refusal::is_about_who)) is recorded in the security
+    /// stream before it is returned: who tried what, and why it was refused. Recording it
+    /// never turns the refusal into anything else; when the store cannot take it, the
+    /// failure is logged and the refusal returned all the same.
+    async fn decide_host(
+        &self,
+        id: &ReleaseId,
+        state: &ReleaseState,
+        host: &HostCommand,
+        command: Command,
+        request: Option<&crate::RequestId>,
+    ) -> Result<Vec<Event>, EngineError> {
+        let now = self.clock.now();
+        match decide(&self.pipeline, state, &command, now) {
+            Ok(events) => Ok(events),
+            Err(refusal) if refusal.is_about_who() => {
+                let attempt = Event {
+                    at: now,
+                    actor: Actor::principal(host.principal()),
+                    request: request.cloned(),
+                    body: EventBody::AttemptRefused {
+                        release: *id,
+                        stage: host.stage().clone(),
+                        action: host.action().to_owned(),
+                        principal: host.principal().clone(),
+                        refusal: refusal.to_string(),
+                    },
+                };
+                let recorded = self
+                    .store
+                    .append(&StreamId::security(), ExpectedVersion::Any, &[attempt])
+                    .await;
+                match recorded {
+                    Ok(_) => tracing::warn!(
+                        release = %id,
+                        principal = %host.principal().id,
+                        action = host.action(),
+                        %refusal,
+                        "refused attempt recorded in the security stream"
+                    ),
+                    Err(error) => tracing::error!(
+                        release = %id,
+                        principal = %host.principal().id,
+                        %refusal,
+                        %error,
+                        "a refused attempt could not be recorded in the security stream"
+                    ),
+                }
+                Err(refusal.into())
+            }
+            Err(refusal) => Err(refusal.into()),
+        }
     }
 }

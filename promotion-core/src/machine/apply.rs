@@ -39,7 +39,17 @@ pub fn apply_mut(state: &mut ReleaseState, event: &Event) {
             state.pipeline_version.clone_from(pipeline_version);
             state.initiator = Some(initiator.clone());
         }
-        E::PipelineVersionAdopted { to, .. } => state.pipeline_version.clone_from(to),
+        E::PipelineVersionAdopted { to, .. } => {
+            state.pipeline_version.clone_from(to);
+            // Approvals are bound to the version they were given under; once another version
+            // is in force they are void for good, even if an engine of the old version acts
+            // again later.
+            for s in state.stages.values_mut() {
+                for a in &mut s.approvals {
+                    a.voided = true;
+                }
+            }
+        }
         body => {
             let Some(stage) = body.stage() else { return };
             if !state.stages.contains_key(stage) {
@@ -55,7 +65,7 @@ pub fn apply_mut(state: &mut ReleaseState, event: &Event) {
 pub(super) fn apply_stage(s: &mut StageState, actor: &Actor, at: DateTime<Utc>, body: &EventBody) {
     use EventBody as E;
     match body {
-        E::Registered { .. } | E::PipelineVersionAdopted { .. } => {}
+        E::Registered { .. } | E::PipelineVersionAdopted { .. } | E::AttemptRefused { .. } => {}
         E::StageReady { .. } => s.status = StageStatus::Ready,
         E::StageStarted { .. } => {
             s.status = StageStatus::Checking;
@@ -155,6 +165,7 @@ pub(super) fn apply_stage(s: &mut StageState, actor: &Actor, at: DateTime<Utc>, 
             at,
             comment: comment.clone(),
             binding: binding.clone(),
+            voided: false,
         }),
         E::ApprovalRejected {
             principal, comment, ..
@@ -415,6 +426,7 @@ mod tests {
                 pass: true,
                 principal: sre("ann"),
                 comment: "known flake".into(),
+                self_interest: None,
             }),
         );
         let entry = &s.stage("dev").entry;
@@ -450,6 +462,7 @@ mod tests {
                 principal: who("ivy", &["ic"]),
                 justification: "hotfix".into(),
                 overridden: Outcome::Fail,
+                self_interest: None,
             })
         };
         let s = apply(failed_in(PhaseId::Entry), &overridden(PhaseId::Entry));

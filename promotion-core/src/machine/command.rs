@@ -215,9 +215,24 @@ pub enum Refusal {
         /// Which groups would allow it.
         why: String,
     },
-    /// Justification or reason missing.
+    /// Justification or reason missing, or holding nothing a reader can see (only spaces or
+    /// invisible characters).
     #[error("{0} needs a written justification")]
     EmptyJustification(&'static str),
+    /// A person with a stake in the release tried to override or judge its gates, and the
+    /// pipeline does not allow it.
+    #[error("`{principal}` may not {action} on stage `{stage}`: {why}")]
+    SelfDecision {
+        stage: StageName,
+        principal: PrincipalId,
+        /// What they tried (`override a gate`, `judge a gate`).
+        action: &'static str,
+        /// Contributor or initiator.
+        why: &'static str,
+    },
+    /// A comment, justification or reason is too long or holds a terminal control character.
+    #[error(transparent)]
+    Text(#[from] crate::text::TextError),
     /// The gate has nothing to override.
     #[error("gate `{gate}` of stage `{stage}` is {outcome}; there is nothing to override")]
     NothingToOverride {
@@ -246,4 +261,21 @@ pub enum Refusal {
         downstream: StageName,
         status: StageStatus,
     },
+}
+
+impl Refusal {
+    /// Whether the refusal is about *who* asked — not eligible, not privileged, a stake in the
+    /// release, already counted, approved upstream — rather than about the release's state.
+    /// The engine records such refusals of a person's command in the security stream.
+    pub fn is_about_who(&self) -> bool {
+        matches!(
+            self,
+            Refusal::NotEligible { .. }
+                | Refusal::SelfApproval { .. }
+                | Refusal::NotDistinct { .. }
+                | Refusal::DuplicateApproval { .. }
+                | Refusal::NotPrivileged { .. }
+                | Refusal::SelfDecision { .. }
+        )
+    }
 }

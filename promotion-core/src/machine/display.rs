@@ -1,10 +1,14 @@
 //! Human-readable form: one line per event, as a release manager reads it in `promote
-//! history` or an evidence report, and the actor's name.
+//! history` or an evidence report, and the actor's name. Free text (comments, justifications,
+//! reasons, deployer errors, evidence summaries) goes through
+//! [`text::escape`](crate::text::escape): printing a line never obeys a control or bidi
+//! character someone typed.
 
 use std::fmt;
 
 use super::event::{Actor, EventBody};
 use crate::name::PrincipalId;
+use crate::text::escape as esc;
 
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -53,7 +57,7 @@ impl fmt::Display for EventBody {
             } => {
                 write!(f, "{phase} gate `{gate}` round {round}: {outcome}")?;
                 if let Some(e) = evidence {
-                    write!(f, " — {}", e.summary)?;
+                    write!(f, " — {}", esc(&e.summary))?;
                 }
                 if *attempts > 1 {
                     write!(f, " ({attempts} attempts)")?;
@@ -70,7 +74,7 @@ impl fmt::Display for EventBody {
                 "{phase} paused: gate `{gate}` is inconclusive and needs a human decision"
             ),
             E::PhasePassed { phase, .. } => write!(f, "{phase} gates passed"),
-            E::PhaseFailed { reason, .. } => write!(f, "FAILED: {reason}"),
+            E::PhaseFailed { reason, .. } => write!(f, "FAILED: {}", esc(&reason.to_string())),
             E::GateJudged {
                 gate,
                 pass,
@@ -79,9 +83,10 @@ impl fmt::Display for EventBody {
                 ..
             } => write!(
                 f,
-                "{} judged gate `{gate}` {}: {comment}",
+                "{} judged gate `{gate}` {}: {}",
                 principal.id,
-                if *pass { "pass" } else { "fail" }
+                if *pass { "pass" } else { "fail" },
+                esc(comment)
             ),
             E::GateOverridden {
                 gate,
@@ -91,8 +96,9 @@ impl fmt::Display for EventBody {
                 ..
             } => write!(
                 f,
-                "BREAK GLASS: {} overrode gate `{gate}` ({overridden}): {justification}",
-                principal.id
+                "BREAK GLASS: {} overrode gate `{gate}` ({overridden}): {}",
+                principal.id,
+                esc(justification)
             ),
             E::ApprovalRequested {
                 evidence_digest, ..
@@ -106,13 +112,13 @@ impl fmt::Display for EventBody {
             } => {
                 write!(f, "approved by {}", principal.id)?;
                 if !comment.is_empty() {
-                    write!(f, ": {comment}")?;
+                    write!(f, ": {}", esc(comment))?;
                 }
                 Ok(())
             }
             E::ApprovalRejected {
                 principal, comment, ..
-            } => write!(f, "REJECTED by {}: {comment}", principal.id),
+            } => write!(f, "REJECTED by {}: {}", principal.id, esc(comment)),
             E::StageScheduled { approvers, .. } if approvers.is_empty() => {
                 f.write_str("scheduled for deployment")
             }
@@ -149,19 +155,55 @@ impl fmt::Display for EventBody {
                 ..
             } => write!(
                 f,
-                "DEPLOYMENT FAILED at step {} ({weight}): {error}",
-                step + 1
+                "DEPLOYMENT FAILED at step {} ({weight}): {}",
+                step + 1,
+                esc(error)
             ),
             E::StepCompleted { step, .. } => write!(f, "rollout step {} complete", step + 1),
             E::VerificationStarted { .. } => f.write_str("rollout complete; verification starts"),
             E::SoakStarted { until, .. } => write!(f, "soaking until {until}"),
             E::StagePromoted { .. } => f.write_str("PROMOTED"),
-            E::RollbackStarted { reason, .. } => write!(f, "ROLLBACK started: {reason}"),
-            E::RollbackFailed { error, .. } => write!(f, "rollback failed (will retry): {error}"),
+            E::RollbackStarted { reason, .. } => write!(f, "ROLLBACK started: {}", esc(reason)),
+            E::RollbackFailed { error, .. } => write!(f, "rollback failed (will retry): {}", esc(error)),
             E::RolledBack { .. } => f.write_str("ROLLED BACK"),
             E::StageAborted {
                 principal, reason, ..
-            } => write!(f, "ABORTED by {}: {reason}", principal.id),
+            } => write!(f, "ABORTED by {}: {}", principal.id, esc(reason)),
+            E::AttemptRefused {
+                release,
+                stage,
+                action,
+                principal,
+                refusal,
+            } => write!(
+                f,
+                "REFUSED: {} tried to {action} stage `{stage}` of {}: {}",
+                principal.id,
+                release.short(),
+                esc(refusal)
+            ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::super::EventBody;
+
+    #[test]
+    fn free_text_cannot_act_on_the_terminal() {
+        let line = ev(EventBody::ApprovalRejected {
+            stage: stage("prod"),
+            principal: sre("bob"),
+            comment: "no\u{1b}[2K\r\u{1b}[32mAPPROVED\u{202E}".into(),
+        })
+        .body
+        .to_string();
+        assert_eq!(
+            line,
+            "REJECTED by bob: no\\u{1b}[2K\\u{d}\\u{1b}[32mAPPROVED\\u{202e}"
+        );
+        assert!(!line.chars().any(|c| c.is_control()));
     }
 }

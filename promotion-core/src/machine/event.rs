@@ -56,7 +56,7 @@ pub enum Actor {
 }
 
 impl Actor {
-    pub(super) fn principal(p: &Principal) -> Self {
+    pub(crate) fn principal(p: &Principal) -> Self {
         Actor::Principal { id: p.id.clone() }
     }
 }
@@ -272,6 +272,11 @@ pub enum EventBody {
         principal: Principal,
         /// Their comment.
         comment: String,
+        /// Set when the principal had a stake in the release (see
+        /// [`Pipeline::allows_self_override`](crate::Pipeline::allows_self_override)) and the
+        /// pipeline let them decide anyway: what their stake was. Absent in older logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        self_interest: Option<String>,
     },
     /// Break glass: a failed gate was overridden.
     GateOverridden {
@@ -284,6 +289,11 @@ pub enum EventBody {
         justification: String,
         /// The gate's outcome that was overridden.
         overridden: Outcome,
+        /// Set when the principal had a stake in the release (see
+        /// [`Pipeline::allows_self_override`](crate::Pipeline::allows_self_override)) and the
+        /// pipeline let them decide anyway: what their stake was. Absent in older logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        self_interest: Option<String>,
     },
     /// Entry gates passed; approvals are awaited.
     ApprovalRequested {
@@ -380,6 +390,23 @@ pub enum EventBody {
         principal: Principal,
         reason: String,
     },
+    /// A person's command was refused because of who they are (not eligible, not privileged,
+    /// a stake in the release, already counted, approved upstream). Recorded in the store's
+    /// security stream ([`StreamId::security`](crate::StreamId::security)), never in the
+    /// release's own stream, so a security review sees who tried without the attempt changing
+    /// anything.
+    AttemptRefused {
+        /// The release the command was for.
+        release: ReleaseId,
+        /// The stage it named.
+        stage: StageName,
+        /// What was tried, in words (`approve`, `override a gate of`).
+        action: String,
+        /// Who tried, with the groups they claimed.
+        principal: Principal,
+        /// The refusal, as the engine worded it.
+        refusal: String,
+    },
 }
 
 /// The type of an [`EventBody`], without its fields.
@@ -417,11 +444,12 @@ pub enum EventKind {
     RollbackFailed,
     RolledBack,
     StageAborted,
+    AttemptRefused,
 }
 
 impl EventKind {
     /// Every kind, in the order the variants are declared.
-    pub const ALL: [EventKind; 26] = [
+    pub const ALL: [EventKind; 27] = [
         EventKind::Registered,
         EventKind::PipelineVersionAdopted,
         EventKind::StageReady,
@@ -448,6 +476,7 @@ impl EventKind {
         EventKind::RollbackFailed,
         EventKind::RolledBack,
         EventKind::StageAborted,
+        EventKind::AttemptRefused,
     ];
 
     /// The kind's name as serialised in the `type` field (`gate_evaluated`).
@@ -480,6 +509,7 @@ impl EventKind {
             RollbackFailed => "rollback_failed",
             RolledBack => "rolled_back",
             StageAborted => "stage_aborted",
+            AttemptRefused => "attempt_refused",
         }
     }
 }
@@ -526,6 +556,7 @@ impl EventBody {
             RollbackFailed { .. } => EventKind::RollbackFailed,
             RolledBack { .. } => EventKind::RolledBack,
             StageAborted { .. } => EventKind::StageAborted,
+            AttemptRefused { .. } => EventKind::AttemptRefused,
         }
     }
 
@@ -533,7 +564,7 @@ impl EventBody {
     pub fn stage(&self) -> Option<&StageName> {
         use EventBody::*;
         match self {
-            Registered { .. } | PipelineVersionAdopted { .. } => None,
+            Registered { .. } | PipelineVersionAdopted { .. } | AttemptRefused { .. } => None,
             StageReady { stage }
             | StageStarted { stage }
             | GateEvaluated { stage, .. }

@@ -242,6 +242,7 @@ pub struct ApprovalRecord {
     pub(crate) at: DateTime<Utc>,
     pub(crate) comment: String,
     pub(crate) binding: ApprovalBinding,
+    pub(crate) voided: bool,
 }
 
 impl ApprovalRecord {
@@ -260,6 +261,11 @@ impl ApprovalRecord {
     /// What the approval was bound to; if any part has changed since, it no longer counts.
     pub fn binding(&self) -> &ApprovalBinding {
         &self.binding
+    }
+    /// Whether a change of pipeline version after it was given voided it: a voided approval
+    /// never counts again, whatever version acts later.
+    pub fn is_voided(&self) -> bool {
+        self.voided
     }
 }
 
@@ -653,12 +659,14 @@ mod tests {
                     at: at(20),
                     comment: "lgtm".into(),
                     binding: binding.clone(),
+                    voided: true,
                 },
                 ApprovalRecord {
                     principal: sre("bob"),
                     at: at(21),
                     comment: "ok".into(),
                     binding,
+                    voided: false,
                 },
             ],
             rejection: Some(RejectionRecord {
@@ -707,6 +715,7 @@ mod tests {
         let amy = &st.approvals()[0];
         assert_eq!((amy.at(), amy.comment()), (at(20), "lgtm"));
         assert_eq!(amy.binding().pipeline_version, "7");
+        assert!(amy.is_voided() && !st.approvals()[1].is_voided());
         let rejection = st.rejection().unwrap();
         assert_eq!(
             (

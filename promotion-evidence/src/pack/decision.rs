@@ -103,7 +103,9 @@ fn decision(
         | EventKind::VerificationStarted
         | EventKind::SoakStarted
         | EventKind::RollbackStarted
-        | EventKind::RollbackFailed => return None,
+        | EventKind::RollbackFailed
+        // Lives in the store's security stream, never in a release's.
+        | EventKind::AttemptRefused => return None,
     })
 }
 
@@ -148,7 +150,8 @@ fn pipeline_version(body: &EventBody) -> Option<&String> {
         | EventKind::RollbackStarted
         | EventKind::RollbackFailed
         | EventKind::RolledBack
-        | EventKind::StageAborted => None,
+        | EventKind::StageAborted
+        | EventKind::AttemptRefused => None,
     }
 }
 
@@ -322,7 +325,8 @@ impl StageLog {
             | EventKind::StagePromoted
             | EventKind::RollbackFailed
             | EventKind::RolledBack
-            | EventKind::StageAborted => {}
+            | EventKind::StageAborted
+            | EventKind::AttemptRefused => {}
         }
     }
 

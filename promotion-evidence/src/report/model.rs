@@ -137,6 +137,10 @@ pub struct OverrideEntry {
     pub justification: String,
     /// The outcome that was overridden.
     pub overridden: String,
+    /// The overrider's stake in the release (builder, contributor, initiator), when the
+    /// pipeline let such a person break glass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_interest: Option<String>,
 }
 
 /// Whether a release went through its gates as the pipeline asks.
@@ -261,4 +265,46 @@ pub struct PipelineReport {
     pub lead_times: Vec<LeadTimePoint>,
     /// Gate verdicts over time.
     pub pass_rates: Vec<PassRatePoint>,
+}
+
+/// A command refused because of who gave it, as the security stream recorded it.
+#[allow(missing_docs)] // the fields are named for what they hold
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedAttempt {
+    pub at: DateTime<Utc>,
+    pub release: ReleaseId,
+    pub stage: String,
+    /// What was tried (`approve`, `override a gate of`).
+    pub action: String,
+    pub principal: String,
+    /// The groups they claimed.
+    pub groups: Vec<String>,
+    /// Why it was refused.
+    pub refusal: String,
+}
+
+impl RefusedAttempt {
+    /// The attempt an event records, if it is an
+    /// [`AttemptRefused`](promotion_core::EventBody::AttemptRefused).
+    pub fn of(event: &promotion_core::Event) -> Option<Self> {
+        let promotion_core::EventBody::AttemptRefused {
+            release,
+            stage,
+            action,
+            principal,
+            refusal,
+        } = &event.body
+        else {
+            return None;
+        };
+        Some(RefusedAttempt {
+            at: event.at,
+            release: *release,
+            stage: stage.to_string(),
+            action: action.clone(),
+            principal: principal.id.to_string(),
+            groups: principal.groups.iter().map(ToString::to_string).collect(),
+            refusal: refusal.clone(),
+        })
+    }
 }

@@ -106,6 +106,9 @@ impl PipelineFacts {
             | EventKind::SoakStarted
             | EventKind::RollbackFailed
             | EventKind::RolledBack => {}
+            // Refused attempts live in the store's security stream, which has no
+            // registration; `Report::from_streams` reads them from there.
+            EventKind::AttemptRefused => {}
         }
     }
 
@@ -247,6 +250,7 @@ impl OverrideProjection {
             principal,
             justification,
             overridden,
+            self_interest,
         } = &event.body
         else {
             return;
@@ -264,6 +268,7 @@ impl OverrideProjection {
                 at: event.at,
                 justification: justification.clone(),
                 overridden: overridden.to_string(),
+                self_interest: self_interest.clone(),
             });
         }
     }

@@ -16,6 +16,7 @@ use crate::name::{GateName, PrincipalId, StageName};
 use crate::pipeline::{Pipeline, Stage};
 use crate::principal::Principal;
 use crate::release::Release;
+use crate::text::has_visible_text;
 
 impl<'a> Decision<'a> {
     pub(super) fn approve(
@@ -49,7 +50,11 @@ impl<'a> Decision<'a> {
         if policy.distinct_from_upstream {
             for u in &spec.upstream {
                 let us = self.state.stage(u.as_str());
-                if us.approvers.contains(&principal.id) {
+                if us
+                    .approvers
+                    .iter()
+                    .any(|a| a.same_person(principal.id.as_str()))
+                {
                     return Err(Refusal::NotDistinct {
                         stage: name.clone(),
                         principal: principal.id.clone(),
@@ -68,7 +73,10 @@ impl<'a> Decision<'a> {
             &digest,
             self.now,
         );
-        if valid.iter().any(|p| p.id == principal.id) {
+        if valid
+            .iter()
+            .any(|p| p.id.same_person(principal.id.as_str()))
+        {
             return Err(Refusal::DuplicateApproval {
                 stage: name.clone(),
                 principal: principal.id.clone(),
@@ -134,7 +142,7 @@ impl<'a> Decision<'a> {
             s => return Err(wrong(name, s, "reject")),
         }
         self.check_approver(spec, policy, principal)?;
-        if comment.trim().is_empty() {
+        if !has_visible_text(comment) {
             return Err(Refusal::EmptyJustification("a rejection"));
         }
         self.emit(
@@ -168,9 +176,10 @@ impl<'a> Decision<'a> {
                 },
             });
         }
-        if justification.trim().is_empty() {
+        if !has_visible_text(justification) {
             return Err(Refusal::EmptyJustification("an override"));
         }
+        let stake = self.stake(name, st, principal, "override a gate")?;
         let phase = PhaseId::Entry;
         if !spec.gate_names(phase).contains(gate) {
             return Err(Refusal::UnknownGate {
@@ -218,6 +227,7 @@ impl<'a> Decision<'a> {
                 principal: principal.clone(),
                 justification: justification.to_owned(),
                 overridden: record.outcome.clone(),
+                self_interest: stake,
             },
         );
         let mut after = st.clone();
@@ -225,6 +235,30 @@ impl<'a> Decision<'a> {
             apply_stage(&mut after, &e.actor, self.now, &e.body);
         }
         self.settle(spec, &after, phase)
+    }
+
+    /// Separation of duties for break glass and judgement: refuses a person with a stake in
+    /// the release unless the pipeline allows it, in which case the stake is returned to be
+    /// recorded in the event.
+    fn stake(
+        &self,
+        name: &StageName,
+        st: &StageState,
+        principal: &Principal,
+        action: &'static str,
+    ) -> Result<Option<String>, Refusal> {
+        let Some(why) = self_interest(self.state, st, &principal.id) else {
+            return Ok(None);
+        };
+        if self.pipeline.allows_self_override() {
+            return Ok(Some(why.to_owned()));
+        }
+        Err(Refusal::SelfDecision {
+            stage: name.clone(),
+            principal: principal.id.clone(),
+            action,
+            why,
+        })
     }
 
     /// After a human settled a gate: pass or fail the phase if that follows, else wait.
@@ -269,9 +303,10 @@ impl<'a> Decision<'a> {
         if !approver && !breakglass {
             self.require_operator(principal, "judge an inconclusive gate")?;
         }
-        if comment.trim().is_empty() {
+        if !has_visible_text(comment) {
             return Err(Refusal::EmptyJustification("a judgement"));
         }
+        let stake = self.stake(name, st, principal, "judge a gate")?;
         self.emit(
             Actor::principal(principal),
             EventBody::GateJudged {
@@ -281,6 +316,7 @@ impl<'a> Decision<'a> {
                 pass,
                 principal: principal.clone(),
                 comment: comment.to_owned(),
+                self_interest: stake,
             },
         );
         let mut after = st.clone();
@@ -352,19 +388,28 @@ pub fn approvals_under(
 
 /// Why `principal` may not approve its own promotion, if it is its own: it contributed to the
 /// release, or it started the release's promotion or this stage.
-fn self_interest(
+/// Why `principal` has a stake in the release that bars them from deciding on it, if they do.
+///
+/// Who counts: the release's builder (the identity that built it, e.g. a person running a
+/// local build or a CI account) and every listed contributor ("they contributed to the
+/// release"), the principal who registered the release and the one who started promotion into
+/// this stage ("they started this promotion"). Ids are compared as people, not bytes
+/// ([`PrincipalId::same_person`]): case and Unicode look-alikes of a contributor are that
+/// contributor.
+pub(super) fn self_interest(
     state: &ReleaseState,
     st: &StageState,
     principal: &PrincipalId,
 ) -> Option<&'static str> {
+    let is = |other: &str| principal.same_person(other);
     if state
         .release
         .as_ref()
-        .is_some_and(|r| r.contributors().contains(principal))
+        .is_some_and(|r| is(r.builder_id()) || r.contributors().iter().any(|c| is(c.as_str())))
     {
         Some("they contributed to the release")
-    } else if state.initiator.as_ref().is_some_and(|i| i.id == *principal)
-        || st.started_by.as_ref() == Some(principal)
+    } else if state.initiator.as_ref().is_some_and(|i| is(i.id.as_str()))
+        || st.started_by.as_ref().is_some_and(|s| is(s.as_str()))
     {
         Some("they started this promotion")
     } else {
@@ -405,13 +450,21 @@ fn counted_approvals<'s>(
     // same person.
     let approved_upstream = |p: &Principal| {
         policy.distinct_from_upstream
-            && spec
-                .upstream
-                .iter()
-                .any(|u| state.stage(u.as_str()).approvers.contains(&p.id))
+            && spec.upstream.iter().any(|u| {
+                state
+                    .stage(u.as_str())
+                    .approvers
+                    .iter()
+                    .any(|a| a.same_person(p.id.as_str()))
+            })
     };
     let mut out: Vec<&Principal> = Vec::new();
     for a in &st.approvals {
+        // Version `None` (what-if under a candidate pipeline) takes approvals as given under
+        // any version; otherwise a voided approval never counts again.
+        if a.voided && version.is_some() {
+            continue;
+        }
         let fresh = policy.expiry.is_none_or(|e| elapsed(a.at, now) < e);
         let bound = a.binding.evidence_digest == *digest
             && version.is_none_or(|v| a.binding.pipeline_version == v)
@@ -419,7 +472,9 @@ fn counted_approvals<'s>(
         if fresh
             && bound
             && !approved_upstream(&a.principal)
-            && !out.iter().any(|p| p.id == a.principal.id)
+            && !out
+                .iter()
+                .any(|p| p.id.same_person(a.principal.id.as_str()))
         {
             out.push(&a.principal);
         }
@@ -738,6 +793,7 @@ mod tests {
                         principal: ivy(),
                         justification: "CVE is not reachable".into(),
                         overridden: Outcome::Fail,
+                        self_interest: None,
                     }
                 );
                 let kinds: Vec<K> = events.iter().map(|e| e.body.event_kind()).collect();

@@ -22,6 +22,8 @@ use crate::pipeline::{Pipeline, Stage};
 use crate::principal::Principal;
 
 mod approvals;
+#[cfg(test)]
+mod attacks;
 mod phases;
 mod rollout;
 
@@ -84,8 +86,25 @@ pub fn decide(
             },
         );
     }
+    check_free_text(pipeline, command)?;
     d.command(command)?;
     Ok(d.events)
+}
+
+/// Bounds the free text of a person's command and refuses terminal controls in it
+/// ([`check_text`](crate::text::check_text)), before anything else is looked at.
+fn check_free_text(pipeline: &Pipeline, command: &Command) -> Result<(), Refusal> {
+    let (what, text) = match command {
+        Command::Approve { comment, .. } => ("an approval comment", comment),
+        Command::Reject { comment, .. } => ("a rejection comment", comment),
+        Command::Override { justification, .. } => ("an override's justification", justification),
+        Command::Judge { comment, .. } => ("a judgement's comment", comment),
+        Command::Abort { reason, .. } => ("an abort's reason", reason),
+        Command::RollBack { reason, .. } => ("a rollback's reason", reason),
+        _ => return Ok(()),
+    };
+    crate::text::check_text(what, text, pipeline.max_text_len())?;
+    Ok(())
 }
 
 struct Decision<'a> {

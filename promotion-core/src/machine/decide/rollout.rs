@@ -158,7 +158,7 @@ impl<'a> Decision<'a> {
             return Err(wrong(name, st.status, "abort"));
         }
         self.require_operator(p, "abort a promotion")?;
-        if reason.trim().is_empty() {
+        if !crate::text::has_visible_text(reason) {
             return Err(Refusal::EmptyJustification("an abort"));
         }
         self.emit(
@@ -220,7 +220,7 @@ impl<'a> Decision<'a> {
             }
         }
         self.require_operator(p, "roll back a stage")?;
-        if reason.trim().is_empty() {
+        if !crate::text::has_visible_text(reason) {
             return Err(Refusal::EmptyJustification("a rollback"));
         }
         self.emit(
