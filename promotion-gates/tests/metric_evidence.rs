@@ -26,7 +26,10 @@ use promotion_core::{
     canonical_json, Actor, Event, EventBody, Gate, GateName, Outcome, PhaseId, ReleaseState,
     StageName, Verdict,
 };
-use promotion_gates::metrics::{Condition, MetricGate, MetricGateBuilder, QueryMode};
+use promotion_gates::metrics::{
+    AnalysisStatus, Condition, MeasurementValues, MetricEvidence, MetricGate, MetricGateBuilder,
+    MetricValue, QueryMode,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -352,6 +355,131 @@ async fn the_evidence_bytes_are_pinned() {
     // Under a dry run the gate's evidence is kept inside the layer's.
     let g = gate(addr, "fail_many").build().unwrap().dry_run();
     pinned("dry run", &evaluate(&g, addr, at_t0, 0).await, DRY_RUN);
+}
+
+/// The evidence data of one evaluation, read back as [`MetricEvidence`]; asserts that writing
+/// it again gives the same canonical bytes.
+async fn typed(gate: &dyn Gate, now: &str, errors: u32) -> MetricEvidence {
+    let verdict = GateProbe::new()
+        .state(phase_state(gate.name(), errors))
+        .at(t(now))
+        .evaluate(gate)
+        .await
+        .unwrap();
+    let data = verdict.evidence().data.clone();
+    let evidence: MetricEvidence = serde_json::from_value(data.clone())
+        .unwrap_or_else(|e| panic!("{}: {e}: {data}", gate.name()));
+    assert_eq!(
+        canonical_json(&evidence).unwrap(),
+        canonical_json(&data).unwrap(),
+        "{}: the typed evidence writes other bytes",
+        gate.name()
+    );
+    evidence
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shape_reads_back_as_its_typed_struct_and_writes_the_same_bytes() {
+    let addr = fake_prometheus().await;
+    let at_t0 = "2026-11-26T09:00:00Z";
+
+    let g = gate(addr, "fail_many").build().unwrap();
+    let MetricEvidence::Measured(m) = typed(&g, at_t0, 0).await else {
+        panic!("expected measured evidence")
+    };
+    assert_eq!(m.status, AnalysisStatus::Failed);
+    let decisive = m.measurements[0].decisive.as_ref().unwrap();
+    assert_eq!(decisive.value, MetricValue(f64::INFINITY));
+    assert_eq!(decisive.labels["pod"], "b");
+    assert_eq!(m.config.failure_condition, Some(Condition::gt(0.05)));
+
+    // NaN compares unequal to itself: check it by kind.
+    let g = gate(addr, "nan").build().unwrap();
+    let MetricEvidence::Measured(m) = typed(&g, at_t0, 0).await else {
+        panic!("expected measured evidence")
+    };
+    let MeasurementValues::Instant(values) = &m.measurements[0].values else {
+        panic!("expected instant values")
+    };
+    assert!(values[0].value.0.is_nan());
+
+    let g = gate(addr, "ranged")
+        .mode(QueryMode::Range {
+            window: Duration::from_secs(20),
+            step: Duration::from_secs(10),
+        })
+        .count(2)
+        .interval(Duration::from_secs(20))
+        .inconclusive_limit(1)
+        .build()
+        .unwrap();
+    let MetricEvidence::Measured(m) = typed(&g, "2026-11-26T09:00:25Z", 0).await else {
+        panic!("expected measured evidence")
+    };
+    let MeasurementValues::Range(series) = &m.measurements[0].values else {
+        panic!("expected range summaries")
+    };
+    assert_eq!((series[0].points, series[0].nan_points), (3, 1));
+
+    let g = gate(addr, "running")
+        .count(3)
+        .interval(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let MetricEvidence::Measured(m) = typed(&g, "2026-11-26T09:01:01Z", 0).await else {
+        panic!("expected measured evidence")
+    };
+    assert_eq!(m.next_measurement_at, Some(t("2026-11-26T09:02:00Z")));
+
+    let g = gate(addr, "pass_one")
+        .initial_delay(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let MetricEvidence::Waiting(w) = typed(&g, "2026-11-26T09:01:30Z", 0).await else {
+        panic!("expected waiting evidence")
+    };
+    assert_eq!(w.next_measurement_at, t("2026-11-26T09:05:00Z"));
+
+    let g = gate(addr, "down").build().unwrap();
+    let MetricEvidence::Error(e) = typed(&g, at_t0, 4).await else {
+        panic!("expected error evidence")
+    };
+    assert_eq!(e.consecutive_errors, 5);
+}
+
+/// Edited evidence is refused naming the field, never read as something else.
+#[test]
+fn evidence_that_is_not_the_gates_is_refused() {
+    let value: Result<MetricValue, _> = serde_json::from_str(r#""twelve""#);
+    let err = value.unwrap_err().to_string();
+    assert!(err.contains("\"twelve\""), "{err}");
+    assert!(err.contains("\"NaN\", \"+Inf\", \"-Inf\""), "{err}");
+    for (text, value) in [
+        ("\"NaN\"", f64::NAN),
+        ("\"-Inf\"", f64::NEG_INFINITY),
+        ("2", 2.0),
+    ] {
+        let got: MetricValue = serde_json::from_str(text).unwrap();
+        assert!(
+            got.0 == value || (got.0.is_nan() && value.is_nan()),
+            "{text}"
+        );
+    }
+    let condition: Result<Condition, _> = serde_json::from_str(r#""result ~ 1""#);
+    assert!(
+        condition
+            .unwrap_err()
+            .to_string()
+            .contains("no comparison operator"),
+        "a condition is read as the builder reads it"
+    );
+    // A field the gate never writes: no shape accepts it.
+    let whole: serde_json::Value =
+        serde_json::from_str(PASS_ONE.split_once('\n').unwrap().1).unwrap();
+    let mut data = whole["data"].clone();
+    assert!(serde_json::from_value::<MetricEvidence>(data.clone()).is_ok());
+    data["tallies"]["bonus"] = 1.into();
+    assert!(serde_json::from_value::<MetricEvidence>(data).is_err());
 }
 
 // What the gate wrote when its evidence was built with `serde_json::json!` (before the typed
