@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::time::{add, elapsed};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use promotion_core::clock::{add, elapsed};
 use promotion_core::machine::GateRecord;
 use promotion_core::{Evidence, Gate, GateContext, GateError, Outcome, Verdict};
 use serde::Serialize;
