@@ -4,8 +4,9 @@
 //!
 //! 1. `manifest.json` is JSON of the expected shape, and `manifest.dsse.json` is a DSSE envelope
 //!    signed by the trusted attestation key whose payload is `manifest.json`, byte for byte
-//!    (one signature, naming the trusted key's id; the envelope is compact JSON exactly as
-//!    written). From here on the manifest is trusted, and every other file must match it:
+//!    (read as DSSE requires of a consumer: other signers' signatures, fields DSSE does not
+//!    define and either base64 alphabet are allowed, and `keyid` is only a hint). From here on
+//!    the manifest is trusted, and every other file must match it:
 //! 2. every file it lists is present with its size and SHA-256, and no other file is present;
 //! 3. `checkpoint.note` is signed by the trusted checkpoint key and names the log, size and root
 //!    the manifest states;

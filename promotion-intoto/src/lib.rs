@@ -8,8 +8,9 @@
 //! - [`IN_TOTO_PAYLOAD_TYPE`] and [`STATEMENT_V1`]: what marks a payload as an in-toto
 //!   Statement v1;
 //! - [`Envelope`] and [`EnvelopeSignature`]: the DSSE JSON envelope, read under an explicit
-//!   [`Acceptance`] ([`Acceptance::Strict`] for envelopes this workspace wrote itself,
-//!   [`Acceptance::Dsse`] for whatever the DSSE specification lets another signer write), with
+//!   [`Acceptance`] ([`Acceptance::Dsse`], what the DSSE specification lets any signer write,
+//!   for every verifier; [`Acceptance::Strict`], only the form written here, for a writer
+//!   checking its own output), with
 //!   an [`EnvelopeError`] that says what is wrong;
 //! - [`Envelope::verify`]: DSSE's multi-signature verification, accepting an envelope once its
 //!   signatures verified with a [`Threshold`] of distinct [`TrustedKey`]s (one by default),
