@@ -18,7 +18,7 @@
 //! | `change-record` | `path` (`{release}`, `{release_id}`, `{stage}` are replaced at evaluation), `format` (`auto`, `toml`, `json`), `risk_levels`, `ticket_pattern` |
 //! | `deployment-window` | `windows = [{ name, days, start, end, zone }]`, `freezes = [{ from, to, reason }]`, `horizon_days`, `file` (a windows TOML file) |
 //! | `webhook` | `url`, `accept_status` (codes or `"200-299"` ranges), `expect = { "/json/pointer" = value }`, `timeout`, `max_response_bytes`, `root_ca_pem_file`, `built_in_roots`, `signing_secret_env` (the host variable holding the secret), `signature_header`, `use_system_proxy`, `category` |
-//! | `signature` | `attestations` (envelope directory), `trusted_keys = [{ id, pem_file }]` or `{ id, pem }`, `require_slsa_provenance`, `trusted_builders`, `check_source_commit` |
+//! | `signature` | `attestations` (envelope directory), `trusted_keys = [{ id, pem_file }]` or `{ id, pem }`, `require_slsa_provenance`, `trusted_builders`, `check_source_commit`, `signature_threshold` (distinct trusted keys per envelope, default 1) |
 //! | `metric` | `prometheus` (URL), `query` (PromQL), `success` / `failure` (conditions such as `"result < 0.01"`), `range = { window, step }` (judge every point of a window; default: the instant), `initial_delay`, `interval`, `count`, `failure_limit`, `inconclusive_limit`, `consecutive_error_limit`, `timeout` |
 //! | `canary` | `prometheus` (URL), `metrics = [{ name, canary, baseline, direction (`increase`, `decrease`, `either`), relative_tolerance or absolute_tolerance, weight, critical }]`, `lookback`, `step`, `min_samples`, `significance`, `pass_score`, `marginal_score`, `timeout` |
 
@@ -149,6 +149,30 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{kind}: {e}"));
             assert_eq!(gate.name(), "my-gate", "{kind}");
         }
+    }
+
+    #[test]
+    fn the_signature_threshold_reaches_the_gate() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = GateRegistry::builtin();
+        let toml = |n: usize| {
+            format!(
+                "attestations = \"att\"\nsignature_threshold = {n}\n[[trusted_keys]]\nid = \"k\"\n\
+                 pem = \"-----BEGIN PUBLIC KEY-----\\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\\n-----END PUBLIC KEY-----\\n\"\n"
+            )
+        };
+        let build = |n| {
+            let settings = Settings::parse("g.toml", &toml(n)).unwrap();
+            r.construct("signature", &settings, &ctx(dir.path(), None))
+        };
+        assert!(build(1).is_ok());
+        let err = build(2).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "signature_threshold 2: must be at least 1 and at most the 1 trusted key(s)"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

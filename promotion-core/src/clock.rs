@@ -1,4 +1,6 @@
-//! Time, as the engine sees it: real for hosts, virtual for tests.
+//! Time, as the engine sees it: real for hosts ([`SystemClock`]), virtual for tests
+//! ([`ManualClock`]), and the saturating arithmetic on its instants that the engine and the
+//! gates share ([`add`], [`elapsed`]). The types are also at the crate root.
 
 use std::fmt;
 use std::future::Future;
@@ -35,17 +37,42 @@ impl Clock for SystemClock {
     }
 }
 
-/// Adds a std duration to a timestamp, saturating at the largest representable time instead
-/// of panicking on overflow.
-pub(crate) fn add(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+/// `at` plus the std duration `d`, saturating at the largest representable time instead of
+/// panicking on overflow: a gate that waits on its [`Clock`] (an initial delay, a lookback)
+/// can add a configured duration without checking its size.
+///
+/// ```
+/// use std::time::Duration;
+/// use chrono::{DateTime, Utc};
+/// use promotion_core::clock::add;
+///
+/// let t0: DateTime<Utc> = "2026-11-26T09:00:00Z".parse()?;
+/// assert_eq!(add(t0, Duration::from_secs(90)).to_rfc3339(), "2026-11-26T09:01:30+00:00");
+/// assert_eq!(add(t0, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+/// # Ok::<(), chrono::ParseError>(())
+/// ```
+pub fn add(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(d)
         .ok()
         .and_then(|d| at.checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Time from `earlier` to `later`, zero when `later` is not after `earlier`.
-pub(crate) fn elapsed(earlier: DateTime<Utc>, later: DateTime<Utc>) -> Duration {
+/// The time from `earlier` to `later` as a std duration, zero when `later` is not after
+/// `earlier`: how long to wait until an instant (a `retry_after`), never negative.
+///
+/// ```
+/// use std::time::Duration;
+/// use chrono::{DateTime, Utc};
+/// use promotion_core::clock::elapsed;
+///
+/// let t0: DateTime<Utc> = "2026-11-26T09:00:00Z".parse()?;
+/// let t1: DateTime<Utc> = "2026-11-26T09:00:05Z".parse()?;
+/// assert_eq!(elapsed(t0, t1), Duration::from_secs(5));
+/// assert_eq!(elapsed(t1, t0), Duration::ZERO);
+/// # Ok::<(), chrono::ParseError>(())
+/// ```
+pub fn elapsed(earlier: DateTime<Utc>, later: DateTime<Utc>) -> Duration {
     (later - earlier).to_std().unwrap_or(Duration::ZERO)
 }
 
@@ -247,6 +274,17 @@ mod tests {
         let won = futures::executor::block_on(futures::future::select(long, short));
         assert!(matches!(won, futures::future::Either::Right(_)));
         assert_eq!(clock.now().timestamp_millis(), 30_100);
+    }
+
+    #[test]
+    fn elapsed_stops_at_zero_and_round_trips_add() {
+        let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        assert_eq!(add(t, Duration::from_secs(60)).timestamp(), 1_800_000_060);
+        assert_eq!(
+            elapsed(t, add(t, Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
+        assert_eq!(elapsed(add(t, Duration::from_secs(5)), t), Duration::ZERO);
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //! **A gate author** implements [`Gate`]: one async method that reads a [`GateContext`] and
 //! returns a [`Verdict`] with its [`Evidence`], or a [`GateError`]. Timeouts, retries and
 //! sampling are not the gate's business: the engine applies a [`GateSpec`]'s [`GatePolicy`]
-//! and a [`PhasePolicy`] around it, and [`layer`] offers the same as decorators.
+//! and a [`PhasePolicy`] around it, and [`layer`] offers the same as decorators. A gate that
+//! waits on its clock adds and subtracts durations with [`clock::add`] and [`clock::elapsed`].
 //!
 //! **A backend author** implements [`EventStore`] and, for a store that replicas share,
 //! [`LeaseStore`], with the helpers in [`backend`].
@@ -38,6 +39,7 @@
 //! The workspace's `rust-version` (1.85) and later stable releases.
 
 pub mod backend;
+pub mod clock;
 pub mod layer;
 pub mod machine;
 pub mod name;
@@ -45,7 +47,6 @@ pub mod testing;
 pub mod text;
 
 mod approval;
-mod clock;
 mod digest;
 mod engine;
 mod gate;

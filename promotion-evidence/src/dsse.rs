@@ -12,7 +12,11 @@
 //! The signature is the Ed25519 signature of the pre-authentication encoding
 //! ([`promotion_intoto::pae`]) of the payload type and the payload bytes, so neither can be
 //! changed without invalidating it. The envelope type itself is [`promotion_intoto::Envelope`],
-//! re-exported here; a pack's envelopes are read with [`Acceptance::Strict`].
+//! re-exported here. A pack's envelopes are read as DSSE requires of a consumer
+//! ([`Acceptance::Dsse`]) and verified with its multi-signature algorithm
+//! ([`Envelope::verify`]): what the signature covers must be exact, the rest may vary as the
+//! specification allows (another signer's signature beside this key's, fields DSSE does not
+//! define, either base64 alphabet).
 //!
 //! Keys:
 //! - [`AttestationSigner`]: an Ed25519 key (from a 32-byte seed, generated, or a PKCS#8 PEM
@@ -21,11 +25,13 @@
 //!   `openssl pkey -pubout` writes, or the raw 32 bytes). Weak (small-order) keys are refused
 //!   and signatures are checked with `verify_strict`.
 //! - The **key id** written in `keyid` is the lowercase hex SHA-256 of the raw 32-byte public
-//!   key. DSSE treats it as a hint; this crate requires it to equal the verifier's key id, so
-//!   that a changed key id is a failed verification rather than an unnoticed edit.
+//!   key. DSSE makes it an unauthenticated hint that "MUST NOT be used for security
+//!   decisions" (protocol.md): every signature is tried, and the key id only words the error
+//!   when none verifies ([`DsseError::NoSignature`] or [`DsseError::BadSignature`]).
 //!
-//! Base64 is the standard, padded alphabet (RFC 4648 §4), decoded strictly: non-canonical
-//! encodings are refused, so no two different envelope texts carry the same signature.
+//! Base64 is written in the standard, padded alphabet (RFC 4648 §4) and read in either
+//! alphabet, padded or not, as DSSE requires of verifiers; encodings whose unused trailing bits
+//! are not zero are refused, so no two texts decode to the same bytes.
 //!
 //! [Dead Simple Signing Envelope]: https://github.com/secure-systems-lab/dsse
 
@@ -34,7 +40,7 @@ use std::fmt;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
-use promotion_intoto::pae;
+use promotion_intoto::{pae, Threshold, TrustedKey, VerifyError};
 use rand_core::{OsRng, RngCore as _};
 use sha2::{Digest as _, Sha256};
 
@@ -246,37 +252,18 @@ impl AttestationVerifier {
         &self.keyid
     }
 
-    /// Verifies the envelope's signature by this key and returns the payload bytes.
+    /// Verifies that one of the envelope's signatures is this key's, over the PAE of its
+    /// payload type and payload, and returns the payload bytes.
     ///
-    /// Signatures naming other key ids are ignored; the first one naming this key's id must
-    /// verify ([`DsseError::BadSignature`] otherwise); with none, [`DsseError::NoSignature`].
+    /// As DSSE's multi-signature verification says, every signature is tried whatever its
+    /// `keyid`, and signatures by other keys are skipped. When none is this key's the error is
+    /// worded by the hints: [`DsseError::BadSignature`] when a signature names this key (the
+    /// payload or its type changed after signing), [`DsseError::MalformedSignature`] when it
+    /// is not even 64 bytes, [`DsseError::NoSignature`] when none names it. Base64 that does
+    /// not decode in either alphabet is [`DsseError::Payload`] or
+    /// [`DsseError::MalformedSignature`].
     pub fn verify(&self, envelope: &Envelope) -> Result<Vec<u8>, DsseError> {
-        let Some(signature) = envelope.signatures.iter().find(|s| s.keyid == self.keyid) else {
-            return Err(DsseError::NoSignature {
-                keyid: self.keyid.clone(),
-                found: envelope
-                    .signatures
-                    .iter()
-                    .map(|s| s.keyid.clone())
-                    .collect(),
-            });
-        };
-        let malformed = |problem: String| DsseError::MalformedSignature {
-            keyid: self.keyid.clone(),
-            problem,
-        };
-        let bytes = signature
-            .decode_sig(Acceptance::Strict)
-            .map_err(|e| malformed(format!("not valid base64: {e}")))?;
-        let signature = Signature::from_slice(&bytes)
-            .map_err(|_| malformed(format!("{} bytes, expected 64", bytes.len())))?;
-        let payload = envelope.payload_bytes()?;
-        self.key
-            .verify_strict(&pae(&envelope.payload_type, &payload), &signature)
-            .map_err(|_| DsseError::BadSignature {
-                keyid: self.keyid.clone(),
-            })?;
-        Ok(payload)
+        self.check(envelope, None)
     }
 
     /// [`verify`](Self::verify), and checks the payload type.
@@ -285,14 +272,75 @@ impl AttestationVerifier {
         envelope: &Envelope,
         payload_type: &str,
     ) -> Result<Vec<u8>, DsseError> {
-        let payload = self.verify(envelope)?;
-        if envelope.payload_type != payload_type {
-            return Err(DsseError::PayloadType {
-                expected: payload_type.to_owned(),
-                found: envelope.payload_type.clone(),
-            });
-        }
-        Ok(payload)
+        self.check(envelope, Some(payload_type))
+    }
+
+    fn check(&self, envelope: &Envelope, payload_type: Option<&str>) -> Result<Vec<u8>, DsseError> {
+        let keys = std::slice::from_ref(self);
+        let result = match payload_type {
+            None => envelope.verify(keys, Threshold::ONE, Acceptance::Dsse),
+            Some(t) => envelope.verify_typed(keys, Threshold::ONE, Acceptance::Dsse, t),
+        };
+        let error = match result {
+            Ok(verified) => return Ok(verified.payload),
+            Err(e) => e,
+        };
+        let named: Vec<&EnvelopeSignature> = envelope
+            .signatures
+            .iter()
+            .filter(|s| s.keyid == self.keyid)
+            .collect();
+        Err(match error {
+            VerifyError::Envelope(EnvelopeError::Signature { number, source }) => {
+                DsseError::MalformedSignature {
+                    keyid: envelope
+                        .signatures
+                        .get(number.saturating_sub(1))
+                        .map_or_else(String::new, |s| s.keyid.clone()),
+                    problem: format!("signature {number} is not valid base64: {source}"),
+                }
+            }
+            VerifyError::Envelope(e) => e.into(),
+            VerifyError::PayloadType { expected, found } => {
+                DsseError::PayloadType { expected, found }
+            }
+            VerifyError::Unsigned | VerifyError::BelowThreshold { .. } if named.is_empty() => {
+                DsseError::NoSignature {
+                    keyid: self.keyid.clone(),
+                    found: envelope
+                        .signatures
+                        .iter()
+                        .map(|s| s.keyid.clone())
+                        .collect(),
+                }
+            }
+            _ => {
+                let wrong_size = named.iter().find_map(|s| {
+                    let bytes = s.decode_sig(Acceptance::Dsse).ok()?;
+                    (bytes.len() != Signature::BYTE_SIZE).then_some(bytes.len())
+                });
+                match wrong_size {
+                    Some(n) => DsseError::MalformedSignature {
+                        keyid: self.keyid.clone(),
+                        problem: format!("{n} bytes, expected {}", Signature::BYTE_SIZE),
+                    },
+                    None => DsseError::BadSignature {
+                        keyid: self.keyid.clone(),
+                    },
+                }
+            }
+        })
+    }
+}
+
+/// One trusted key for [`Envelope::verify`]: counted by its key id, checked with
+/// `verify_strict`.
+impl TrustedKey for AttestationVerifier {
+    fn id(&self) -> &str {
+        &self.keyid
+    }
+    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        Signature::from_slice(signature).is_ok_and(|s| self.key.verify_strict(message, &s).is_ok())
     }
 }
 
@@ -340,6 +388,34 @@ mod tests {
             other.verify(&relabelled),
             Err(DsseError::BadSignature { .. })
         ));
+    }
+
+    #[test]
+    fn any_signature_by_this_key_verifies_whatever_its_key_id_and_position() {
+        // secure-systems-lab/dsse v1.0.0, protocol.md: KEYID "MUST NOT be used for security
+        // decisions" ("Signature Definition"), and signatures that do not verify are skipped
+        // ("Multi-signature Verification").
+        let signer = signer_of_3();
+        let other = AttestationSigner::from_seed([4; 32]);
+        let ours = signer.sign(TYPE, b"x").signatures[0].clone();
+        let theirs = other.sign(TYPE, b"x").signatures[0].clone();
+        for (hint, first) in [("", &theirs), ("someone-else", &theirs)] {
+            let mut mine = ours.clone();
+            mine.keyid = hint.to_owned();
+            let env = Envelope::new(TYPE, b"x", vec![first.clone(), mine]);
+            assert_eq!(signer.verifier().verify_typed(&env, TYPE).unwrap(), b"x");
+            assert_eq!(other.verifier().verify_typed(&env, TYPE).unwrap(), b"x");
+        }
+        // A wrong-sized signature naming this key, with nothing else by it, is named as such.
+        let mut short = ours.clone();
+        short.sig = "AAEC".into();
+        let env = Envelope::new(TYPE, b"x", vec![theirs, short]);
+        let err = signer.verifier().verify(&env).unwrap_err();
+        assert!(
+            matches!(err, DsseError::MalformedSignature { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().ends_with("3 bytes, expected 64"), "{err}");
     }
 
     #[test]

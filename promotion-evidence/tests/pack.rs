@@ -727,3 +727,79 @@ fn a_tampered_archive_fails() {
     std::fs::write(&tar, b"not a tar archive at all").unwrap();
     assert!(verify_pack(&tar, &log.checkpoint_key, &log.signer.verifier()).is_err());
 }
+
+/// `bytes` (an envelope this crate wrote) rewritten the way another DSSE tool may write the same
+/// signed content: payload and signatures in unpadded URL-safe base64, no `keyid`, fields DSSE
+/// does not define, and `extra` signatures put before this key's.
+fn as_another_tool_writes_it(bytes: &[u8], extra: &[Vec<u8>]) -> Vec<u8> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let env = Envelope::from_json(bytes, promotion_evidence::dsse::Acceptance::Strict).unwrap();
+    let ours = STANDARD.decode(&env.signatures[0].sig).unwrap();
+    let payload = STANDARD.decode(&env.payload).unwrap();
+    let mut signatures: Vec<Value> = extra
+        .iter()
+        .map(|s| serde_json::json!({ "keyid": "auditor", "sig": URL_SAFE_NO_PAD.encode(s) }))
+        .collect();
+    signatures.push(serde_json::json!({ "sig": URL_SAFE_NO_PAD.encode(ours), "cert": null }));
+    serde_json::to_vec_pretty(&serde_json::json!({
+        "payload": URL_SAFE_NO_PAD.encode(&payload),
+        "payloadType": env.payload_type,
+        "signatures": signatures,
+        "x-rekor": { "logIndex": 42 },
+    }))
+    .unwrap()
+}
+
+#[test]
+fn envelopes_in_any_form_dsse_allows_verify_beside_another_signers_signature() {
+    // secure-systems-lab/dsse v1.0.0: envelope.md, "Parsing rules" (unknown fields ignored,
+    // `keyid` optional), "Standard JSON envelope" (standard or URL-safe base64) and "Multiple
+    // signatures"; protocol.md, "Multi-signature Verification" (signatures by keys the verifier
+    // does not trust are skipped). An auditor countersigns the manifest and an attestation.
+    let log = pack_log(false);
+    let dir = export(&log, "pack");
+    let key = log.signer.verifier();
+    let auditor = AttestationSigner::from_seed([42; 32]);
+    let countersign = |path: &Path| {
+        let bytes = std::fs::read(path).unwrap();
+        let env =
+            Envelope::from_json(&bytes, promotion_evidence::dsse::Acceptance::Strict).unwrap();
+        let payload = STANDARD.decode(&env.payload).unwrap();
+        let sig = STANDARD
+            .decode(&auditor.sign(&env.payload_type, &payload).signatures[0].sig)
+            .unwrap();
+        std::fs::write(path, as_another_tool_writes_it(&bytes, &[sig])).unwrap();
+    };
+    // A decision's attestation: no other statement refers to its bytes (a decision's
+    // statement names its test results' attestations by digest).
+    let attestation = files_under(&dir)
+        .into_iter()
+        .filter(|f| f.starts_with("attestations/") && f.contains("-vsa-"))
+        .max()
+        .unwrap();
+    countersign(&dir.join(&attestation));
+    // The attestation's new bytes are listed in a manifest signed again by the pack's key.
+    resign_manifest(&dir, &log.signer);
+    countersign(&dir.join(MANIFEST_SIGNATURE));
+    verify_pack(&dir, &log.checkpoint_key, &key).unwrap();
+
+    // The auditor's signature alone is not the pack key's: refused, whatever its key id says.
+    let bytes = std::fs::read(dir.join(MANIFEST_SIGNATURE)).unwrap();
+    let mut env: Value = serde_json::from_slice(&bytes).unwrap();
+    let auditor_only =
+        serde_json::json!([{ "keyid": key.keyid(), "sig": env["signatures"][0]["sig"] }]);
+    env["signatures"] = auditor_only;
+    std::fs::write(dir.join(MANIFEST_SIGNATURE), env.to_string()).unwrap();
+    let err = verify_pack(&dir, &log.checkpoint_key, &key).unwrap_err();
+    assert!(
+        matches!(&err, PackError::Signature { file, .. } if file == MANIFEST_SIGNATURE),
+        "{err}"
+    );
+    assert!(err.to_string().contains("does not verify"), "{err}");
+
+    // No signature at all.
+    env["signatures"] = serde_json::json!([]);
+    std::fs::write(dir.join(MANIFEST_SIGNATURE), env.to_string()).unwrap();
+    let err = verify_pack(&dir, &log.checkpoint_key, &key).unwrap_err();
+    assert!(err.to_string().contains("signatures by: none"), "{err}");
+}

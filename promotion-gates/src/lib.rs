@@ -46,7 +46,6 @@ pub mod signature;
 #[cfg(test)]
 mod testkit;
 pub mod testreport;
-mod time;
 pub mod vuln;
 pub mod webhook;
 pub mod window;

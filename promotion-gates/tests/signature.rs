@@ -1004,3 +1004,205 @@ fn every_misconfiguration_is_a_typed_error_naming_the_setting() {
     assert!(gate.requires_slsa_provenance());
     assert!(format!("{gate:?}").contains("ed25519"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Several signatures and a threshold: secure-systems-lab/dsse v1.0.0, envelope.md "Multiple
+// signatures" and protocol.md "Multi-signature Verification"
+
+/// Both artifacts signed (with provenance) by every key in `signers`, each signature under
+/// its `keyid` hint, as one envelope each; the envelope also carries a field DSSE does not
+/// define, which consumers must ignore (envelope.md, "Parsing rules").
+fn write_multi_signed(f: &Fixture, signers: &[(&str, Vec<u8>, Vec<u8>)]) {
+    for (file, subject, content, column) in [
+        ("api-image.intoto.jsonl", "api", &b"api image"[..], 1),
+        ("chart.dsse.json", "chart", &b"chart"[..], 2),
+    ] {
+        let payload = slsa(subject, &digest_of(content));
+        let sigs: Vec<(&str, Vec<u8>)> = signers
+            .iter()
+            .map(|(hint, api, chart)| {
+                let sig = if column == 1 { api } else { chart };
+                // Each signer's bytes were made over this artifact's payload by the caller.
+                (*hint, sig.clone())
+            })
+            .collect();
+        let mut env: Value =
+            serde_json::from_str(&envelope_with(IN_TOTO_PAYLOAD_TYPE, &payload, &sigs)).unwrap();
+        env["x-transparency"] = json!({"logIndex": 7});
+        f.write(file, &env.to_string());
+    }
+}
+
+/// `key`'s signatures over both artifacts' payloads: (api-image, chart).
+fn sigs_of(key: &Key) -> (Vec<u8>, Vec<u8>) {
+    (
+        key.sign(IN_TOTO_PAYLOAD_TYPE, &slsa("api", &digest_of(b"api image"))),
+        key.sign(IN_TOTO_PAYLOAD_TYPE, &slsa("chart", &digest_of(b"chart"))),
+    )
+}
+
+fn threshold_gate(f: &Fixture, threshold: usize) -> SignatureGate {
+    f.builder()
+        .require_slsa_provenance(true)
+        .trusted_builder(BUILDER)
+        .signature_threshold(threshold)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn envelopes_signed_by_two_trusted_keys_meet_a_threshold_of_two_past_a_stranger() {
+    let f = Fixture::new();
+    let stranger = Key::ed();
+    let (s_api, s_chart) = sigs_of(&stranger);
+    let (e_api, e_chart) = sigs_of(&f.ed);
+    let (p_api, p_chart) = sigs_of(&f.p256);
+    // The stranger signs first and claims a trusted key's id; it is skipped.
+    write_multi_signed(
+        &f,
+        &[
+            ("ci-ed25519", s_api, s_chart),
+            ("ci-ed25519", e_api, e_chart),
+            ("", p_api, p_chart),
+        ],
+    );
+    let ev = passed(&threshold_gate(&f, 2));
+    assert_eq!(
+        ev.summary,
+        "all 2 artifacts signed by trusted keys (ci-ed25519, ci-p256) with SLSA provenance \
+         from trusted builders"
+    );
+    assert_eq!(ev.data["signature_threshold"], 2);
+    let envelope = &ev.data["artifacts"][0]["envelopes"][0];
+    assert_eq!(envelope["key_ids"], json!(["ci-ed25519", "ci-p256"]));
+    assert_eq!(envelope["signatures"], 3);
+    // One of them is enough by default, and the evidence keeps its earlier shape.
+    let ev = passed(&f.gate());
+    assert!(ev.data.get("signature_threshold").is_none());
+    assert!(ev.data["artifacts"][0]["envelopes"][0]
+        .get("key_ids")
+        .is_none());
+    assert_eq!(ev.data["artifacts"][0]["key_id"], "ci-ed25519");
+}
+
+#[test]
+fn one_key_signing_twice_does_not_meet_a_threshold_of_two() {
+    let f = Fixture::new();
+    let Key::P256(p) = &f.p256 else {
+        unreachable!()
+    };
+    // The same ECDSA signature in its two encodings (DER and r || s): two different byte
+    // strings, both valid, both by ci-p256, the second labelled as the other trusted key.
+    let encodings = |payload: &[u8]| {
+        let sig: p256::ecdsa::Signature =
+            p256::ecdsa::signature::Signer::sign(p, &pae(IN_TOTO_PAYLOAD_TYPE, payload));
+        (sig.to_der().as_bytes().to_vec(), sig.to_bytes().to_vec())
+    };
+    let (api_der, api_raw) = encodings(&slsa("api", &digest_of(b"api image")));
+    let (chart_der, chart_raw) = encodings(&slsa("chart", &digest_of(b"chart")));
+    assert_ne!(api_der, api_raw);
+    write_multi_signed(
+        &f,
+        &[
+            ("ci-p256", api_der, chart_der),
+            ("ci-ed25519", api_raw, chart_raw),
+        ],
+    );
+    let ev = failed(&threshold_gate(&f, 2));
+    let problem = "signed by 1 of the 2 distinct trusted keys required (ci-p256; 2 signatures \
+                   checked against ci-ed25519, ci-p256)";
+    assert_eq!(
+        ev.summary,
+        format!("2 of 2 artifacts not verified: `api-image`: {problem}; `chart`: {problem}")
+    );
+    assert_eq!(
+        ev.data["artifacts"][0]["envelopes"][0]["key_ids"],
+        json!(["ci-p256"])
+    );
+    // At the default threshold the one key is enough.
+    passed(&f.gate());
+}
+
+#[test]
+fn an_untrusted_signature_beside_a_trusted_one_passes_only_if_the_threshold_is_met() {
+    let f = Fixture::new();
+    let stranger = Key::p256();
+    let (s_api, s_chart) = sigs_of(&stranger);
+    let (e_api, e_chart) = sigs_of(&f.ed);
+    write_multi_signed(
+        &f,
+        &[("ci-ed25519", e_api, e_chart), ("ci-p256", s_api, s_chart)],
+    );
+    passed(&threshold_gate(&f, 1));
+    let ev = failed(&threshold_gate(&f, 2));
+    assert!(
+        ev.summary.contains(
+            "`api-image`: signed by 1 of the 2 distinct trusted keys required (ci-ed25519;"
+        ),
+        "{}",
+        ev.summary
+    );
+}
+
+#[test]
+fn a_trusted_signature_over_another_payload_type_does_not_verify() {
+    // protocol.md, "Signature Definition": PAYLOAD_TYPE is authenticated, so a signature the
+    // trusted key made over `application/json` does not verify on an in-toto envelope.
+    let f = Fixture::new();
+    f.all_good();
+    let payload = slsa("api", &digest_of(b"api image"));
+    let sig = f.ed.sign("application/json", &payload);
+    f.write(
+        "api-image.intoto.jsonl",
+        &envelope_with(IN_TOTO_PAYLOAD_TYPE, &payload, &[("ci-ed25519", sig)]),
+    );
+    let ev = failed(&f.gate());
+    assert_eq!(
+        ev.summary,
+        "1 of 2 artifacts not verified: `api-image`: signed by no trusted key (1 signature \
+         checked against ci-ed25519, ci-p256)"
+    );
+}
+
+#[test]
+fn a_threshold_no_envelope_could_meet_or_one_key_under_two_ids_is_refused() {
+    let f = Fixture::new();
+    for threshold in [0, 3] {
+        let e = f
+            .builder()
+            .signature_threshold(threshold)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            e,
+            SignatureConfigError::InvalidThreshold { threshold, keys: 2 }
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "signature gate: signature_threshold {threshold}: must be at least 1 and at \
+                 most the 2 trusted key(s)"
+            )
+        );
+    }
+    assert_eq!(
+        f.builder()
+            .signature_threshold(2)
+            .build()
+            .unwrap()
+            .signature_threshold(),
+        2
+    );
+    // One key trusted twice would let its signer count as two toward the threshold.
+    let Key::Ed(ed) = &f.ed else { unreachable!() };
+    let e = f
+        .builder()
+        .trusted_ed25519_key("ci-ed25519-raw", ed.verifying_key().to_bytes())
+        .signature_threshold(2)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "signature gate: trusted_ed25519_key `ci-ed25519-raw`: the same key as `ci-ed25519`"
+    );
+}

@@ -36,13 +36,15 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Acceptance {
     /// Only the form [`Envelope`] writes: every field present, `keyid` included, no other
-    /// field, base64 in the standard alphabet with padding. For envelopes read back where they
-    /// were written (an evidence pack), where any other form means the file was edited.
+    /// field, base64 in the standard alphabet with padding. For a writer checking its own
+    /// output; a verifier reads with [`Acceptance::Dsse`], since the specification requires
+    /// consumers to ignore unknown fields and accept either alphabet.
     Strict,
     /// Every form the DSSE specification lets another signer write: `keyid` may be absent
     /// (DSSE makes it an optional hint), unknown fields are ignored, and base64 may use the
     /// standard or the URL-safe alphabet, padded or not ("verifiers MUST accept either",
-    /// protocol.md). For envelopes from other tools (the signature gate's).
+    /// protocol.md). For every envelope a verifier reads: the signature gate's, from other
+    /// tools, and an evidence pack's.
     Dsse,
 }
 

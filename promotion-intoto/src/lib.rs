@@ -8,11 +8,16 @@
 //! - [`IN_TOTO_PAYLOAD_TYPE`] and [`STATEMENT_V1`]: what marks a payload as an in-toto
 //!   Statement v1;
 //! - [`Envelope`] and [`EnvelopeSignature`]: the DSSE JSON envelope, read under an explicit
-//!   [`Acceptance`] ([`Acceptance::Strict`] for envelopes this workspace wrote itself,
-//!   [`Acceptance::Dsse`] for whatever the DSSE specification lets another signer write), with
-//!   an [`EnvelopeError`] that says what is wrong.
+//!   [`Acceptance`] ([`Acceptance::Dsse`], what the DSSE specification lets any signer write,
+//!   for every verifier; [`Acceptance::Strict`], only the form written here, for a writer
+//!   checking its own output), with
+//!   an [`EnvelopeError`] that says what is wrong;
+//! - [`Envelope::verify`]: DSSE's multi-signature verification, accepting an envelope once its
+//!   signatures verified with a [`Threshold`] of distinct [`TrustedKey`]s (one by default),
+//!   skipping signatures by other keys, with a [`VerifyError`] that says why not.
 //!
-//! Signing and verifying are left to the callers, which own their keys and algorithms.
+//! Signing is left to the callers, and so are key types and algorithms: a caller implements
+//! [`TrustedKey`] for its keys.
 //!
 //! ```
 //! use promotion_intoto::{pae, Acceptance, Envelope};
@@ -35,8 +40,10 @@
 //! The workspace's `rust-version` (1.85) and later stable releases.
 
 mod envelope;
+mod verify;
 
 pub use envelope::{Acceptance, Envelope, EnvelopeError, EnvelopeSignature};
+pub use verify::{Threshold, TrustedKey, Verified, VerifyError};
 
 /// The DSSE payload type of in-toto statements.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";

@@ -320,6 +320,8 @@ struct SignatureSettings {
     trusted_builders: Vec<String>,
     #[serde(default)]
     check_source_commit: Option<bool>,
+    #[serde(default)]
+    signature_threshold: Option<usize>,
 }
 
 /// `kind = "signature"`: [`SignatureGate`] over an envelope directory.
@@ -356,6 +358,9 @@ pub fn signature(settings: &Settings, ctx: &BuildContext) -> Built {
     }
     if let Some(c) = s.check_source_commit {
         b = b.check_source_commit(c);
+    }
+    if let Some(n) = s.signature_threshold {
+        b = b.signature_threshold(n);
     }
     built(settings, b.build())
 }

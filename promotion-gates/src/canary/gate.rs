@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::time::{add, elapsed};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
+use promotion_core::clock::{add, elapsed};
 use promotion_core::{Digest, Evidence, Gate, GateContext, GateError, GateName, Verdict};
 use serde_json::{json, Value};
 

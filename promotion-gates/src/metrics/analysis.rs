@@ -5,9 +5,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-/// How one measurement came out (Argo's measurement phases).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// How one measurement came out (Argo's measurement phases). Written as
+/// [`as_str`](Self::as_str) gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MeasurementPhase {
     /// Met the success condition (or did not meet the failure condition).
     Successful,
@@ -28,8 +31,10 @@ impl MeasurementPhase {
     }
 }
 
-/// Where an analysis stands after its measurements so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where an analysis stands after its measurements so far. Written as
+/// [`as_str`](Self::as_str) gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AnalysisStatus {
     /// More measurements are due.
     Running,

@@ -4,19 +4,24 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::time::{add, elapsed};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use promotion_core::clock::{add, elapsed};
 use promotion_core::machine::GateRecord;
 use promotion_core::{Evidence, Gate, GateContext, GateError, Outcome, Verdict};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::prometheus::{
     millis, Prometheus, PrometheusError, QueryResponse, QueryResult, Series, DEFAULT_TIMEOUT,
 };
 
+use super::evidence::{
+    DecisiveReading, Endpoint, ErrorEvidence, ErrorStatus, EvidenceTallies, MeasuredEvidence,
+    MeasurementRecord, MeasurementValues, MetricSettings, MetricValue, ModeSettings, SeriesSummary,
+    SeriesValue, WaitingEvidence,
+};
 use super::{
-    fmt_labels, fmt_num, num, rfc3339, time_of, AnalysisStatus, Assessment, Condition, Judged,
+    fmt_labels, fmt_num, rfc3339, time_of, AnalysisStatus, Assessment, Condition, Judged,
     MeasurementPhase, MetricGate, MetricGateBuilder, QueryMode, Reading, Schedule, Tallies,
 };
 
@@ -230,13 +235,13 @@ impl MetricGate {
         &self,
         schedule: &Schedule,
         due: u32,
-    ) -> Result<(QueryResponse, &'static str), PrometheusError> {
+    ) -> Result<(QueryResponse, Endpoint), PrometheusError> {
         let first = schedule.first_ms;
         let last = schedule.at_ms(due.saturating_sub(1));
         let (window, step) = self.window_step_ms();
         if due == 1 && self.mode == QueryMode::Instant {
             let r = self.prometheus.instant(&self.query, time_of(first)).await?;
-            return Ok((r, "query"));
+            return Ok((r, Endpoint::Query));
         }
         let step = Duration::from_millis(u64::try_from(step).unwrap_or(1));
         let r = self
@@ -248,7 +253,7 @@ impl MetricGate {
                 step,
             )
             .await?;
-        Ok((r, "query_range"))
+        Ok((r, Endpoint::QueryRange))
     }
 
     /// The readings of each due measurement.
@@ -308,25 +313,34 @@ impl MetricGate {
             .gate(ctx.gate.as_str())
     }
 
-    fn config_json(&self) -> Value {
-        let mode = match self.mode {
-            QueryMode::Instant => json!({ "instant": {} }),
-            QueryMode::Range { window, step } => json!({
-                "range": { "window_seconds": window.as_secs_f64(), "step_seconds": step.as_secs_f64() }
-            }),
-        };
-        json!({
-            "prometheus": self.prometheus.url().as_str(),
-            "query": self.query,
-            "mode": mode,
-            "success_condition": self.success.map(|c| c.to_string()),
-            "failure_condition": self.failure.map(|c| c.to_string()),
-            "initial_delay_seconds": self.initial_delay.as_secs_f64(),
-            "interval_seconds": self.interval.as_secs_f64(),
-            "count": self.count,
-            "failure_limit": self.failure_limit,
-            "inconclusive_limit": self.inconclusive_limit,
-            "consecutive_error_limit": self.consecutive_error_limit,
+    fn settings(&self) -> MetricSettings {
+        MetricSettings {
+            prometheus: self.prometheus.url().as_str().to_owned(),
+            query: self.query.clone(),
+            mode: match self.mode {
+                QueryMode::Instant => ModeSettings::Instant {},
+                QueryMode::Range { window, step } => ModeSettings::Range {
+                    window_seconds: window.as_secs_f64(),
+                    step_seconds: step.as_secs_f64(),
+                },
+            },
+            success_condition: self.success,
+            failure_condition: self.failure,
+            initial_delay_seconds: self.initial_delay.as_secs_f64(),
+            interval_seconds: self.interval.as_secs_f64(),
+            count: self.count,
+            failure_limit: self.failure_limit,
+            inconclusive_limit: self.inconclusive_limit,
+            consecutive_error_limit: self.consecutive_error_limit,
+        }
+    }
+
+    /// Evidence data as JSON; the typed evidence always converts, but a failure would be an
+    /// error naming the gate rather than evidence with a hole in it.
+    fn data(&self, evidence: &impl Serialize) -> Result<serde_json::Value, GateError> {
+        serde_json::to_value(evidence).map_err(|e| GateError::Other {
+            message: format!("metric gate `{}`: cannot write its evidence", self.name),
+            source: Some(Box::new(e)),
         })
     }
 
@@ -351,25 +365,31 @@ impl MetricGate {
             "{}: {errors} measurement errors in a row, more than the limit {}; last: {report}",
             self.name, self.consecutive_error_limit
         );
+        let data = self.data(&ErrorEvidence {
+            config: self.settings(),
+            status: ErrorStatus::Error,
+            error: report,
+            consecutive_errors: errors,
+        })?;
         let evidence = Evidence::new(self.name.as_str(), now, summary)
-            .with_data(json!({
-                "config": self.config_json(),
-                "status": "error",
-                "error": report,
-                "consecutive_errors": errors,
-            }))
+            .with_data(data)
             .with_fact("status", "error")
             .with_fact("consecutive_errors", errors.to_string());
         Ok(Verdict::Fail(evidence))
     }
 }
 
-pub(super) fn readings_json(readings: &[Reading], ranged: bool) -> Value {
+pub(super) fn measurement_values(readings: &[Reading], ranged: bool) -> MeasurementValues {
     if !ranged {
-        return readings
-            .iter()
-            .map(|r| json!({ "labels": r.labels, "value": num(r.value) }))
-            .collect();
+        return MeasurementValues::Instant(
+            readings
+                .iter()
+                .map(|r| SeriesValue {
+                    labels: r.labels.clone(),
+                    value: MetricValue(r.value),
+                })
+                .collect(),
+        );
     }
     // A window holds many points: per series their count, NaNs, minimum and maximum.
     let mut by_series: BTreeMap<String, (&BTreeMap<String, String>, Vec<f64>)> = BTreeMap::new();
@@ -380,21 +400,21 @@ pub(super) fn readings_json(readings: &[Reading], ranged: bool) -> Value {
             .1
             .push(r.value);
     }
-    by_series
-        .values()
-        .map(|(labels, values)| {
-            let numbers: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-            let min = numbers.iter().copied().reduce(f64::min);
-            let max = numbers.iter().copied().reduce(f64::max);
-            json!({
-                "labels": labels,
-                "points": values.len(),
-                "nan_points": values.len() - numbers.len(),
-                "min": min.map(num),
-                "max": max.map(num),
+    MeasurementValues::Range(
+        by_series
+            .values()
+            .map(|(labels, values)| {
+                let numbers: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+                SeriesSummary {
+                    labels: (*labels).clone(),
+                    points: values.len(),
+                    nan_points: values.len() - numbers.len(),
+                    min: numbers.iter().copied().reduce(f64::min).map(MetricValue),
+                    max: numbers.iter().copied().reduce(f64::max).map(MetricValue),
+                }
             })
-        })
-        .collect()
+            .collect(),
+    )
 }
 
 /// The values of a measurement in a few words (`0.002`, `3 values from 0.001 to 0.004`).
@@ -447,16 +467,7 @@ impl Gate for MetricGate {
         };
         let schedule = self.schedule(started);
         let due = schedule.due(now.timestamp_millis());
-        let mut data = json!({
-            "config": self.config_json(),
-            "phase_started_at": rfc3339(started),
-            "first_measurement_at": rfc3339(time_of(schedule.first_ms)),
-        });
-        let set = |data: &mut Value, key: &str, value: Value| {
-            if let Some(map) = data.as_object_mut() {
-                map.insert(key.to_owned(), value);
-            }
-        };
+        let first_measurement_at = time_of(schedule.first_ms);
         let facts = |ev: Evidence, status: AnalysisStatus, t: &Tallies| {
             ev.with_fact("status", status.as_str())
                 .with_fact("measured", t.measured.to_string())
@@ -467,11 +478,16 @@ impl Gate for MetricGate {
         };
 
         if due == 0 {
-            let first = time_of(schedule.first_ms);
+            let first = first_measurement_at;
             let retry_after = elapsed(now, first).max(Duration::from_millis(1));
-            set(&mut data, "status", json!("running"));
-            set(&mut data, "measurements", json!([]));
-            set(&mut data, "next_measurement_at", json!(rfc3339(first)));
+            let data = self.data(&WaitingEvidence {
+                config: self.settings(),
+                phase_started_at: started,
+                first_measurement_at,
+                next_measurement_at: first,
+                measurements: Vec::new(),
+                status: AnalysisStatus::Running,
+            })?;
             let summary = format!(
                 "{}: initial delay, first of {} measurements at {}",
                 self.name,
@@ -507,46 +523,25 @@ impl Gate for MetricGate {
         let Assessment { status, tallies } = self.assess(&phases);
         let counted = tallies.measured as usize;
         let ranged = matches!(self.mode, QueryMode::Range { .. });
-        let measurements: Vec<Value> = per_measurement
-            .iter()
-            .zip(&judged)
+        let measurements: Vec<MeasurementRecord> = (1..)
+            .zip(per_measurement.iter().zip(&judged))
             .take(counted)
-            .enumerate()
-            .map(|(k, (readings, j))| {
-                let decisive = j.decisive.and_then(|i| readings.get(i)).map(
-                    |r| json!({ "labels": r.labels, "at": rfc3339(r.at), "value": num(r.value) }),
-                );
-                json!({
-                    "index": k + 1,
-                    "at": rfc3339(time_of(schedule.at_ms(k as u32))),
-                    "phase": j.phase.as_str(),
-                    "reason": j.reason,
-                    "values": readings_json(readings, ranged),
-                    "decisive": decisive,
-                })
+            .map(|(index, (readings, j))| MeasurementRecord {
+                index,
+                at: time_of(schedule.at_ms(index - 1)),
+                phase: j.phase,
+                reason: j.reason.clone(),
+                values: measurement_values(readings, ranged),
+                decisive: j
+                    .decisive
+                    .and_then(|i| readings.get(i))
+                    .map(|r| DecisiveReading {
+                        labels: r.labels.clone(),
+                        at: r.at,
+                        value: MetricValue(r.value),
+                    }),
             })
             .collect();
-        set(&mut data, "request", json!(response.url));
-        set(&mut data, "endpoint", json!(endpoint));
-        set(
-            &mut data,
-            "result_type",
-            json!(response.result.result_type()),
-        );
-        set(&mut data, "warnings", json!(response.warnings));
-        set(&mut data, "measurements", json!(measurements));
-        set(
-            &mut data,
-            "tallies",
-            json!({
-                "measured": tallies.measured,
-                "successful": tallies.successful,
-                "failed": tallies.failed,
-                "inconclusive": tallies.inconclusive,
-                "consecutive_errors": 0,
-            }),
-        );
-        set(&mut data, "status", json!(status.as_str()));
 
         let last = counted.saturating_sub(1);
         let latest = per_measurement
@@ -584,15 +579,27 @@ impl Gate for MetricGate {
                 rfc3339(time_of(schedule.at_ms(due)))
             ),
         };
-        let mut evidence = Evidence::new(n, now, summary);
-        if status == AnalysisStatus::Running {
-            set(
-                &mut data,
-                "next_measurement_at",
-                json!(rfc3339(time_of(schedule.at_ms(due)))),
-            );
-        }
-        evidence = evidence
+        let data = self.data(&MeasuredEvidence {
+            config: self.settings(),
+            phase_started_at: started,
+            first_measurement_at,
+            request: response.url.clone(),
+            endpoint,
+            result_type: response.result.result_type().to_owned(),
+            warnings: response.warnings.clone(),
+            measurements,
+            tallies: EvidenceTallies {
+                measured: tallies.measured,
+                successful: tallies.successful,
+                failed: tallies.failed,
+                inconclusive: tallies.inconclusive,
+                consecutive_errors: 0,
+            },
+            status,
+            next_measurement_at: (status == AnalysisStatus::Running)
+                .then(|| time_of(schedule.at_ms(due))),
+        })?;
+        let evidence = Evidence::new(n, now, summary)
             .with_data(data)
             .with_attachment(response.url.clone(), &response.body);
         let evidence = facts(evidence, status, &tallies);

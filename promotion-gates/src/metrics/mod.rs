@@ -95,13 +95,19 @@ mod analysis;
 mod builder;
 mod condition;
 mod evaluate;
+mod evidence;
 
 pub use analysis::{AnalysisStatus, Assessment, MeasurementPhase, Tallies};
 use analysis::{Judged, Reading};
 pub use builder::{MetricConfigError, MetricGateBuilder, QueryMode};
 pub use condition::{Comparison, Condition, ConditionParseError};
 #[cfg(test)]
-use evaluate::{describe, readings_json};
+use evaluate::{describe, measurement_values};
+pub use evidence::{
+    DecisiveReading, Endpoint, ErrorEvidence, ErrorStatus, EvidenceTallies, MeasuredEvidence,
+    MeasurementRecord, MeasurementValues, MetricEvidence, MetricSettings, MetricValue,
+    ModeSettings, SeriesSummary, SeriesValue, WaitingEvidence,
+};
 
 /// Measures a Prometheus query on a schedule and judges each measurement against typed
 /// thresholds, as an Argo Rollouts `AnalysisRun` does. See the [module documentation](self)
@@ -109,8 +115,9 @@ use evaluate::{describe, readings_json};
 ///
 /// Evidence names the Prometheus URL, the query and the request, lists every measurement (its
 /// instant, phase, reason and values), the tallies and the decision, and attaches the digest of
-/// the raw response. Facts: `status`, `measured`, `successful`, `failed`, `inconclusive`,
-/// `consecutive_errors`.
+/// the raw response; its data is a [`MetricEvidence`] (read it back with
+/// `serde_json::from_value`). Facts: `status`, `measured`, `successful`, `failed`,
+/// `inconclusive`, `consecutive_errors`.
 ///
 /// ```
 /// use std::time::Duration;

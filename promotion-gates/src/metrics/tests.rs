@@ -636,14 +636,14 @@ fn range_values_are_summarised_per_series_and_instant_values_listed() {
         reading(&[("pod", "b")], at, f64::INFINITY),
     ];
     assert_eq!(
-        readings_json(&readings, true),
+        serde_json::to_value(measurement_values(&readings, true)).unwrap(),
         json!([
             { "labels": { "pod": "a" }, "points": 3, "nan_points": 1, "min": 0.1, "max": 0.5 },
             { "labels": { "pod": "b" }, "points": 1, "nan_points": 0, "min": "+Inf", "max": "+Inf" },
         ])
     );
     assert_eq!(
-        readings_json(&readings[..2], false),
+        serde_json::to_value(measurement_values(&readings[..2], false)).unwrap(),
         json!([
             { "labels": { "pod": "a" }, "value": 0.5 },
             { "labels": { "pod": "a" }, "value": "NaN" },

@@ -67,7 +67,8 @@ pub(super) fn rego_error(err: &dyn fmt::Display, fallback: &str) -> GateError {
         .and_then(|c| {
             let whole = c.get(0)?;
             let file = c.get(1)?.as_str().to_owned();
-            let line = c.get(2)?.as_str().to_owned();
+            // Digits only, by the pattern; a number too large for a line is no location.
+            let line: usize = c.get(2)?.as_str().parse().ok()?;
             let col = c.get(3)?.as_str().to_owned();
             let after = text.get(whole.end()..)?;
             let message = after
@@ -77,11 +78,9 @@ pub(super) fn rego_error(err: &dyn fmt::Display, fallback: &str) -> GateError {
             Some((file, line, col, message))
         });
     match located {
-        Some((file, line, col, message)) => invalid_input(
-            format!("{file} line {line}"),
-            None,
-            format!("column {col}: {message}"),
-        ),
+        Some((file, line, col, message)) => {
+            invalid_input(file, Some(line), format!("column {col}: {message}"))
+        }
         None => invalid_input(fallback.to_owned(), None, one_line(&text)),
     }
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use promotion_core::{GateName, InvalidName};
+use promotion_intoto::Threshold;
 
 use super::{EnvelopeSource, KeySpec, SignatureGate, TrustedKey};
 
@@ -37,6 +38,23 @@ pub enum SignatureConfigError {
         field: &'static str,
         key_id: String,
     },
+    /// The same key material is trusted under two ids: one signer could count as two keys
+    /// toward the signature threshold.
+    #[error("signature gate: {field} `{key_id}`: the same key as `{same_as}`")]
+    DuplicateKey {
+        /// The setting of the second key.
+        field: &'static str,
+        key_id: String,
+        /// The id it was first trusted under.
+        same_as: String,
+    },
+    /// The signature threshold is zero, or more than the trusted keys, so that no envelope
+    /// could ever meet it.
+    #[error(
+        "signature gate: signature_threshold {threshold}: must be at least 1 and at most the \
+         {keys} trusted key(s)"
+    )]
+    InvalidThreshold { threshold: usize, keys: usize },
     /// A key cannot be read.
     #[error("signature gate: {field} `{key_id}`: {message}")]
     InvalidKey {
@@ -70,6 +88,7 @@ pub struct SignatureGateBuilder {
     pub(super) require_provenance: bool,
     pub(super) builders: Vec<String>,
     pub(super) check_source_commit: bool,
+    pub(super) threshold: usize,
 }
 
 impl fmt::Debug for SignatureGateBuilder {
@@ -88,6 +107,7 @@ impl fmt::Debug for SignatureGateBuilder {
             .field("require_provenance", &self.require_provenance)
             .field("builders", &self.builders)
             .field("check_source_commit", &self.check_source_commit)
+            .field("threshold", &self.threshold)
             .finish()
     }
 }
@@ -141,6 +161,15 @@ impl SignatureGateBuilder {
         self
     }
 
+    /// How many distinct trusted keys must have signed an envelope for it to count (default
+    /// 1): DSSE's `t` of a `(t, n)`-envelope. An envelope may carry any number of signatures;
+    /// those by keys that are not trusted are skipped, and several by one key count once.
+    /// [`build`](Self::build) refuses 0 and more than the trusted keys.
+    pub fn signature_threshold(mut self, keys: usize) -> Self {
+        self.threshold = keys;
+        self
+    }
+
     /// Validates the settings and parses the keys.
     pub fn build(self) -> Result<SignatureGate, SignatureConfigError> {
         let name = GateName::new(self.name)?;
@@ -166,11 +195,24 @@ impl SignatureGateBuilder {
                     key_id: id.clone(),
                     message,
                 })?;
+            if let Some(first) = keys.iter().find(|k| k.key.same_key(&key)) {
+                return Err(SignatureConfigError::DuplicateKey {
+                    field,
+                    key_id: id.clone(),
+                    same_as: first.id.clone(),
+                });
+            }
             keys.push(TrustedKey {
                 id: id.clone(),
                 key,
             });
         }
+        let threshold = Threshold::new(self.threshold)
+            .filter(|t| t.get() <= keys.len())
+            .ok_or(SignatureConfigError::InvalidThreshold {
+                threshold: self.threshold,
+                keys: keys.len(),
+            })?;
         if self.builders.iter().any(|b| b.trim().is_empty()) {
             return Err(SignatureConfigError::BlankBuilderId);
         }
@@ -188,6 +230,7 @@ impl SignatureGateBuilder {
             require_provenance: self.require_provenance,
             builders,
             check_source_commit: self.check_source_commit,
+            threshold,
         })
     }
 }

@@ -10,13 +10,13 @@ use async_trait::async_trait;
 use promotion_core::{
     Artifact, Digest, Evidence, Gate, GateContext, GateError, GateKind, GateName, Verdict,
 };
-use promotion_intoto::{Acceptance, Envelope, EnvelopeError};
+use promotion_intoto::{Acceptance, Envelope, EnvelopeError, Threshold, VerifyError};
 use serde_json::{json, Value};
 
 use crate::input::{invalid_input, located};
 
 use super::{
-    descriptor_commits, pae, parameter_commits, EnvelopeFile, EnvelopeFormat, EnvelopeSource,
+    descriptor_commits, parameter_commits, EnvelopeFile, EnvelopeFormat, EnvelopeSource,
     KeyAlgorithm, ProvenanceDoc, SignatureGateBuilder, StatementDoc, TrustedKey,
     IN_TOTO_PAYLOAD_TYPE, SHORT_COMMIT, SLSA_PROVENANCE_V1, STATEMENT_V1,
 };
@@ -46,6 +46,7 @@ pub struct SignatureGate {
     pub(super) require_provenance: bool,
     pub(super) builders: BTreeSet<String>,
     pub(super) check_source_commit: bool,
+    pub(super) threshold: Threshold,
 }
 
 impl fmt::Debug for SignatureGate {
@@ -64,6 +65,7 @@ impl fmt::Debug for SignatureGate {
             .field("require_provenance", &self.require_provenance)
             .field("builders", &self.builders)
             .field("check_source_commit", &self.check_source_commit)
+            .field("threshold", &self.threshold.get())
             .finish()
     }
 }
@@ -75,7 +77,9 @@ struct EnvelopeCheck {
     digest: Digest,
     signatures: usize,
     keyid_hints: Vec<String>,
-    key: Option<(String, KeyAlgorithm)>,
+    /// The distinct trusted keys that verified, in signature order (all of them only when
+    /// they met the threshold).
+    keys: Vec<(String, KeyAlgorithm)>,
     payload_type: String,
     statement_type: Option<String>,
     predicate_type: Option<String>,
@@ -86,14 +90,17 @@ struct EnvelopeCheck {
 }
 
 impl EnvelopeCheck {
-    fn to_json(&self) -> Value {
-        json!({
+    /// With a threshold above one, `key_ids` lists every key that verified; at the default
+    /// of one, the evidence is written as before thresholds existed.
+    fn to_json(&self, threshold: Threshold) -> Value {
+        let first = self.keys.first();
+        let mut value = json!({
             "origin": self.origin,
             "sha256": self.digest.to_string(),
             "signatures": self.signatures,
             "keyid_hints": self.keyid_hints,
-            "key_id": self.key.as_ref().map(|(id, _)| id.as_str()),
-            "algorithm": self.key.as_ref().map(|(_, a)| a.as_str()),
+            "key_id": first.map(|(id, _)| id.as_str()),
+            "algorithm": first.map(|(_, a)| a.as_str()),
             "payload_type": self.payload_type,
             "statement_type": self.statement_type,
             "predicate_type": self.predicate_type,
@@ -101,7 +108,14 @@ impl EnvelopeCheck {
             "builder_id": self.builder_id,
             "source_commits": self.source_commits,
             "problems": self.problems,
-        })
+        });
+        if threshold > Threshold::ONE {
+            if let Some(map) = value.as_object_mut() {
+                let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+                map.insert("key_ids".to_owned(), json!(ids));
+            }
+        }
+        value
     }
 }
 
@@ -141,17 +155,17 @@ impl ArtifactReport<'_> {
             .collect()
     }
 
-    fn to_json(&self) -> Value {
+    fn to_json(&self, threshold: Threshold) -> Value {
         let accepted = self.accepted();
         json!({
             "name": self.artifact.name,
             "digest": self.artifact.digest.to_string(),
             "verified": accepted.is_some(),
             "envelope_sha256": accepted.map(|c| c.digest.to_string()),
-            "key_id": accepted.and_then(|c| c.key.as_ref()).map(|(id, _)| id.as_str()),
+            "key_id": accepted.and_then(|c| c.keys.first()).map(|(id, _)| id.as_str()),
             "builder_id": accepted.and_then(|c| c.builder_id.as_deref()),
             "problems": self.problems(),
-            "envelopes": self.checks.iter().map(EnvelopeCheck::to_json).collect::<Vec<_>>(),
+            "envelopes": self.checks.iter().map(|c| c.to_json(threshold)).collect::<Vec<_>>(),
         })
     }
 }
@@ -166,7 +180,14 @@ impl SignatureGate {
             require_provenance: false,
             builders: Vec::new(),
             check_source_commit: true,
+            threshold: 1,
         }
+    }
+
+    /// How many distinct trusted keys must have signed an envelope
+    /// ([`SignatureGateBuilder::signature_threshold`]).
+    pub fn signature_threshold(&self) -> usize {
+        self.threshold.get()
     }
 
     /// The ids of the trusted keys, in the order configured.
@@ -266,7 +287,7 @@ impl SignatureGate {
                 .map(|(hint, _)| hint.clone())
                 .filter(|h| !h.is_empty())
                 .collect(),
-            key: None,
+            keys: Vec::new(),
             payload_type: envelope.payload_type.clone(),
             statement_type: None,
             predicate_type: None,
@@ -276,21 +297,50 @@ impl SignatureGate {
             problems: Vec::new(),
         };
 
-        // 1. A signature by a trusted key over the PAE.
-        let message = pae(&envelope.payload_type, &payload);
-        check.key = self.verify(&message, &signatures);
-        if signatures.is_empty() {
-            check
+        // 1. Signatures by enough distinct trusted keys over the PAE (DSSE's multi-signature
+        // verification: signatures by other keys are skipped, one key counts once).
+        let algorithm = |id: &str| {
+            self.keys
+                .iter()
+                .find(|k| k.id == id)
+                .map(|k| (k.id.clone(), k.key.algorithm()))
+        };
+        match envelope.verify(&self.keys, self.threshold, Acceptance::Dsse) {
+            Ok(verified) => {
+                check.keys = verified
+                    .keys
+                    .iter()
+                    .map(|k| (k.id.clone(), k.key.algorithm()))
+                    .collect();
+            }
+            Err(VerifyError::Unsigned) => check
                 .problems
-                .push("unsigned: the envelope has no signatures".to_owned());
-        } else if check.key.is_none() {
-            let ids: Vec<&str> = self.keys.iter().map(|k| k.id.as_str()).collect();
-            let count = signatures.len();
-            check.problems.push(format!(
-                "signed by no trusted key ({count} signature{} checked against {})",
-                if count == 1 { "" } else { "s" },
-                ids.join(", ")
-            ));
+                .push("unsigned: the envelope has no signatures".to_owned()),
+            Err(VerifyError::BelowThreshold {
+                verified,
+                signatures,
+                required,
+            }) => {
+                let ids: Vec<&str> = self.keys.iter().map(|k| k.id.as_str()).collect();
+                let checked = format!(
+                    "{signatures} signature{} checked against {}",
+                    if signatures == 1 { "" } else { "s" },
+                    ids.join(", ")
+                );
+                check.problems.push(if verified.is_empty() {
+                    format!("signed by no trusted key ({checked})")
+                } else {
+                    format!(
+                        "signed by {} of the {required} distinct trusted keys required ({}; \
+                         {checked})",
+                        verified.len(),
+                        verified.join(", ")
+                    )
+                });
+                check.keys = verified.iter().filter_map(|id| algorithm(id)).collect();
+            }
+            Err(VerifyError::Envelope(e)) => return Err(reworded(e)),
+            Err(other) => return Err(invalid(other.to_string())),
         }
 
         // 2. An in-toto Statement v1.
@@ -395,25 +445,6 @@ impl SignatureGate {
         }
         Ok(check)
     }
-
-    /// The id and algorithm of the first trusted key that verifies one of `signatures` over
-    /// `message`. Keys whose id equals a signature's `keyid` hint are tried first.
-    fn verify(
-        &self,
-        message: &[u8],
-        signatures: &[(String, Vec<u8>)],
-    ) -> Option<(String, KeyAlgorithm)> {
-        for (hint, sig) in signatures {
-            let hinted = self.keys.iter().filter(|k| &k.id == hint);
-            let others = self.keys.iter().filter(|k| &k.id != hint);
-            for key in hinted.chain(others) {
-                if key.key.verify(message, sig) {
-                    return Some((key.id.clone(), key.key.algorithm()));
-                }
-            }
-        }
-        None
-    }
 }
 
 /// The first hex digits of a digest or commit, for summaries.
@@ -459,7 +490,7 @@ impl Gate for SignatureGate {
             let mut keys: Vec<&str> = reports
                 .iter()
                 .filter_map(|r| r.accepted())
-                .filter_map(|c| c.key.as_ref().map(|(id, _)| id.as_str()))
+                .flat_map(|c| c.keys.iter().map(|(id, _)| id.as_str()))
                 .collect();
             keys.sort_unstable();
             keys.dedup();
@@ -490,8 +521,8 @@ impl Gate for SignatureGate {
             )
         };
 
-        let data = json!({
-            "artifacts": reports.iter().map(ArtifactReport::to_json).collect::<Vec<_>>(),
+        let mut data = json!({
+            "artifacts": reports.iter().map(|r| r.to_json(self.threshold)).collect::<Vec<_>>(),
             "trusted_keys": self.keys.iter().map(|k| json!({
                 "id": k.id,
                 "algorithm": k.key.algorithm().as_str(),
@@ -503,6 +534,15 @@ impl Gate for SignatureGate {
             "verified": total - failed.len(),
             "failed": failed.len(),
         });
+        // At the default threshold the data is written as before thresholds existed.
+        if self.threshold > Threshold::ONE {
+            if let Some(map) = data.as_object_mut() {
+                map.insert(
+                    "signature_threshold".to_owned(),
+                    json!(self.threshold.get()),
+                );
+            }
+        }
         let passed = failed.is_empty();
         let mut evidence = Evidence::new(self.name(), ctx.now(), summary).with_data(data);
         for (origin, bytes) in &files_read {

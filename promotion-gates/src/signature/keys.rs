@@ -64,6 +64,15 @@ impl PublicKey {
         }
     }
 
+    /// Whether `other` is the same key material (whatever id each is configured under).
+    pub(super) fn same_key(&self, other: &PublicKey) -> bool {
+        match (self, other) {
+            (PublicKey::Ed25519(a), PublicKey::Ed25519(b)) => a == b,
+            (PublicKey::P256(a), PublicKey::P256(b)) => a == b,
+            _ => false,
+        }
+    }
+
     /// A key from a PEM `PUBLIC KEY` (SPKI) block, Ed25519 or ECDSA P-256.
     pub(super) fn from_pem(pem: &str) -> Result<Self, String> {
         const ED25519_OID: &str = "1.3.101.112";
@@ -148,4 +157,15 @@ impl KeySpec {
 pub(super) struct TrustedKey {
     pub(super) id: String,
     pub(super) key: PublicKey,
+}
+
+/// What DSSE verification needs of a key: its id (the builder refuses one key material under
+/// two ids, so ids count distinct keys) and the signature check.
+impl promotion_intoto::TrustedKey for TrustedKey {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.key.verify(message, signature)
+    }
 }

@@ -15,8 +15,9 @@
 //!
 //! An artifact is **verified** when one of its envelopes passes every check:
 //!
-//! 1. a signature verifies, over the envelope's pre-authentication encoding ([`pae`]), with one
-//!    of the trusted keys;
+//! 1. its signatures verify, over the envelope's pre-authentication encoding ([`pae`]), with
+//!    at least [`SignatureGateBuilder::signature_threshold`] distinct trusted keys (one by
+//!    default);
 //! 2. the payload type is `application/vnd.in-toto+json` and the payload is an **in-toto
 //!    Statement v1** (`_type` = `https://in-toto.io/Statement/v1`);
 //! 3. one of the statement's subjects has the artifact's SHA-256 digest (`digest.sha256`, hex,
@@ -48,8 +49,11 @@
 //!
 //! Keys are given a local id when configured, and the evidence names the one that verified.
 //! A signature's `keyid` is only a hint (DSSE does not authenticate it): keys whose id equals
-//! the hint are tried first, and every trusted key is tried for every signature. One valid
-//! signature by a trusted key is enough.
+//! the hint are tried first, and every trusted key not yet counted is tried for every signature.
+//! An envelope may carry several signatures (DSSE's multi-signature envelope): signatures that
+//! no trusted key made are skipped, several by one key count once, and the envelope is signed
+//! once the threshold of distinct trusted keys is met. A key configured twice under two ids is
+//! refused when the gate is built, so one signer can never count as two.
 //!
 //! Envelopes are read with [`promotion_intoto`], the implementation the evidence packs share,
 //! under [`Acceptance::Dsse`](promotion_intoto::Acceptance::Dsse): the pre-authentication
@@ -99,7 +103,9 @@
 //!   `keyid_hints`, `key_id`, `algorithm`, `payload_type`, `statement_type`, `predicate_type`,
 //!   `build_type`, `builder_id`, `source_commits`, `problems`); `trusted_keys` (`id`, `algorithm`),
 //!   `require_slsa_provenance`, `trusted_builders`, `check_source_commit`, `release_commit`,
-//!   `verified`, `failed`.
+//!   `verified`, `failed`. With a threshold above one, also `signature_threshold`, and in each
+//!   envelope `key_ids`, every trusted key that verified (`key_id` and `algorithm` are the
+//!   first's); at the default threshold the data is written as before thresholds existed.
 //!
 //! [Dead Simple Signing Envelope]: https://github.com/secure-systems-lab/dsse
 
