@@ -26,6 +26,7 @@ use crate::error::{AuditError, BackendError};
 use crate::merkle::Hash;
 
 mod backend;
+mod create;
 #[cfg(any(test, feature = "conformance"))]
 pub mod harness;
 mod read;

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OpenFlags};
 
+use super::create::{self, Layout};
 use super::read::blob;
 use super::{
     int, sql, uint, SqliteBackend, Tail, APPLICATION_ID, BLOCK_MAX_BYTES, BLOCK_MAX_ENTRIES,
@@ -16,7 +17,7 @@ use super::{
 use crate::block::BlockBuf;
 use crate::error::{AuditError, BackendError};
 
-const TABLES: &str = "
+pub(super) const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS streams (
     sid  INTEGER PRIMARY KEY,
     name TEXT    NOT NULL UNIQUE
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 ";
 
 /// Coordination state for replicas (schema 2); not part of the log.
-const LEASES: &str = "
+pub(super) const LEASES: &str = "
 CREATE TABLE IF NOT EXISTS leases (
     key        TEXT    PRIMARY KEY,
     holder     TEXT    NOT NULL,
@@ -81,32 +82,35 @@ impl SqliteBackend {
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(sql("setting the busy timeout", path))?;
         // Reading the header is the first access: a file that is not a database fails here.
-        let app_id: i32 = conn
-            .query_row("PRAGMA application_id", [], |r| r.get(0))
-            .map_err(|e| foreign(format!("not a SQLite database ({e})")))?;
-        let user_version: i32 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| foreign(format!("unreadable header ({e})")))?;
-        let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-            .map_err(|e| foreign(format!("unreadable schema ({e})")))?;
-        if app_id == 0 && tables == 0 {
+        let mut layout =
+            Layout::read(&conn).map_err(|(what, e)| foreign(format!("{what} ({e})")))?;
+        let unfinished = layout.app_id == APPLICATION_ID
+            && layout.user_version <= SCHEMA_VERSION
+            && !layout.missing().is_empty();
+        if layout.is_blank() || unfinished {
             if !create {
-                return Err(foreign(
-                    "it holds no audit log (was only the .db file copied without its -wal file?)"
-                        .into(),
-                ));
+                return Err(if unfinished {
+                    create::unfinished(path, &layout)
+                } else {
+                    foreign(
+                        "it holds no audit log: a writer was stopped before it created one (any \
+                         writer, such as a `promote` command that records, creates it), or only \
+                         the .db file was copied without its -wal file"
+                            .into(),
+                    )
+                });
             }
-            conn.execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA application_id = {APPLICATION_ID};
-                 PRAGMA user_version = {SCHEMA_VERSION}; {TABLES} {LEASES}"
-            ))
-            .map_err(sql("creating the schema", path))?;
-        } else if app_id != APPLICATION_ID {
+            create::create(&conn, path)?;
+            layout = Layout::read(&conn).map_err(|(what, e)| foreign(format!("{what} ({e})")))?;
+        }
+        if layout.app_id != APPLICATION_ID {
             return Err(foreign(format!(
-                "its application id is {app_id:#x}, not {APPLICATION_ID:#x}"
+                "its application id is {:#x}, not {APPLICATION_ID:#x}",
+                layout.app_id
             )));
-        } else if user_version > SCHEMA_VERSION {
+        }
+        let user_version = layout.user_version;
+        if user_version > SCHEMA_VERSION {
             return Err(foreign(format!(
                 "written by a newer version (schema {user_version}; this build reads up to {SCHEMA_VERSION})"
             )));
