@@ -60,17 +60,17 @@ impl Layout {
     pub(super) fn read(conn: &Connection) -> Result<Layout, (&'static str, rusqlite::Error)> {
         let app_id = conn
             .query_row("PRAGMA application_id", [], |r| r.get(0))
-            .map_err(|e| ("not a SQLite database", e))?;
+            .map_err(|e| ("reading the header", e))?;
         let user_version = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| ("unreadable header", e))?;
+            .map_err(|e| ("reading the header", e))?;
         let tables = conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
             .and_then(|mut s| {
                 s.query_map([], |r| r.get::<_, String>(0))?
                     .collect::<Result<Vec<_>, _>>()
             })
-            .map_err(|e| ("unreadable schema", e))?;
+            .map_err(|e| ("reading the schema", e))?;
         Ok(Layout {
             app_id,
             user_version,

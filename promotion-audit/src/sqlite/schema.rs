@@ -11,8 +11,9 @@ use rusqlite::{params, Connection, OpenFlags};
 use super::create::{self, Layout};
 use super::read::blob;
 use super::{
-    int, sql, uint, SqliteBackend, Tail, APPLICATION_ID, BLOCK_MAX_BYTES, BLOCK_MAX_ENTRIES,
-    NODE_LEVEL, SCHEMA_VERSION, WAL_CHECKPOINT_PAGES, WAL_KEEP_BYTES,
+    cause_in_words, int, open_cause, sql, uint, SqliteBackend, Tail, APPLICATION_ID,
+    BLOCK_MAX_BYTES, BLOCK_MAX_ENTRIES, NODE_LEVEL, SCHEMA_VERSION, WAL_CHECKPOINT_PAGES,
+    WAL_KEEP_BYTES,
 };
 use crate::block::BlockBuf;
 use crate::error::{AuditError, BackendError};
@@ -77,13 +78,22 @@ impl SqliteBackend {
         if create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| BackendError::with(format!("cannot open {}", path.display()), e))?;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+            // SQLite says only that it cannot open the file; the file system says why.
+            let cause = open_cause(path).unwrap_or_else(|| cause_in_words(&e));
+            BackendError::with(format!("cannot open {}: {cause}", path.display()), e)
+        })?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(sql("setting the busy timeout", path))?;
         // Reading the header is the first access: a file that is not a database fails here.
-        let mut layout =
-            Layout::read(&conn).map_err(|(what, e)| foreign(format!("{what} ({e})")))?;
+        let unreadable = |(what, e): (&str, rusqlite::Error)| -> AuditError {
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+                foreign(format!("not a SQLite database, or a corrupted one ({e})"))
+            } else {
+                sql(what, path)(e).into()
+            }
+        };
+        let mut layout = Layout::read(&conn).map_err(unreadable)?;
         let unfinished = layout.app_id == APPLICATION_ID
             && layout.user_version <= SCHEMA_VERSION
             && !layout.missing().is_empty();
@@ -101,7 +111,7 @@ impl SqliteBackend {
                 });
             }
             create::create(&conn, path)?;
-            layout = Layout::read(&conn).map_err(|(what, e)| foreign(format!("{what} ({e})")))?;
+            layout = Layout::read(&conn).map_err(unreadable)?;
         }
         if layout.app_id != APPLICATION_ID {
             return Err(foreign(format!(
@@ -136,6 +146,9 @@ impl SqliteBackend {
              PRAGMA journal_size_limit = {WAL_KEEP_BYTES};"
         ))
         .map_err(sql("setting durability", path))?;
+        if create {
+            check_writable(&conn, path)?;
+        }
         Ok(SqliteBackend {
             conn,
             path: path.to_owned(),
@@ -145,6 +158,24 @@ impl SqliteBackend {
             tail: RefCell::new(Tail::default()),
         })
     }
+}
+
+/// Refuses, with the cause, a log a writer cannot write: SQLite opens a file it may not write
+/// (a read-only file or mount) read-only without a word, and the first append would fail. A
+/// write lock taken and released also finds a directory where the -wal and -shm files cannot
+/// be made.
+fn check_writable(conn: &Connection, path: &Path) -> Result<(), AuditError> {
+    let what = "checking that the log can be written";
+    if conn.is_readonly("main").map_err(sql(what, path))? {
+        return Err(BackendError::new(format!(
+            "{what} in {}: read-only file or mount (SQLite could open it for reading only)",
+            path.display()
+        ))
+        .into());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+        .map_err(sql(what, path))?;
+    Ok(())
 }
 
 /// Upgrades a file of schema `from` (1 or 2: one row per entry) to blocks, in one transaction.
