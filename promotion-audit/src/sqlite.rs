@@ -10,10 +10,12 @@
 //! from the leaf hashes the blocks keep. A read by stream takes each block's directory and
 //! hashes, then only its entries' bytes out of the block's data (incremental blob I/O).
 //!
-//! This file holds the layout's constants and the connection; `schema.rs` opens, checks and
-//! upgrades a file, `read.rs` and `write.rs` read and lay out blocks and the stream index,
-//! `backend.rs` is the [`Backend`](crate::Backend) implementation over them, and `harness`
-//! the conformance harness.
+//! This file holds the layout's constants, the connection and the words errors give their
+//! causes in; `create.rs` creates a new file's schema in one transaction (and finishes one an
+//! older build left half-created), `schema.rs` opens, checks and upgrades a file, `read.rs`
+//! and `write.rs` read and lay out blocks and the stream index, `backend.rs` is the
+//! [`Backend`](crate::Backend) implementation over them, and `harness` the conformance
+//! harness.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

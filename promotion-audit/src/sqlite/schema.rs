@@ -1,6 +1,7 @@
 //! Opening a SQLite audit log: the schema, the checks that refuse another application's file
-//! or a newer schema, the durability settings every connection gets, and the one-transaction
-//! upgrade of files written by older builds (one row per entry) to blocks.
+//! or a newer schema, the durability settings every connection gets, the check that a
+//! writer's file can be written, and the one-transaction upgrade of files written by older
+//! builds (one row per entry) to blocks. Creating a new file's schema is `create.rs`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
