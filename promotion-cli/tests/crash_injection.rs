@@ -10,7 +10,8 @@
 //! After every kill the next commands must work: `register` and `log verify` for the first
 //! two, `init` and `validate` for the third (an `init` that finds some files refuses with
 //! "use --force to overwrite", and following that advice must work). Each test prints how many
-//! kills it made and how long it took. Without `strace` (or without ptrace), the strace half
+//! kills it made and how long it took, and insists on enough of each kind: together at least
+//! 102 by strace and 100 timed. Without `strace` (or without ptrace), the strace half
 //! is SKIPPED as ARCHITECTURE.md describes (a failure under `CI`); the timed kills still run.
 #![allow(
     clippy::unwrap_used,
@@ -40,6 +41,9 @@ const SYSCALLS: [&str; 10] = [
 
 /// No single call is counted past this many: a bound, should a run ever stop completing.
 const MAX_WHEN: u32 = 400;
+
+/// Timed kills stop here: a bound on a slow machine's sweep (a run takes some 100 ms).
+const MAX_DELAY: Duration = Duration::from_millis(300);
 
 fn promote() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_promote"));
@@ -200,43 +204,63 @@ impl Scenario {
         }
     }
 
-    /// SIGKILLs after 0 ms, 1 ms, 2 ms, … until five runs in a row finished first.
-    fn timed_kills(&self, tally: &mut Tally) {
-        let mut finished_in_a_row = 0;
-        let mut delay = Duration::ZERO;
-        while finished_in_a_row < 5 && delay < Duration::from_secs(2) {
-            let dir = self.fresh();
-            let mut child = promote()
-                .args(self.command)
-                .current_dir(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(delay);
-            let _ = child.kill();
-            let status = child.wait().unwrap();
-            if status.signal() == Some(9) {
-                tally.timed += 1;
-                finished_in_a_row = 0;
-                self.after_kill(dir.path(), &format!("after {delay:?}"));
-            } else {
-                finished_in_a_row += 1;
-                assert!(status.success(), "{}: a run failed: {status}", self.name);
+    /// SIGKILLs after 0 ms, 1 ms, 2 ms, … until five runs in a row finished first; on a machine
+    /// fast enough to leave fewer than `kills` kills, the sweep is run again between the earlier
+    /// delays (0.5 ms, 1.5 ms, …, then quarters), up to four sweeps.
+    fn timed_kills(&self, tally: &mut Tally, kills: u32) {
+        let mut step = Duration::from_millis(1);
+        let mut offset = Duration::ZERO;
+        for _ in 0..4 {
+            let mut finished_in_a_row = 0;
+            let mut delay = offset;
+            while finished_in_a_row < 5 && delay < MAX_DELAY {
+                if self.timed_kill(delay) {
+                    tally.timed += 1;
+                    finished_in_a_row = 0;
+                } else {
+                    finished_in_a_row += 1;
+                }
+                delay += step;
             }
-            delay += Duration::from_millis(1);
+            if tally.timed >= kills {
+                return;
+            }
+            (step, offset) = (step / 2, step / 4);
         }
     }
 
-    /// Runs both kinds of kill; returns the tally, after printing it with the time taken.
-    fn run(&self) -> Tally {
+    /// One SIGKILL after `delay`; whether it landed before the run finished.
+    fn timed_kill(&self, delay: Duration) -> bool {
+        let dir = self.fresh();
+        let mut child = promote()
+            .args(self.command)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if status.signal() == Some(9) {
+            self.after_kill(dir.path(), &format!("after {delay:?}"));
+            true
+        } else {
+            assert!(status.success(), "{}: a run failed: {status}", self.name);
+            false
+        }
+    }
+
+    /// Runs both kinds of kill, at least `timed` of them timed; returns the tally, after
+    /// printing it with the time taken.
+    fn run(&self, timed: u32) -> Tally {
         let started = Instant::now();
         let mut tally = Tally::default();
         match strace_usable() {
             None => self.strace_kills(&mut tally),
             Some(why) => skip(&why),
         }
-        self.timed_kills(&mut tally);
+        self.timed_kills(&mut tally, timed);
         eprintln!(
             "{}: {} kills by strace, {} timed kills, every next command worked; {:.1?}",
             self.name,
@@ -292,11 +316,12 @@ fn kills_while_a_new_log_is_created_leave_a_log_that_works() {
         command: REGISTER,
         check: register_then_verify,
     }
-    .run();
+    .run(40);
     // Creating the log and recording one release makes some 60 such calls.
     if strace_usable().is_none() {
         assert!(tally.strace >= 40, "only {} kills by strace", tally.strace);
     }
+    assert!(tally.timed >= 40, "only {} timed kills", tally.timed);
 }
 
 #[test]
@@ -307,11 +332,12 @@ fn kills_during_the_first_register_of_a_fresh_directory_leave_it_working() {
         command: REGISTER,
         check: register_then_verify,
     }
-    .run();
+    .run(50);
     // Keys, verifier key and the log: some 65 such calls.
     if strace_usable().is_none() {
         assert!(tally.strace >= 50, "only {} kills by strace", tally.strace);
     }
+    assert!(tally.timed >= 50, "only {} timed kills", tally.timed);
 }
 
 /// After a killed `init`: `init` again works, or says to use --force and that works; then
@@ -343,9 +369,10 @@ fn kills_during_init_leave_a_directory_init_can_finish() {
         command: &["init", "--service", "app"],
         check: init_then_validate,
     }
-    .run();
+    .run(10);
     // Three files, each written, synced, renamed and its directory synced, and the output.
     if strace_usable().is_none() {
         assert!(tally.strace >= 12, "only {} kills by strace", tally.strace);
     }
+    assert!(tally.timed >= 10, "only {} timed kills", tally.timed);
 }
