@@ -75,8 +75,9 @@ pub struct Tampered {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
-    /// The storage backend failed.
-    #[error("audit storage: {0}")]
+    /// The storage backend failed: the message says what was done where and the cause in
+    /// words; [`source`](std::error::Error::source) is the driver's or the system's error.
+    #[error(transparent)]
     Backend(BackendError),
     /// The log does not verify: it was edited, truncated, reordered or corrupted.
     #[error("the audit log does not verify: {0}")]

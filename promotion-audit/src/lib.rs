@@ -15,6 +15,8 @@
 //!   root, checks the checkpoint signature, and names the first entry that does not match.
 //! - Inclusion and consistency proofs ([`merkle`]) that verify with hashes alone.
 //! - [`jsonl`] export and verifying import, for archives and ordinary tools.
+//! - [`durable`]: whole-file writes that a crash cannot leave half done, for the state files
+//!   of the crates and tools built on the log (keys, packs, pages).
 //! - `conformance` (behind the feature of that name): the checks every `EventStore` and every
 //!   [`Backend`] must pass, turned into one `#[test]` per check by `event_store_conformance!`
 //!   and `audit_conformance!`.
@@ -39,6 +41,7 @@ mod block;
 pub mod checkpoint;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod durable;
 pub mod entry;
 pub mod error;
 pub mod jsonl;

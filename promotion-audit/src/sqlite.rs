@@ -10,10 +10,12 @@
 //! from the leaf hashes the blocks keep. A read by stream takes each block's directory and
 //! hashes, then only its entries' bytes out of the block's data (incremental blob I/O).
 //!
-//! This file holds the layout's constants and the connection; `schema.rs` opens, checks and
-//! upgrades a file, `read.rs` and `write.rs` read and lay out blocks and the stream index,
-//! `backend.rs` is the [`Backend`](crate::Backend) implementation over them, and `harness`
-//! the conformance harness.
+//! This file holds the layout's constants, the connection and the words errors give their
+//! causes in; `create.rs` creates a new file's schema in one transaction (and finishes one an
+//! older build left half-created), `schema.rs` opens, checks and upgrades a file, `read.rs`
+//! and `write.rs` read and lay out blocks and the stream index, `backend.rs` is the
+//! [`Backend`](crate::Backend) implementation over them, and `harness` the conformance
+//! harness.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -26,6 +28,7 @@ use crate::error::{AuditError, BackendError};
 use crate::merkle::Hash;
 
 mod backend;
+mod create;
 #[cfg(any(test, feature = "conformance"))]
 pub mod harness;
 mod read;
@@ -106,9 +109,66 @@ struct Txn {
     new_sids: HashMap<StreamId, u64>,
 }
 
+/// A SQLite failure while doing `what` to the file at `path`: the message names the cause in
+/// words ([`cause_in_words`]), the SQLite error is the source.
 fn sql<'p>(what: &str, path: &'p Path) -> impl FnOnce(rusqlite::Error) -> BackendError + 'p {
     let what = what.to_owned();
-    move |e| BackendError::with(format!("{what} in {}", path.display()), e)
+    move |e| {
+        let cause = match e.sqlite_error_code() {
+            // SQLite says only that it cannot open a file; the file system says why.
+            Some(rusqlite::ErrorCode::CannotOpen) => open_cause(path).unwrap_or_else(|| {
+                format!(
+                    "cannot open its -wal or -shm file (is its directory read-only, or not \
+                     writable by this user?) ({e})"
+                )
+            }),
+            _ => cause_in_words(&e),
+        };
+        BackendError::with(format!("{what} in {}: {cause}", path.display()), e)
+    }
+}
+
+/// What went wrong, in the words an operator acts on: disk full, read-only file or mount,
+/// permission denied, database locked, corrupted file; SQLite's own text (kept as the error's
+/// source) follows in parentheses.
+pub(crate) fn cause_in_words(e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode as C;
+    let Some(code) = e.sqlite_error_code() else {
+        return e.to_string();
+    };
+    let words = match code {
+        C::DiskFull => "disk full",
+        C::ReadOnly => "read-only file or mount",
+        C::PermissionDenied | C::AuthorizationForStatementDenied => "permission denied",
+        C::DatabaseBusy | C::DatabaseLocked => {
+            "database locked (another connection held it past the busy timeout)"
+        }
+        C::DatabaseCorrupt => "corrupted file",
+        C::NotADatabase => "not a database, or a corrupted file",
+        C::SystemIoFailure => "I/O error (a failing disk, or a file removed or changed underneath)",
+        C::CannotOpen => "cannot open the file (permission denied, or a missing directory)",
+        C::OutOfMemory => "out of memory",
+        _ => return e.to_string(),
+    };
+    format!("{words} ({e})")
+}
+
+/// The reason the file system gives for not opening `path` for reading and writing, in the
+/// words of [`cause_in_words`]; `None` if it opens.
+pub(crate) fn open_cause(path: &Path) -> Option<String> {
+    let e = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .err()?;
+    let words = match e.kind() {
+        std::io::ErrorKind::PermissionDenied => "permission denied",
+        std::io::ErrorKind::ReadOnlyFilesystem => "read-only file or mount",
+        std::io::ErrorKind::StorageFull => "disk full",
+        std::io::ErrorKind::NotFound => "no such file or directory",
+        _ => return Some(e.to_string()),
+    };
+    Some(format!("{words} ({e})"))
 }
 
 fn hash_of(bytes: &[u8], what: &str, seq: u64) -> Result<Hash, BackendError> {
@@ -163,5 +223,46 @@ impl SqliteBackend {
 
     fn err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> BackendError + '_ {
         sql(what, &self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::ffi;
+
+    fn failure(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn each_cause_an_operator_acts_on_is_named_in_words() {
+        for (code, words) in [
+            (ffi::SQLITE_FULL, "disk full"),
+            (ffi::SQLITE_READONLY, "read-only file or mount"),
+            (ffi::SQLITE_PERM, "permission denied"),
+            (ffi::SQLITE_BUSY, "database locked"),
+            (ffi::SQLITE_LOCKED, "database locked"),
+            (ffi::SQLITE_CORRUPT, "corrupted file"),
+            (ffi::SQLITE_NOTADB, "corrupted file"),
+            (ffi::SQLITE_IOERR, "I/O error"),
+        ] {
+            let said = super::cause_in_words(&failure(code));
+            assert!(
+                said.starts_with(words) || said.contains(words),
+                "{code}: {said}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_message_names_the_cause_and_the_source_keeps_it() {
+        let path = std::path::Path::new("/var/lib/promote/audit.db");
+        let e = super::sql("committing", path)(failure(ffi::SQLITE_FULL));
+        let source = std::error::Error::source(&e).unwrap().to_string();
+        assert_eq!(
+            e.message,
+            format!("committing in /var/lib/promote/audit.db: disk full ({source})")
+        );
+        assert!(source.contains("database is full"), "{source}");
     }
 }

@@ -129,8 +129,7 @@ impl App {
             .await
             .map_err(|e| Failure::Store(promotion_core::report_chain(&e)))?;
         if let Some(path) = html {
-            std::fs::write(path, promotion_evidence::render_html(&report))
-                .map_err(|e| Failure::Store(format!("cannot write {}: {e}", path.display())))?;
+            crate::files::write_state(path, promotion_evidence::render_html(&report).as_bytes())?;
             if !json {
                 println!("wrote {}", path.display());
             }

@@ -9,37 +9,26 @@ use promotion_core::Digest;
 use promotion_evidence::{AttachmentSource, AttestationSigner, AttestationVerifier, PackError};
 
 use crate::failure::Failure;
-use crate::files::{create_private, io};
+use crate::files::{io, KeyPair};
 
 /// The attestation signing key's file name in the state directory (PKCS#8 PEM, mode 0600).
 pub(crate) const ATTESTATION_KEY_FILE: &str = "attestation.key";
 /// The attestation verifier key's file name (SPKI PEM), for auditors.
 pub(crate) const ATTESTATION_PUB_FILE: &str = "attestation.pub";
 
-/// The attestation signer, created on first use.
+/// The attestation signer, created on first use (repaired as
+/// [`KeyPair::load_or_create`] says).
 pub(crate) fn signer(dir: &Path) -> Result<AttestationSigner, Failure> {
-    let key = dir.join(ATTESTATION_KEY_FILE);
-    match std::fs::read_to_string(&key) {
-        Ok(pem) => AttestationSigner::from_pkcs8_pem(&pem)
-            .map_err(|e| Failure::Store(format!("attestation key {}: {e}", key.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
-            let signer = AttestationSigner::generate()
-                .map_err(|e| Failure::Store(format!("cannot generate an attestation key: {e}")))?;
-            let pem = signer
-                .to_pkcs8_pem()
-                .map_err(|e| Failure::Store(format!("cannot encode the attestation key: {e}")))?;
-            create_private(&key, pem.as_bytes())?;
-            let public = signer
-                .verifier()
-                .public_key_pem()
-                .map_err(|e| Failure::Store(format!("cannot encode the attestation key: {e}")))?;
-            let pub_path = dir.join(ATTESTATION_PUB_FILE);
-            std::fs::write(&pub_path, public).map_err(|e| io("cannot write", &pub_path, e))?;
-            Ok(signer)
-        }
-        Err(e) => Err(io("cannot read", &key, e)),
+    KeyPair {
+        what: "attestation key",
+        private: dir.join(ATTESTATION_KEY_FILE),
+        public: dir.join(ATTESTATION_PUB_FILE),
+        parse: &|pem| AttestationSigner::from_pkcs8_pem(pem).map_err(|e| e.to_string()),
+        generate: &|| AttestationSigner::generate().map_err(|e| e.to_string()),
+        private_text: &|s| s.to_pkcs8_pem().map_err(|e| e.to_string()),
+        public_text: &|s| s.verifier().public_key_pem().map_err(|e| e.to_string()),
     }
+    .load_or_create()
 }
 
 /// The attestation verifier from `file`, or the one in the state directory.

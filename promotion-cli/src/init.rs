@@ -135,8 +135,7 @@ impl App {
                     Failure::Store(format!("cannot create {}: {e}", parent.display()))
                 })?;
             }
-            std::fs::write(path, text)
-                .map_err(|e| Failure::Store(format!("cannot write {}: {e}", path.display())))?;
+            crate::files::write_state(path, text.as_bytes())?;
             println!("wrote {}", path.display());
         }
         println!(

@@ -7,7 +7,7 @@ use promotion_audit::postgres::PostgresBackend;
 use promotion_audit::{AuditOptions, AuditStore, CheckpointSigner, CheckpointVerifier};
 
 use crate::failure::Failure;
-use crate::files::{create_private, io};
+use crate::files::{io, KeyPair};
 
 /// The checkpoint origin line of logs written by `promote`.
 pub(crate) const ORIGIN: &str = "promotion.local/promote";
@@ -31,24 +31,19 @@ pub(crate) struct Place {
     pub(crate) schema: String,
 }
 
-/// The signer, created with the directory on first use.
+/// The signer, created with the directory on first use (see [`KeyPair::load_or_create`] for
+/// what an interrupted first run leaves and how it is repaired).
 fn signer(dir: &Path) -> Result<CheckpointSigner, Failure> {
-    let key = dir.join(KEY_FILE);
-    match std::fs::read_to_string(&key) {
-        Ok(text) => CheckpointSigner::from_private_key(text.trim())
-            .map_err(|e| Failure::Store(format!("checkpoint key {}: {e}", key.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
-            let signer = CheckpointSigner::generate(KEY_NAME)
-                .map_err(|e| Failure::Store(format!("cannot generate a checkpoint key: {e}")))?;
-            create_private(&key, format!("{}\n", signer.private_key()).as_bytes())?;
-            let vkey = dir.join(VKEY_FILE);
-            std::fs::write(&vkey, format!("{}\n", signer.verifier_key()))
-                .map_err(|e| io("cannot write", &vkey, e))?;
-            Ok(signer)
-        }
-        Err(e) => Err(io("cannot read", &key, e)),
+    KeyPair {
+        what: "checkpoint key",
+        private: dir.join(KEY_FILE),
+        public: dir.join(VKEY_FILE),
+        parse: &|text| CheckpointSigner::from_private_key(text.trim()).map_err(|e| e.to_string()),
+        generate: &|| CheckpointSigner::generate(KEY_NAME).map_err(|e| e.to_string()),
+        private_text: &|s| Ok(format!("{}\n", s.private_key())),
+        public_text: &|s| Ok(format!("{}\n", s.verifier_key())),
     }
+    .load_or_create()
 }
 
 /// The verifier key kept in the state directory, or read from `file`.

@@ -8,9 +8,9 @@
 //! byte (Ed25519 signatures are deterministic).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use promotion_audit::durable::{self, Existing, FileError};
 use promotion_audit::entry::decode;
 use promotion_audit::merkle::{leaf_hash, verify_inclusion};
 use promotion_audit::verify::unsigned_checkpoint;
@@ -118,6 +118,9 @@ pub enum ExportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Writing a file of the pack, or its archive, failed (the reason is the source).
+    #[error(transparent)]
+    File(#[from] FileError),
     /// Serialising JSON failed.
     #[error("cannot serialise {what}: {source}")]
     Json {
@@ -386,7 +389,9 @@ impl EvidencePack {
         &self.files
     }
 
-    /// Writes the pack into `dir`, which must not exist or be empty.
+    /// Writes the pack into `dir`, which must not exist or be empty. The files are written
+    /// and synced in a new directory beside it, which is then moved into place in one step: a
+    /// crash leaves no pack at `dir` or the whole pack, never part of one.
     pub fn write_dir(&self, dir: impl AsRef<Path>) -> Result<(), ExportError> {
         let dir = dir.as_ref();
         if dir.exists() {
@@ -397,41 +402,66 @@ impl EvidencePack {
                 });
             }
         }
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        let staged = durable::temp_path(dir);
+        let written = self
+            .write_staged(&staged)
+            .and_then(|()| durable::publish_dir(&staged, dir).map_err(ExportError::from));
+        if written.is_err() {
+            let _ = std::fs::remove_dir_all(&staged);
+        }
+        written
+    }
+
+    /// Writes every file under `staged`, then syncs every directory it made.
+    fn write_staged(&self, staged: &Path) -> Result<(), ExportError> {
+        std::fs::create_dir(staged).map_err(io_err(staged))?;
+        let mut dirs = std::collections::BTreeSet::new();
         for (path, bytes) in &self.files {
-            let target = path.split('/').fold(dir.to_owned(), |p, part| p.join(part));
+            let target = path
+                .split('/')
+                .fold(staged.to_owned(), |p, part| p.join(part));
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+                dirs.extend(
+                    parent
+                        .ancestors()
+                        .take_while(|a| *a != staged)
+                        .map(Path::to_owned),
+                );
             }
-            let mut file = std::fs::File::create(&target).map_err(io_err(&target))?;
-            file.write_all(bytes).map_err(io_err(&target))?;
-            file.sync_all().map_err(io_err(&target))?;
+            durable::write_file(&target, bytes, durable::SHARED, Existing::Keep)?;
+        }
+        for d in &dirs {
+            durable::sync_dir(d)?;
         }
         Ok(())
     }
 
     /// Writes the pack as one tar archive (entries named by their relative paths, in path
-    /// order, owner 0, mode 0644, time 0: the archive's bytes depend on the pack alone).
+    /// order, owner 0, mode 0644, time 0: the archive's bytes depend on the pack alone),
+    /// whole: an archive already at `path` is replaced in one step.
     pub fn write_tar(&self, path: impl AsRef<Path>) -> Result<(), ExportError> {
         let path = path.as_ref();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
-        let file = std::fs::File::create(path).map_err(io_err(path))?;
-        let mut builder = tar::Builder::new(file);
-        for (name, bytes) in &self.files {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_mtime(0);
-            header.set_entry_type(tar::EntryType::Regular);
-            builder
-                .append_data(&mut header, name, bytes.as_slice())
-                .map_err(io_err(path))?;
-        }
-        let file = builder.into_inner().map_err(io_err(path))?;
-        file.sync_all().map_err(io_err(path))?;
+        durable::write_with(path, durable::SHARED, Existing::Replace, |file| {
+            let mut builder = tar::Builder::new(file);
+            for (name, bytes) in &self.files {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(bytes.len() as u64);
+                header.set_mode(0o644);
+                header.set_uid(0);
+                header.set_gid(0);
+                header.set_mtime(0);
+                header.set_entry_type(tar::EntryType::Regular);
+                builder.append_data(&mut header, name, bytes.as_slice())?;
+            }
+            builder.into_inner().map(|_| ())
+        })?;
         Ok(())
     }
 

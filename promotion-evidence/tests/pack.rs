@@ -334,6 +334,19 @@ fn a_pack_from_a_sqlite_log_verifies_and_export_is_deterministic() {
         "same log, same key: same bytes"
     );
     first.write_dir(log.path("pack")).unwrap();
+    // Written whole: staged beside the target, moved into place in one step, nothing left
+    // behind; an existing empty directory is taken over.
+    std::fs::create_dir(log.path("empty")).unwrap();
+    first.write_dir(log.path("empty")).unwrap();
+    let written = walk(&log.path("empty"));
+    assert_eq!(written.len(), first.files().len(), "{written:?}");
+    let parent = log.path("pack").parent().unwrap().to_owned();
+    let staged: Vec<_> = std::fs::read_dir(&parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(staged.is_empty(), "{staged:?}");
     verify_pack(
         log.path("pack"),
         &log.checkpoint_key,
@@ -802,4 +815,18 @@ fn envelopes_in_any_form_dsse_allows_verify_beside_another_signers_signature() {
     std::fs::write(dir.join(MANIFEST_SIGNATURE), env.to_string()).unwrap();
     let err = verify_pack(&dir, &log.checkpoint_key, &key).unwrap_err();
     assert!(err.to_string().contains("signatures by: none"), "{err}");
+}
+
+/// Every regular file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -1,6 +1,7 @@
 //! Opening a SQLite audit log: the schema, the checks that refuse another application's file
-//! or a newer schema, the durability settings every connection gets, and the one-transaction
-//! upgrade of files written by older builds (one row per entry) to blocks.
+//! or a newer schema, the durability settings every connection gets, the check that a
+//! writer's file can be written, and the one-transaction upgrade of files written by older
+//! builds (one row per entry) to blocks. Creating a new file's schema is `create.rs`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -8,15 +9,17 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OpenFlags};
 
+use super::create::{self, Layout};
 use super::read::blob;
 use super::{
-    int, sql, uint, SqliteBackend, Tail, APPLICATION_ID, BLOCK_MAX_BYTES, BLOCK_MAX_ENTRIES,
-    NODE_LEVEL, SCHEMA_VERSION, WAL_CHECKPOINT_PAGES, WAL_KEEP_BYTES,
+    cause_in_words, int, open_cause, sql, uint, SqliteBackend, Tail, APPLICATION_ID,
+    BLOCK_MAX_BYTES, BLOCK_MAX_ENTRIES, NODE_LEVEL, SCHEMA_VERSION, WAL_CHECKPOINT_PAGES,
+    WAL_KEEP_BYTES,
 };
 use crate::block::BlockBuf;
 use crate::error::{AuditError, BackendError};
 
-const TABLES: &str = "
+pub(super) const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS streams (
     sid  INTEGER PRIMARY KEY,
     name TEXT    NOT NULL UNIQUE
@@ -57,7 +60,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 ";
 
 /// Coordination state for replicas (schema 2); not part of the log.
-const LEASES: &str = "
+pub(super) const LEASES: &str = "
 CREATE TABLE IF NOT EXISTS leases (
     key        TEXT    PRIMARY KEY,
     holder     TEXT    NOT NULL,
@@ -76,37 +79,49 @@ impl SqliteBackend {
         if create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| BackendError::with(format!("cannot open {}", path.display()), e))?;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+            // SQLite says only that it cannot open the file; the file system says why.
+            let cause = open_cause(path).unwrap_or_else(|| cause_in_words(&e));
+            BackendError::with(format!("cannot open {}: {cause}", path.display()), e)
+        })?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(sql("setting the busy timeout", path))?;
         // Reading the header is the first access: a file that is not a database fails here.
-        let app_id: i32 = conn
-            .query_row("PRAGMA application_id", [], |r| r.get(0))
-            .map_err(|e| foreign(format!("not a SQLite database ({e})")))?;
-        let user_version: i32 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| foreign(format!("unreadable header ({e})")))?;
-        let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-            .map_err(|e| foreign(format!("unreadable schema ({e})")))?;
-        if app_id == 0 && tables == 0 {
-            if !create {
-                return Err(foreign(
-                    "it holds no audit log (was only the .db file copied without its -wal file?)"
-                        .into(),
-                ));
+        let unreadable = |(what, e): (&str, rusqlite::Error)| -> AuditError {
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+                foreign(format!("not a SQLite database, or a corrupted one ({e})"))
+            } else {
+                sql(what, path)(e).into()
             }
-            conn.execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA application_id = {APPLICATION_ID};
-                 PRAGMA user_version = {SCHEMA_VERSION}; {TABLES} {LEASES}"
-            ))
-            .map_err(sql("creating the schema", path))?;
-        } else if app_id != APPLICATION_ID {
+        };
+        let mut layout = Layout::read(&conn).map_err(unreadable)?;
+        let unfinished = layout.app_id == APPLICATION_ID
+            && layout.user_version <= SCHEMA_VERSION
+            && !layout.missing().is_empty();
+        if layout.is_blank() || unfinished {
+            if !create {
+                return Err(if unfinished {
+                    create::unfinished(path, &layout)
+                } else {
+                    foreign(
+                        "it holds no audit log: a writer was stopped before it created one (any \
+                         writer, such as a `promote` command that records, creates it), or only \
+                         the .db file was copied without its -wal file"
+                            .into(),
+                    )
+                });
+            }
+            create::create(&conn, path)?;
+            layout = Layout::read(&conn).map_err(unreadable)?;
+        }
+        if layout.app_id != APPLICATION_ID {
             return Err(foreign(format!(
-                "its application id is {app_id:#x}, not {APPLICATION_ID:#x}"
+                "its application id is {:#x}, not {APPLICATION_ID:#x}",
+                layout.app_id
             )));
-        } else if user_version > SCHEMA_VERSION {
+        }
+        let user_version = layout.user_version;
+        if user_version > SCHEMA_VERSION {
             return Err(foreign(format!(
                 "written by a newer version (schema {user_version}; this build reads up to {SCHEMA_VERSION})"
             )));
@@ -132,6 +147,9 @@ impl SqliteBackend {
              PRAGMA journal_size_limit = {WAL_KEEP_BYTES};"
         ))
         .map_err(sql("setting durability", path))?;
+        if create {
+            check_writable(&conn, path)?;
+        }
         Ok(SqliteBackend {
             conn,
             path: path.to_owned(),
@@ -141,6 +159,24 @@ impl SqliteBackend {
             tail: RefCell::new(Tail::default()),
         })
     }
+}
+
+/// Refuses, with the cause, a log a writer cannot write: SQLite opens a file it may not write
+/// (a read-only file or mount) read-only without a word, and the first append would fail. A
+/// write lock taken and released also finds a directory where the -wal and -shm files cannot
+/// be made.
+fn check_writable(conn: &Connection, path: &Path) -> Result<(), AuditError> {
+    let what = "checking that the log can be written";
+    if conn.is_readonly("main").map_err(sql(what, path))? {
+        return Err(BackendError::new(format!(
+            "{what} in {}: read-only file or mount (SQLite could open it for reading only)",
+            path.display()
+        ))
+        .into());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+        .map_err(sql(what, path))?;
+    Ok(())
 }
 
 /// Upgrades a file of schema `from` (1 or 2: one row per entry) to blocks, in one transaction.

@@ -5,7 +5,7 @@
 //! frontier, stream versions) is used only while no other writer has committed since.
 
 use std::collections::HashMap;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use futures::channel::oneshot;
 use promotion_core::backend::{check_expected, LeaseRow};
@@ -16,7 +16,7 @@ use super::{AuditOptions, Nodes};
 use crate::backend::{Backend, Head};
 use crate::checkpoint::Checkpoint;
 use crate::entry::{encode_encoded, EncodedEvent, StoredEntry};
-use crate::error::AuditError;
+use crate::error::{AuditError, BackendError};
 use crate::merkle::{Frontier, Hash};
 
 pub(super) struct AppendJob {
@@ -133,7 +133,12 @@ impl Writer {
                 let _ = reply.send(
                     done.map_err(|e| StoreError::from(AuditError::from(e)))
                         .and_then(|()| {
-                            answer.ok_or_else(|| backend_error("the lease was not read"))
+                            answer.ok_or_else(|| {
+                                Failed::from(AuditError::InvalidRequest(
+                                    "the lease was not read".into(),
+                                ))
+                                .store_error()
+                            })
                         }),
                 );
             }
@@ -154,9 +159,9 @@ impl Writer {
         let head = match self.backend.begin() {
             Ok(h) => h,
             Err(e) => {
-                let msg = e.to_string();
+                let failed = Failed::from(AuditError::from(e));
                 for job in batch {
-                    let _ = job.reply.send(Err(backend_error(&msg)));
+                    let _ = job.reply.send(Err(failed.store_error()));
                 }
                 return;
             }
@@ -177,10 +182,10 @@ impl Writer {
                     self.backend.rollback();
                     self.cache = None;
                     self.versions.clear();
-                    let msg = e.to_string();
-                    tracing::error!(error = %msg, "audit commit failed; nothing was appended");
+                    let failed = Failed::from(AuditError::from(e));
+                    tracing::error!(error = %failed.message, "audit commit failed; nothing was appended");
                     for (reply, _) in accepted {
-                        let _ = reply.send(Err(backend_error(&msg)));
+                        let _ = reply.send(Err(failed.store_error()));
                     }
                 }
             },
@@ -188,9 +193,9 @@ impl Writer {
                 self.backend.rollback();
                 self.cache = None;
                 self.versions.clear();
-                let msg = e.to_string();
+                let failed = Failed::from(e);
                 for reply in replies {
-                    let _ = reply.send(Err(backend_error(&msg)));
+                    let _ = reply.send(Err(failed.store_error()));
                 }
             }
         }
@@ -339,9 +344,50 @@ fn drain(
     }
 }
 
-fn backend_error(msg: &str) -> StoreError {
-    StoreError::Backend {
-        message: format!("audit store: {msg}; nothing was appended"),
-        source: None,
+/// A failed batch, answered to each of its appends: the message (naming the cause in words)
+/// and the cause itself, shared, so that every append's error keeps the chain down to the
+/// SQLite or operating-system error.
+struct Failed {
+    message: String,
+    cause: Arc<dyn std::error::Error + Send + Sync>,
+}
+
+impl From<AuditError> for Failed {
+    fn from(e: AuditError) -> Self {
+        let message = e.to_string();
+        let cause: Arc<dyn std::error::Error + Send + Sync> = match e {
+            // The backend's message is already in `message`: the chain goes on with its cause.
+            AuditError::Backend(BackendError {
+                source: Some(source),
+                ..
+            }) => Arc::from(source),
+            other => Arc::new(other),
+        };
+        Failed { message, cause }
+    }
+}
+
+impl Failed {
+    fn store_error(&self) -> StoreError {
+        StoreError::Backend {
+            message: format!("audit store: {}; nothing was appended", self.message),
+            source: Some(Box::new(SharedCause(self.cause.clone()))),
+        }
+    }
+}
+
+/// One cause given to several errors: displays as the cause, with the cause's own source.
+#[derive(Debug)]
+struct SharedCause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
