@@ -28,8 +28,8 @@ use promotion::audit::postgres::PostgresBackend;
 use promotion::audit::{AuditOptions, AuditStore, CheckpointSigner, CheckpointVerifier};
 use promotion::testing::ScriptedGate;
 use promotion::{
-    DeployError, Deployer, Engine, EventStore, Percent, Pipeline, Principal, Release, ReplicaId,
-    ReplicaOptions, RolloutPlan, RolloutStep, StageName, StageSpec, StageStatus, StreamId,
+    DeployError, DeployTarget, Deployer, Engine, EventStore, Percent, Pipeline, Principal, Release,
+    ReplicaId, ReplicaOptions, RolloutPlan, RolloutStep, StageSpec, StageStatus, StreamId,
     SystemClock,
 };
 
@@ -64,12 +64,8 @@ struct Replica {
 
 #[async_trait]
 impl Deployer for Replica {
-    async fn deploy(
-        &self,
-        _release: &Release,
-        stage: &StageName,
-        weight: Percent,
-    ) -> Result<(), DeployError> {
+    async fn deploy(&self, target: &DeployTarget<'_>, weight: Percent) -> Result<(), DeployError> {
+        let stage = target.stage;
         self.platform
             .say(self.name, format!("deploying {stage} at {weight} ..."));
         if let Ok(mut calling) = self.platform.calling.lock() {
@@ -95,7 +91,8 @@ impl Deployer for Replica {
         Ok(())
     }
 
-    async fn roll_back(&self, _release: &Release, stage: &StageName) -> Result<(), DeployError> {
+    async fn roll_back(&self, target: &DeployTarget<'_>) -> Result<(), DeployError> {
+        let stage = target.stage;
         self.platform
             .say(self.name, format!("rolling back {stage}"));
         Ok(())

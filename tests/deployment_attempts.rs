@@ -108,8 +108,7 @@ struct StopsDuringFirstCall {
 impl Deployer for StopsDuringFirstCall {
     async fn deploy(
         &self,
-        _release: &Release,
-        _stage: &StageName,
+        _target: &DeployTarget<'_>,
         _weight: Percent,
     ) -> Result<(), DeployError> {
         if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -121,7 +120,7 @@ impl Deployer for StopsDuringFirstCall {
         Ok(())
     }
 
-    async fn roll_back(&self, _release: &Release, _stage: &StageName) -> Result<(), DeployError> {
+    async fn roll_back(&self, _target: &DeployTarget<'_>) -> Result<(), DeployError> {
         Ok(())
     }
 }

@@ -56,12 +56,8 @@ struct Yielding {
 
 #[async_trait]
 impl Deployer for Yielding {
-    async fn deploy(
-        &self,
-        _release: &Release,
-        stage: &StageName,
-        weight: Percent,
-    ) -> Result<(), DeployError> {
+    async fn deploy(&self, target: &DeployTarget<'_>, weight: Percent) -> Result<(), DeployError> {
+        let stage = target.stage;
         YieldOnce(false).await;
         *self
             .calls
@@ -71,7 +67,7 @@ impl Deployer for Yielding {
             .or_insert(0) += 1;
         Ok(())
     }
-    async fn roll_back(&self, _release: &Release, _stage: &StageName) -> Result<(), DeployError> {
+    async fn roll_back(&self, _target: &DeployTarget<'_>) -> Result<(), DeployError> {
         Ok(())
     }
 }

@@ -166,12 +166,8 @@ struct Printing {
 
 #[async_trait]
 impl Deployer for Printing {
-    async fn deploy(
-        &self,
-        release: &Release,
-        stage: &StageName,
-        weight: Percent,
-    ) -> Result<(), DeployError> {
+    async fn deploy(&self, target: &DeployTarget<'_>, weight: Percent) -> Result<(), DeployError> {
+        let (release, stage) = (target.release, target.stage);
         let line = format!(
             "{} {stage} {}",
             release.id().digest().to_hex(),
@@ -182,7 +178,8 @@ impl Deployer for Printing {
         println!("done {line}");
         Ok(())
     }
-    async fn roll_back(&self, release: &Release, stage: &StageName) -> Result<(), DeployError> {
+    async fn roll_back(&self, target: &DeployTarget<'_>) -> Result<(), DeployError> {
+        let (release, stage) = (target.release, target.stage);
         println!("rollback {} {stage}", release.id().digest().to_hex());
         Ok(())
     }

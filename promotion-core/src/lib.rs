@@ -62,7 +62,8 @@ pub use approval::{ApprovalPolicy, ApprovalRule, Unsatisfiable};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::{canonical_json, Digest, DigestError};
 pub use engine::{
-    DeployError, Deployer, Engine, EngineError, HeldElsewhere, Progress, ReplicaOptions,
+    DeployError, DeployTarget, Deployer, Engine, EngineError, HeldElsewhere, Progress,
+    ReplicaOptions,
 };
 pub use name::{
     GateName, Group, InvalidName, PipelineName, PrincipalId, ReplicaId, RequestId, StageName,

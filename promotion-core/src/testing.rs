@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::engine::{DeployError, Deployer};
+use crate::engine::{DeployError, DeployTarget, Deployer};
 use crate::gate::{Evidence, Gate, GateContext, GateError, GateKind, Verdict};
 use crate::name::StageName;
 use crate::pipeline::Percent;
@@ -155,6 +155,11 @@ pub enum DeployCall {
 struct RecordingInner {
     calls: Vec<DeployCall>,
     failures: Vec<(String, Option<u8>, u32)>,
+    /// Refuse tokens lower than the highest seen per stage, as a fencing platform does.
+    fencing: bool,
+    highest_token: std::collections::BTreeMap<String, u64>,
+    tokens: Vec<(String, Option<u64>)>,
+    refused: Vec<(String, u64)>,
 }
 
 /// A deployer that records every call and can be told to fail. Stands in for the host's
@@ -176,6 +181,44 @@ impl RecordingDeployer {
         self.clock = Some(clock);
         self.latency = latency;
         self
+    }
+    /// Behaves like a platform that fences its writers: a call whose
+    /// [`fencing_token`](crate::DeployTarget::fencing_token) is lower than the highest one seen
+    /// for its stage is refused with [`DeployError::fenced`] — when it arrives, and again when
+    /// it would take effect (after the deployer's latency), so that a caller paused inside the
+    /// call is refused once a newer holder has called.
+    pub fn refusing_stale_tokens(self) -> Self {
+        self.lock().fencing = true;
+        self
+    }
+    /// The fencing tokens of the calls to `stage`, in order (`None` for unfenced calls).
+    pub fn tokens(&self, stage: &str) -> Vec<Option<u64>> {
+        self.lock()
+            .tokens
+            .iter()
+            .filter(|(s, _)| s == stage)
+            .map(|(_, t)| *t)
+            .collect()
+    }
+    /// The calls refused as stale, as (stage, token).
+    pub fn refused(&self) -> Vec<(String, u64)> {
+        self.lock().refused.clone()
+    }
+    fn fence(&self, stage: &str, token: Option<u64>) -> Result<(), DeployError> {
+        let mut inner = self.lock();
+        let (true, Some(token)) = (inner.fencing, token) else {
+            return Ok(());
+        };
+        let highest = inner.highest_token.entry(stage.to_owned()).or_insert(token);
+        if token < *highest {
+            let highest = *highest;
+            inner.refused.push((stage.to_owned(), token));
+            return Err(DeployError::fenced(format!(
+                "fencing token {token} for {stage} is stale: {highest} has been seen"
+            )));
+        }
+        *highest = token;
+        Ok(())
     }
     /// The next `times` deploys to `stage` (at `weight`, or any weight) fail.
     pub fn fail_deploy(&self, stage: &str, weight: Option<u8>, times: u32) {
@@ -220,13 +263,14 @@ impl RecordingDeployer {
 
 #[async_trait]
 impl Deployer for RecordingDeployer {
-    async fn deploy(
-        &self,
-        _release: &Release,
-        stage: &StageName,
-        weight: Percent,
-    ) -> Result<(), DeployError> {
+    async fn deploy(&self, target: &DeployTarget<'_>, weight: Percent) -> Result<(), DeployError> {
+        let stage = target.stage;
+        self.lock()
+            .tokens
+            .push((stage.to_string(), target.fencing_token));
+        self.fence(stage.as_str(), target.fencing_token)?;
         let at = self.wait().await;
+        self.fence(stage.as_str(), target.fencing_token)?;
         let mut inner = self.lock();
         inner.calls.push(DeployCall::Deploy {
             stage: stage.to_string(),
@@ -246,8 +290,14 @@ impl Deployer for RecordingDeployer {
         Ok(())
     }
 
-    async fn roll_back(&self, _release: &Release, stage: &StageName) -> Result<(), DeployError> {
+    async fn roll_back(&self, target: &DeployTarget<'_>) -> Result<(), DeployError> {
+        let stage = target.stage;
+        self.lock()
+            .tokens
+            .push((stage.to_string(), target.fencing_token));
+        self.fence(stage.as_str(), target.fencing_token)?;
         let at = self.wait().await;
+        self.fence(stage.as_str(), target.fencing_token)?;
         self.lock().calls.push(DeployCall::RollBack {
             stage: stage.to_string(),
             at,

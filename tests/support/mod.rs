@@ -64,12 +64,8 @@ impl Ledger {
 
 #[async_trait]
 impl Deployer for Ledger {
-    async fn deploy(
-        &self,
-        release: &Release,
-        stage: &StageName,
-        weight: Percent,
-    ) -> Result<(), DeployError> {
+    async fn deploy(&self, target: &DeployTarget<'_>, weight: Percent) -> Result<(), DeployError> {
+        let (release, stage) = (target.release, target.stage);
         self.entered.lock().unwrap().push(self.replica.clone());
         let held = self.gate.lock().unwrap().take();
         if let Some(rx) = held {
@@ -83,7 +79,8 @@ impl Deployer for Ledger {
         ));
         Ok(())
     }
-    async fn roll_back(&self, release: &Release, stage: &StageName) -> Result<(), DeployError> {
+    async fn roll_back(&self, target: &DeployTarget<'_>) -> Result<(), DeployError> {
+        let (release, stage) = (target.release, target.stage);
         self.calls
             .lock()
             .unwrap()

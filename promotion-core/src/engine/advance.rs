@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::deployer::catch;
+use super::deployer::{catch, Called, DeployTarget};
 use super::replica::LeaseFor;
 use super::{log_events, Engine, EngineError, Progress};
 use crate::clock::{add, elapsed};
@@ -133,7 +133,15 @@ impl Engine {
             }
             let command = match &lease {
                 Some(lease) => self.perform_leased(&state, action, lease, held).await?,
-                None => self.perform(&state, action).await?,
+                None => self.perform(&state, action, None).await?,
+            };
+            let Some(command) = command else {
+                // The lease lapsed before a deployer call, or the platform refused its fencing
+                // token: drop the lease and plan again (taking it afresh catches up first).
+                if let Some(l) = &lease {
+                    held.retain(|h| h.key != l.key);
+                }
+                continue;
             };
             appended += self
                 .record(stream, &mut state, &command, lease.as_ref(), held)
@@ -163,7 +171,8 @@ impl Engine {
                 Ok(events) => events,
                 Err(refusal) if conflicts > 0 => {
                     tracing::warn!(%refusal, "after catching up, the action's result no longer applies; dropped");
-                    self.compensate(state, command).await;
+                    self.compensate(state, command, lease.map(|l| l.token))
+                        .await;
                     return Ok(0);
                 }
                 Err(refusal) => return Err(refusal.into()),
@@ -208,7 +217,7 @@ impl Engine {
     /// log says was never deployed: roll the stage back on the platform, so that the platform
     /// agrees with the log. When the stage is rolling back already, the planned rollback covers
     /// it.
-    async fn compensate(&self, state: &ReleaseState, command: &Command) {
+    async fn compensate(&self, state: &ReleaseState, command: &Command, token: Option<u64>) {
         let Command::RecordDeployment {
             stage,
             result: Ok(()),
@@ -226,11 +235,16 @@ impl Engine {
         };
         tracing::warn!(%stage, %status, "a deployment landed after the stage ended; rolling it back on the platform");
         let span = tracing::warn_span!("roll_back", stage = %stage);
-        if let Err(e) = catch(self.deployer.roll_back(release, stage))
+        let mut target = DeployTarget::new(release, stage);
+        target.fencing_token = token;
+        match catch(self.deployer.roll_back(&target))
             .instrument(span)
             .await
         {
-            tracing::error!(%stage, error = %e, "could not roll back a deployment the log does not hold");
+            Called::Done(Ok(())) => {}
+            Called::Done(Err(e)) | Called::Fenced(e) => {
+                tracing::error!(%stage, error = %e, "could not roll back a deployment the log does not hold");
+            }
         }
     }
 

@@ -28,7 +28,7 @@ mod progress;
 mod replica;
 mod submit;
 
-pub use deployer::{DeployError, Deployer};
+pub use deployer::{DeployError, DeployTarget, Deployer};
 pub use progress::{EngineError, HeldElsewhere, Progress};
 pub use replica::ReplicaOptions;
 

@@ -1,12 +1,13 @@
 //! Performing one planned action: starting or ticking a stage, evaluating a round of gates
 //! concurrently (each under its [`GatePolicy`](crate::GatePolicy) as a layer: a timeout on
 //! each attempt, within retries), deploying a step or rolling back. Each yields the command
-//! that records its result.
+//! that records its result, or nothing when the platform refused the call's fencing token
+//! (the result is dropped; the replica holding the lease records the stage's outcome).
 
 use futures::future::join_all;
 use tracing::Instrument;
 
-use super::deployer::catch;
+use super::deployer::{catch, Called, DeployTarget};
 use super::{Engine, EngineError};
 use crate::gate::{GateContext, GateSpec, PhaseId, Verdict};
 use crate::layer::GateLayer;
@@ -14,17 +15,40 @@ use crate::machine::{Action, Command, GateResult, Outcome, Refusal, ReleaseState
 use crate::name::{GateName, StageName};
 use crate::release::Release;
 
+/// The result to record for a deployer call, or `None` when the platform refused the call's
+/// fencing token. A deployer that says "fenced" to an unfenced call (a single engine) has
+/// failed: that is recorded like any failure.
+fn unfenced(called: Called, fencing_token: Option<u64>) -> Option<Result<(), String>> {
+    match called {
+        Called::Done(result) => Some(result),
+        Called::Fenced(why) if fencing_token.is_some() => {
+            tracing::warn!(token = fencing_token, %why, "the platform refused this replica's fencing token: another replica holds the stage; the call's result is dropped");
+            None
+        }
+        Called::Fenced(why) => Some(Err(why)),
+    }
+}
+
 impl Engine {
+    /// Performs `action`; `fencing_token` is the stage lease's, handed to the deployer.
     pub(super) async fn perform(
         &self,
         state: &ReleaseState,
         action: Action,
-    ) -> Result<Command, EngineError> {
+        fencing_token: Option<u64>,
+    ) -> Result<Option<Command>, EngineError> {
         let release = state
             .release
             .as_ref()
             .ok_or(EngineError::Refused(Refusal::NotRegistered))?;
-        Ok(match action {
+        let target = |stage| {
+            let target = DeployTarget::new(release, stage);
+            match fencing_token {
+                Some(token) => target.fenced_by(token),
+                None => target,
+            }
+        };
+        Ok(Some(match action {
             Action::Start { stage } => Command::Start { stage, by: None },
             Action::Tick { stage } => Command::Tick { stage },
             Action::Evaluate {
@@ -47,9 +71,12 @@ impl Engine {
                 weight,
             } => {
                 let span = tracing::info_span!("deploy", stage = %stage, step = step + 1, %weight);
-                let result = catch(self.deployer.deploy(release, &stage, weight))
+                let called = catch(self.deployer.deploy(&target(&stage), weight))
                     .instrument(span)
                     .await;
+                let Some(result) = unfenced(called, fencing_token) else {
+                    return Ok(None);
+                };
                 Command::RecordDeployment {
                     stage,
                     step,
@@ -58,12 +85,15 @@ impl Engine {
             }
             Action::RollBack { stage } => {
                 let span = tracing::warn_span!("roll_back", stage = %stage);
-                let result = catch(self.deployer.roll_back(release, &stage))
+                let called = catch(self.deployer.roll_back(&target(&stage)))
                     .instrument(span)
                     .await;
+                let Some(result) = unfenced(called, fencing_token) else {
+                    return Ok(None);
+                };
                 Command::RecordRollback { stage, result }
             }
-        })
+        }))
     }
 
     async fn evaluate_round(

@@ -119,21 +119,36 @@ impl Engine {
     }
 
     /// Performs `action` while renewing `lease` every third of its time, so that a long gate
-    /// or a slow deployer keeps it.
+    /// or a slow deployer keeps it. A deployer call is made only while the lease is valid:
+    /// when it has lapsed by the time of the call (the replica was paused after recording the
+    /// intent), the call is not made and `None` is returned, as when the platform refuses the
+    /// lease's fencing token; the caller takes the lease again before anything else.
     pub(super) async fn perform_leased(
         &self,
         state: &ReleaseState,
         action: Action,
         lease: &Lease,
         held: &mut [Lease],
-    ) -> Result<Command, EngineError> {
+    ) -> Result<Option<Command>, EngineError> {
         let (Some(options), Some(leases)) = (&self.replica, self.store.leases()) else {
-            return self.perform(state, action).await;
+            return self.perform(state, action, Some(lease.token)).await;
         };
+        let calls_deployer = matches!(action, Action::Deploy { .. } | Action::RollBack { .. });
+        let now = self.clock.now();
+        if calls_deployer && lease.expires_at <= now {
+            tracing::warn!(
+                lease = %lease.key,
+                token = lease.token,
+                expired = %lease.expires_at,
+                %now,
+                "the lease lapsed before the deployer call; not calling"
+            );
+            return Ok(None);
+        }
         let current = std::sync::Mutex::new(lease.clone());
         let result = {
             let heartbeat = heartbeat(self.clock.as_ref(), leases, options, &current);
-            let work = self.perform(state, action);
+            let work = self.perform(state, action, Some(lease.token));
             futures::pin_mut!(work, heartbeat);
             match futures::future::select(work, heartbeat).await {
                 futures::future::Either::Left((result, _)) => result,
