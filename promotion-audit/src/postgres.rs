@@ -19,9 +19,15 @@
 //! - **Durability.** `COMMIT` returns once the commit is durable under PostgreSQL's default
 //!   `synchronous_commit = on`.
 //! - **Timeouts.** Connections get `lock_timeout` [`DEFAULT_LOCK_TIMEOUT`], `statement_timeout`
-//!   [`DEFAULT_STATEMENT_TIMEOUT`] and TCP keepalives after [`DEFAULT_KEEPALIVE_IDLE`] unless
-//!   the URL or the server sets them (`?options=-c%20lock_timeout%3D5s`, `keepalives_idle=10`):
-//!   a writer waiting behind a stuck one fails with an error instead of hanging.
+//!   [`DEFAULT_STATEMENT_TIMEOUT`], `idle_in_transaction_session_timeout`
+//!   [`DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT`] and TCP keepalives after
+//!   [`DEFAULT_KEEPALIVE_IDLE`] unless the URL or the server sets them
+//!   (`?options=-c%20lock_timeout%3D5s`, `keepalives_idle=10`): a writer waiting behind a stuck
+//!   one fails with an error instead of hanging, and a writer that stalls *inside* its
+//!   transaction (a replica paused by SIGSTOP or a GC pause while holding the writer lock) is
+//!   cut off by the server after the idle bound, releasing the lock: one stalled replica
+//!   cannot stop the others from appending for longer than that. Its transaction is rolled
+//!   back; it finds its connection closed when it resumes, and nothing of it was appended.
 //! - **Leases** (migration 2) live in the `leases` table beside the log and are judged by the
 //!   server's `clock_timestamp()`; see `promotion_core::LeaseStore`.
 //! - **Connection faults.** Every failure, a lost connection included, is a [`BackendError`];
@@ -63,6 +69,10 @@ pub const WRITER_LOCK_CLASS: i32 = 0x5052_414c; // "PRAL"
 pub const DEFAULT_LOCK_TIMEOUT: &str = "30s";
 /// `statement_timeout` of the log's connections when neither the URL nor the server sets one.
 pub const DEFAULT_STATEMENT_TIMEOUT: &str = "120s";
+/// `idle_in_transaction_session_timeout` of the log's connections when neither the URL nor the
+/// server sets one. An append's transaction idles only between its own statements
+/// (milliseconds), so a connection idle inside one for this long belongs to a stalled process.
+pub const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT: &str = "5s";
 /// TCP keepalive idle time of the log's connections when the URL sets none, so that a
 /// connection to a server that vanished (a partition, a lost host) is noticed in about a minute
 /// instead of the system's default two hours.

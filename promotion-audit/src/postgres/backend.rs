@@ -385,8 +385,53 @@ mod tests {
         };
         assert_eq!(setting("lock_timeout"), super::super::DEFAULT_LOCK_TIMEOUT);
         assert_eq!(setting("statement_timeout"), "2min");
+        assert_eq!(setting("idle_in_transaction_session_timeout"), "5s");
         drop(stuck);
         w.begin().unwrap();
         w.rollback();
+    }
+
+    #[test]
+    fn a_writer_stalled_inside_its_transaction_is_cut_off_and_the_others_append() {
+        use crate::Backend;
+        let Some(url) = url() else { return };
+        let g = SchemaGuard::new(&url);
+        drop(PostgresBackend::open_pair_in(&url, &g.schema).unwrap());
+        // `a` takes the writer lock and then stalls (its process is paused) inside the
+        // transaction; the server cuts it off after its idle bound (here 500 ms).
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let stalling = format!("{url}{sep}options=-c%20idle_in_transaction_session_timeout%3D500");
+        let (mut a, _) = PostgresBackend::open_pair_in(&stalling, &g.schema).unwrap();
+        assert_eq!(a.begin().unwrap().size, 0);
+        // `b` would wait out its whole lock timeout (30 s by default) behind a stuck lock
+        // and fail; it gets the lock once the server has cut `a` off.
+        let (mut b, _) = PostgresBackend::open_pair_in(&url, &g.schema).unwrap();
+        assert_eq!(b.begin().unwrap().size, 0);
+        let entry = |n| {
+            crate::entry::encode(
+                0,
+                &promotion_core::StreamId::new("s").unwrap(),
+                1,
+                "2026-11-26T09:00:00Z".parse().unwrap(),
+                &crate::entry::GENESIS_PREV,
+                &event(n),
+            )
+            .unwrap()
+        };
+        b.insert_entries(&[entry(1)]).unwrap();
+        b.commit().unwrap();
+        // `a` resumes: its transaction is gone, and nothing of it is appended.
+        let resumed = a
+            .insert_entries(&[entry(2)])
+            .and_then(|()| a.commit())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            resumed.contains("idle-in-transaction") || resumed.contains("connection"),
+            "{resumed}"
+        );
+        a.rollback();
+        assert_eq!(a.begin().unwrap().size, 1, "only b's entry is in the log");
+        a.rollback();
     }
 }

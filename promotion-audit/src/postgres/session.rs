@@ -6,7 +6,8 @@ use postgres::{Client, Config, NoTls, Row, Statement};
 use promotion_core::StreamId;
 
 use super::{
-    hash, quote, unsigned, Place, PostgresBackend, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT,
+    hash, quote, unsigned, Place, PostgresBackend, DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
+    DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT,
 };
 use crate::entry::StoredEntry;
 use crate::error::BackendError;
@@ -114,7 +115,10 @@ pub(super) fn connect(config: &Config, place: &Place) -> Result<Client, BackendE
             "SELECT set_config('lock_timeout', '{DEFAULT_LOCK_TIMEOUT}', false)
                WHERE current_setting('lock_timeout') IN ('0', '0ms');
              SELECT set_config('statement_timeout', '{DEFAULT_STATEMENT_TIMEOUT}', false)
-               WHERE current_setting('statement_timeout') IN ('0', '0ms');"
+               WHERE current_setting('statement_timeout') IN ('0', '0ms');
+             SELECT set_config('idle_in_transaction_session_timeout',
+                               '{DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT}', false)
+               WHERE current_setting('idle_in_transaction_session_timeout') IN ('0', '0ms');"
         ))
         .map_err(|e| place.err("setting timeouts", e))?;
     Ok(client)
