@@ -437,7 +437,8 @@ fn a_full_promotion_with_two_approvers() {
     let verify = s.promote(&["log", "verify", "--json"]).expect(0).json();
     assert_eq!(verify["ok"], true);
     assert_eq!(verify["signature_checked"], true);
-    assert_eq!(verify["streams"], 1);
+    // the release's stream, and the security stream holding dana's refused approval
+    assert_eq!(verify["streams"], 2);
 
     // what-if: a stricter template version would have blocked this promotion
     s.write(

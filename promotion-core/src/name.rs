@@ -18,6 +18,16 @@ pub struct InvalidName {
 pub const MAX_NAME_LEN: usize = 200;
 
 pub(crate) fn check_name(kind: &'static str, value: &str) -> Result<(), InvalidName> {
+    check(kind, value, true)
+}
+
+/// [`check_name`] without the refusal of invisible characters, for technical names no person
+/// is identified or told apart by (stream names).
+pub(crate) fn check_technical_name(kind: &'static str, value: &str) -> Result<(), InvalidName> {
+    check(kind, value, false)
+}
+
+fn check(kind: &'static str, value: &str, visible: bool) -> Result<(), InvalidName> {
     let problem = if value.is_empty() {
         Some("it is empty")
     } else if value.len() > MAX_NAME_LEN {
@@ -26,7 +36,7 @@ pub(crate) fn check_name(kind: &'static str, value: &str) -> Result<(), InvalidN
         Some("it starts or ends with whitespace")
     } else if value.chars().any(char::is_control) {
         Some("it contains a control character")
-    } else if value.chars().any(crate::text::is_invisible) {
+    } else if visible && value.chars().any(crate::text::is_invisible) {
         Some("it contains an invisible or formatting character (zero-width, bidi control, non-ASCII space…)")
     } else {
         None

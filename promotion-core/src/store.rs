@@ -35,7 +35,7 @@ impl StreamId {
     /// A stream with a host-chosen name (non-empty, no control characters).
     pub fn new(name: impl Into<String>) -> Result<Self, crate::InvalidName> {
         let name = name.into();
-        crate::name::check_name("stream", &name)?;
+        crate::name::check_technical_name("stream", &name)?;
         Ok(StreamId(name))
     }
     /// The name.
