@@ -33,6 +33,12 @@ pub fn sqlite_harness(dir: Arc<dyn AsRef<std::path::Path> + Send + Sync>) -> Har
     }
 }
 
+/// Tampering with the SQLite log at `path` (one written by any store, not only a harness's),
+/// through raw SQL on connections of its own.
+pub fn sqlite_tamper(path: impl Into<PathBuf>) -> Box<dyn Tamper> {
+    Box::new(SqlTamper(path.into()))
+}
+
 struct SqlTamper(PathBuf);
 
 /// One stored entry as the block keeps it: (stream id, version, bytes, hash).
