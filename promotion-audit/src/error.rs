@@ -47,7 +47,7 @@ impl BackendError {
             problem: problem.into(),
             expected: "data as the store writes it".into(),
             found: found.into(),
-            within: None,
+            rewritten_before: None,
         };
         BackendError {
             message: t.to_string(),
@@ -71,11 +71,19 @@ pub struct Tampered {
     pub found: String,
     /// Set when only the signed checkpoints show the damage (every entry, chain link and
     /// Merkle node agrees with its neighbours, as after a rewrite that re-chained and re-hashed
-    /// everything after it): the entries the first rewritten one is among, from the size of
-    /// the last checkpoint that verifies up to (not including) the size of the first that does
-    /// not. [`seq`](Self::seq) is its start; with one entry in it, that entry is the rewritten
-    /// one.
-    pub within: Option<std::ops::Range<u64>>,
+    /// everything after it): the size of the first checkpoint that does not verify. The first
+    /// rewritten entry is then one of entries [`seq`](Self::seq) (the size of the last
+    /// checkpoint that verifies) up to, not including, this; see [`within`](Self::within).
+    pub rewritten_before: Option<u64>,
+}
+
+impl Tampered {
+    /// The entries among which the first rewritten one lies, when only the signed checkpoints
+    /// narrow it down ([`rewritten_before`](Self::rewritten_before)); with one entry in it,
+    /// that entry is the rewritten one.
+    pub fn within(&self) -> Option<std::ops::Range<u64>> {
+        self.rewritten_before.map(|end| self.seq..end)
+    }
 }
 
 /// Why an audit-log operation failed.

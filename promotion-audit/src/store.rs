@@ -337,7 +337,7 @@ impl AuditStore {
                     .into(),
                 expected: hex::encode(cp.root),
                 found: hex::encode(root),
-                within: None,
+                rewritten_before: None,
             }));
         }
         Ok(cp)

@@ -52,7 +52,7 @@ fn tampered(
         problem: problem.into(),
         expected: expected.into(),
         found: found.into(),
-        within: None,
+        rewritten_before: None,
     })
 }
 
@@ -399,7 +399,7 @@ fn rewritten(good: Option<&Checkpoint>, bad: &Checkpoint, root: &Hash) -> AuditE
         problem,
         expected: format!("root {}", hex::encode(bad.root)),
         found: format!("root {}", hex::encode(root)),
-        within: Some(from..to),
+        rewritten_before: Some(to),
     })
 }
 

@@ -204,7 +204,7 @@ pub async fn rewrite_without_checkpoints(h: Harness) {
     super::forge(&store, h.tamper.as_ref(), 4, rename_stage4).await;
     match store.verify(None).await {
         Err(AuditError::Tampered(t)) => {
-            assert_eq!((t.seq, t.within.clone()), (4, Some(4..5)), "{t}");
+            assert_eq!((t.seq, t.within()), (4, Some(4..5)), "{t}");
             assert!(t.problem.contains("entry 4 was rewritten"), "{t}");
         }
         other => panic!("a forgery under kept checkpoints verified: {other:?}"),
@@ -251,7 +251,7 @@ pub async fn checkpoints_pinpoint_a_rewrite(h: Harness) {
     .await;
     match store.verify(None).await {
         Err(AuditError::Tampered(t)) => {
-            assert_eq!((t.seq, t.within.clone()), (6, Some(6..9)), "{t}");
+            assert_eq!((t.seq, t.within()), (6, Some(6..9)), "{t}");
             assert!(t.problem.contains("one of entries 6 to 8"), "{t}");
         }
         other => panic!("a forgery under kept checkpoints verified: {other:?}"),
@@ -321,7 +321,7 @@ pub async fn every_checkpoint_verified(h: Harness) {
     h.tamper.put_checkpoint(4, &note(&forged));
     match store.verify(None).await {
         Err(AuditError::Tampered(t)) => {
-            assert_eq!((t.seq, t.within.clone()), (3, Some(3..4)), "{t}")
+            assert_eq!((t.seq, t.within()), (3, Some(3..4)), "{t}")
         }
         other => panic!("an older checkpoint over another root verified: {other:?}"),
     }
