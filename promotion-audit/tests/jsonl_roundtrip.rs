@@ -201,3 +201,82 @@ fn a_float_the_default_parser_rounds_differently_survives() {
     block_on(store.append(&stream, ExpectedVersion::NoStream, &events)).unwrap();
     round_trip(&store);
 }
+
+/// Python 3 on `PATH`, or `None` after saying so (the SKIPPED convention: under CI, a failure).
+fn python3() -> Option<&'static str> {
+    let found = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some("python3");
+    }
+    let skipped = "SKIPPED: python3 is not on PATH; the outside check of the export did not run";
+    if std::env::var_os("CI").is_some() {
+        panic!("{skipped} (and CI is set: python3 is required)");
+    }
+    eprintln!("{skipped}");
+    None
+}
+
+/// Outside the project: a Python script using only its standard library
+/// (`tests/outside/verify_export.py`) re-hashes every line of an export with SHA-256, follows
+/// the chain, recomputes the RFC 6962 tree head (RFC 6962 §2.1) and compares it with the
+/// checkpoint; it names the line of a damaged export.
+#[test]
+fn an_export_re_hashes_outside_the_project() {
+    let Some(python) = python3() else {
+        return;
+    };
+    let store = AuditStore::memory(options()).unwrap();
+    let stream = StreamId::new("release-train").unwrap();
+    for (i, f) in [7.0 / 3011.0, 1.071_566_039_146_582_6e-75, 0.1 + 0.2]
+        .into_iter()
+        .enumerate()
+    {
+        let data = json!({ "value": f, "requests": u64::MAX - i as u64, "note": "é\n\"😀\"" });
+        block_on(store.append(&stream, ExpectedVersion::Any, &[verdict(data)])).unwrap();
+    }
+    let exported = block_on(store.with_reader(|b| {
+        let mut out = Vec::new();
+        promotion_audit::jsonl::export(b, &mut out)?;
+        Ok(out)
+    }))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/outside/verify_export.py"
+    );
+    let run = |text: &[u8]| {
+        let path = dir.path().join("export.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(python)
+            .arg(script)
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let root = block_on(store.verify(None)).unwrap().root;
+    let (ok, said) = run(&exported);
+    assert!(ok, "{said}");
+    assert_eq!(
+        said.trim(),
+        format!("ok 3 entries, root {}", hex::encode(root))
+    );
+    // One digit of the second entry's float changed: the script names its line.
+    let text = String::from_utf8(exported).unwrap();
+    let damaged = text.replacen("1.0715660391465826e-75", "1.0715660391465827e-75", 1);
+    assert_ne!(
+        damaged, text,
+        "the export holds the float's shortest digits"
+    );
+    let (ok, said) = run(damaged.as_bytes());
+    assert!(!ok, "{said}");
+    assert!(said.starts_with("line 2: the entry hashes to"), "{said}");
+}
