@@ -117,8 +117,8 @@ pub enum AuditError {
         /// Why it does not verify.
         error: CheckpointError,
     },
-    /// A trusted key was given, but the log holds no checkpoint at all: nothing signed vouches
-    /// for any entry (the checkpoints were deleted, or the log was never signed).
+    /// A trusted key was given, but the log holds entries and no checkpoint at all: nothing
+    /// signed vouches for any entry (the checkpoints were deleted, or the log was never signed).
     #[error("the audit log does not verify: a trusted key was given but the log holds no signed checkpoint ({entries} entries, none covered by a signature)")]
     NoCheckpoint {
         /// Entries in the log.

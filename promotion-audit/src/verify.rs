@@ -77,8 +77,10 @@ fn parse_unsigned(note: &str) -> Result<Checkpoint, CheckpointError> {
 /// against the tree of the entries before it).
 ///
 /// With `verifier`, every checkpoint must also carry a valid signature by that key, and the
-/// signed checkpoints must cover the whole log: a log without one fails with
+/// signed checkpoints must cover the whole log: a log with entries but no checkpoint fails with
 /// [`AuditError::NoCheckpoint`], entries after the latest with [`AuditError::UnsignedTail`].
+/// An empty log has nothing to vouch for and verifies; a log emptied of entries and checkpoints
+/// alike is a rollback to size 0, which only a checkpoint saved outside the log can expose.
 /// A rewrite that kept every entry, chain link and node consistent is reported from the first
 /// checkpoint whose root differs, narrowed by the last one that verifies
 /// ([`Tampered::within`]).
@@ -87,9 +89,10 @@ pub fn verify(
     verifier: Option<&CheckpointVerifier>,
 ) -> Result<VerifyReport, AuditError> {
     if verifier.is_some() && backend.latest_checkpoint()?.is_none() {
-        return Err(AuditError::NoCheckpoint {
-            entries: backend.size()?,
-        });
+        let entries = backend.size()?;
+        if entries > 0 {
+            return Err(AuditError::NoCheckpoint { entries });
+        }
     }
     let mut chain = Chain {
         frontier: Frontier::new(),
@@ -101,7 +104,6 @@ pub fn verify(
         indexed: Vec::new(),
         index_upto: 0,
         checkpoints: Checkpoints {
-            verifier,
             pending: VecDeque::new(),
             latest: None,
             checked: 0,
@@ -121,20 +123,20 @@ pub fn verify(
     // if sequential.
     let index = backend.stream_index_summary()?;
     chain.index_upto = index.as_ref().map_or(0, |i| i.upto);
-    let chain = std::thread::scope(|scope| -> Result<Chain<'_>, AuditError> {
+    let chain = std::thread::scope(|scope| -> Result<Chain, AuditError> {
         type Decoded = Vec<Result<Frame, String>>;
-        type Notes = Vec<(u64, String)>;
+        type Opened = Vec<(u64, Result<Checkpoint, AuditError>)>;
         // A rendezvous: a chunk is handed over only when the worker waits for one, with the
         // checkpoints stored for the tree sizes it reaches.
-        let (rows_tx, rows_rx) = mpsc::sync_channel::<(EntryChunk, Decoded, Notes)>(0);
+        let (rows_tx, rows_rx) = mpsc::sync_channel::<(EntryChunk, Decoded, Opened)>(0);
         let (done_tx, done_rx) =
             mpsc::sync_channel::<(Result<Vec<Node>, AuditError>, EntryChunk, Decoded)>(2);
         let worker = scope.spawn(move || {
-            for (chunk, mut frames, notes) in rows_rx {
+            for (chunk, mut frames, opened) in rows_rx {
                 let decoded = frames.len();
                 let rest = chunk.entries.get(decoded..).unwrap_or_default();
                 frames.extend(rest.iter().map(|e| Frame::of(&chunk, e)));
-                chain.checkpoints.pending.extend(notes);
+                chain.checkpoints.pending.extend(opened);
                 let result = chain.check_chunk(&chunk, &frames);
                 let failed = result.is_err();
                 if done_tx.send((result, chunk, frames)).is_err() || failed {
@@ -175,10 +177,16 @@ pub fn verify(
                 let reach = next.saturating_add(chunk.entries.len() as u64);
                 next = last.seq.saturating_add(1);
                 frames.clear();
-                let notes = pager.upto(reach)?;
+                // Parsed and their signatures checked here, off the hashing thread; a failure
+                // travels to the worker, which reports it when the pass reaches its size.
+                let opened: Opened = pager
+                    .upto(reach)?
+                    .into_iter()
+                    .map(|(size, note)| (size, open_checkpoint(verifier, size, &note)))
+                    .collect();
                 // Decode frames here, a step at a time, for as long as the worker is busy;
                 // hand the chunk over as soon as it waits (it decodes the rest).
-                let mut parcel = (chunk, frames, notes);
+                let mut parcel = (chunk, frames, opened);
                 loop {
                     match rows_tx.try_send(parcel) {
                         Ok(()) => break,
@@ -222,14 +230,20 @@ pub fn verify(
     let mut chain = chain;
     // The checkpoints at the log's size (all of them, when the log is empty), then whatever
     // is stored beyond its end.
-    chain.checkpoints.pending.extend(pager.upto(chain.seq)?);
+    let at_end = pager.upto(chain.seq)?.into_iter();
+    chain
+        .checkpoints
+        .pending
+        .extend(at_end.map(|(size, note)| (size, open_checkpoint(verifier, size, &note))));
     chain.checkpoints.check_at(&chain.frontier)?;
     let beyond = match chain.checkpoints.pending.pop_front() {
-        Some(note) => Some(note),
-        None => pager.first_beyond(chain.seq)?,
+        Some((_, opened)) => Some(opened),
+        None => pager
+            .first_beyond(chain.seq)?
+            .map(|(size, note)| open_checkpoint(verifier, size, &note)),
     };
-    if let Some((size, note)) = beyond {
-        let cp = chain.checkpoints.open(size, &note)?;
+    if let Some(opened) = beyond {
+        let cp = opened?;
         return Err(tampered(
             chain.seq,
             "the log ends before the size a stored checkpoint signs (tail truncated)",
@@ -247,7 +261,8 @@ pub fn verify(
     } = chain;
     if verifier.is_some() {
         match &checkpoints.latest {
-            None => return Err(AuditError::NoCheckpoint { entries: seq }),
+            None if seq > 0 => return Err(AuditError::NoCheckpoint { entries: seq }),
+            None => {}
             Some(cp) if cp.size < seq => {
                 return Err(AuditError::UnsignedTail {
                     signed: cp.size,
@@ -314,46 +329,49 @@ impl CheckpointPager<'_> {
     }
 }
 
+/// Parses the checkpoint stored under tree size `size` and, with a trusted key, checks its
+/// signature; the size it signs must be the one it is stored under.
+fn open_checkpoint(
+    verifier: Option<&CheckpointVerifier>,
+    size: u64,
+    note: &str,
+) -> Result<Checkpoint, AuditError> {
+    let cp = match verifier {
+        Some(v) => v.verify(note),
+        None => parse_unsigned(note),
+    }
+    .map_err(|error| AuditError::StoredCheckpoint { size, error })?;
+    if cp.size != size {
+        return Err(tampered(
+            cp.size.min(size),
+            format!("the checkpoint row for tree size {size} signs another size"),
+            size.to_string(),
+            cp.size.to_string(),
+        ));
+    }
+    Ok(cp)
+}
+
 /// The stored checkpoints as the pass reaches their sizes.
-struct Checkpoints<'v> {
-    verifier: Option<&'v CheckpointVerifier>,
-    /// Handed over by the reading thread, by size, not checked yet.
-    pending: VecDeque<(u64, String)>,
+struct Checkpoints {
+    /// Opened by the reading thread ([`open_checkpoint`]), by size, not checked yet.
+    pending: VecDeque<(u64, Result<Checkpoint, AuditError>)>,
     /// The last checkpoint that verified.
     latest: Option<Checkpoint>,
     /// How many verified.
     checked: u64,
 }
 
-impl Checkpoints<'_> {
-    /// Parses the checkpoint stored under tree size `size` and, with a trusted key, checks its
-    /// signature; the size it signs must be the one it is stored under.
-    fn open(&self, size: u64, note: &str) -> Result<Checkpoint, AuditError> {
-        let cp = match self.verifier {
-            Some(v) => v.verify(note),
-            None => parse_unsigned(note),
-        }
-        .map_err(|error| AuditError::StoredCheckpoint { size, error })?;
-        if cp.size != size {
-            return Err(tampered(
-                cp.size.min(size),
-                format!("the checkpoint row for tree size {size} signs another size"),
-                size.to_string(),
-                cp.size.to_string(),
-            ));
-        }
-        Ok(cp)
-    }
-
-    /// Checks the pending checkpoints for the size `frontier` has reached: signature, size,
-    /// and root against the tree of the entries so far.
+impl Checkpoints {
+    /// Checks the pending checkpoints for the size `frontier` has reached: that they opened
+    /// (signature and size), and their roots against the tree of the entries so far.
     fn check_at(&mut self, frontier: &Frontier) -> Result<(), AuditError> {
         while self
             .pending
             .front()
             .is_some_and(|(size, _)| *size <= frontier.size())
         {
-            let Some((size, note)) = self.pending.pop_front() else {
+            let Some((size, opened)) = self.pending.pop_front() else {
                 break;
             };
             if size < frontier.size() {
@@ -361,7 +379,7 @@ impl Checkpoints<'_> {
                     "the backend returned the checkpoint at tree size {size} out of order"
                 )));
             }
-            let cp = self.open(size, &note)?;
+            let cp = opened?;
             let root = frontier.root();
             if root != cp.root {
                 return Err(rewritten(self.latest.as_ref(), &cp, &root));
@@ -438,7 +456,7 @@ impl Frame {
 
 /// The running state of verification: the tree, the chain, every stream's version and the
 /// checkpoints.
-struct Chain<'v> {
+struct Chain {
     frontier: Frontier,
     prev: Hash,
     seq: u64,
@@ -452,10 +470,10 @@ struct Chain<'v> {
     indexed: Vec<(u64, u64, u64)>,
     /// Entries below this are counted in `indexed`, for the stream index check.
     index_upto: u64,
-    checkpoints: Checkpoints<'v>,
+    checkpoints: Checkpoints,
 }
 
-impl Chain<'_> {
+impl Chain {
     /// Checks one chunk of entries in order, given what their frames claim; returns the Merkle
     /// nodes they complete.
     fn check_chunk(
@@ -598,7 +616,7 @@ impl Chain<'_> {
     }
 }
 
-impl Chain<'_> {
+impl Chain {
     /// Checks that the backend's stream index counts, for every stream, exactly its entries below
     /// the summary's `upto`, as this pass counted them (reads check the index against these
     /// counts).

@@ -197,8 +197,13 @@ fn rename_stage4(bytes: &[u8]) -> Vec<u8> {
 /// A rewrite that re-chains and re-hashes everything after it and recomputes the Merkle
 /// nodes ([`forge`](super::forge)) is caught by the signed checkpoints, at the entry it
 /// rewrote; once every checkpoint is deleted as well, verifying with the trusted key fails
-/// because nothing signed is left, and so does verifying with the store's own key.
+/// because nothing signed is left, and so does verifying with the store's own key. (An empty
+/// log, before any append, verifies: it has nothing to vouch for.)
 pub async fn rewrite_without_checkpoints(h: Harness) {
+    // An empty log has nothing to vouch for: it verifies with the key, no signature checked.
+    let empty = (h.open)(options()).verify(None).await.unwrap();
+    assert_eq!((empty.entries, empty.checkpoints), (0, 0));
+    assert!(!empty.signature_checked);
     let store = ten_entries(&h).await;
     assert_eq!(store.verify(None).await.unwrap().checkpoints, 10);
     super::forge(&store, h.tamper.as_ref(), 4, rename_stage4).await;
