@@ -1,5 +1,6 @@
 //! Verifies a SQLite audit log offline: every entry's bytes, the hash chain, the Merkle tree and
-//! the latest checkpoint's Ed25519 signature against a trusted verifier key.
+//! every stored checkpoint's root and Ed25519 signature against a trusted verifier key. A log
+//! without a signed checkpoint, or with entries after the latest one, does not verify.
 //!
 //! `cargo run --example verify_audit -- <audit.db> --vkey-file <file>` (or `--vkey <key>`).
 //! Exits 0 when the log verifies, 1 when it does not (naming the first entry that does not
@@ -49,12 +50,13 @@ async fn main() -> ExitCode {
         Ok(r) => {
             let root: String = r.root.iter().map(|b| format!("{b:02x}")).collect();
             println!(
-                "OK: {} entries ({} bytes) in {} streams; root {root}; checkpoint at size {} signed by {}",
+                "OK: {} entries ({} bytes) in {} streams; root {root}; {} checkpoints signed by {}, the latest at size {}",
                 r.entries,
                 r.bytes,
                 r.streams,
-                r.checkpoint.as_ref().map_or(0, |c| c.size),
-                verifier.name()
+                r.checkpoints,
+                verifier.name(),
+                r.checkpoint.as_ref().map_or(0, |c| c.size)
             );
             ExitCode::SUCCESS
         }

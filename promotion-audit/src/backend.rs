@@ -195,6 +195,13 @@ pub trait Backend: Send + 'static {
     }
     /// The checkpoint with the largest tree size, as (size, note).
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, BackendError>;
+    /// Up to `limit` stored checkpoints with a tree size of `from_size` or more, as (size,
+    /// note), by size: verification pages through every checkpoint with this.
+    fn read_checkpoints(
+        &self,
+        from_size: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, BackendError>;
     /// Every stream.
     fn streams(&self) -> Result<Vec<StreamId>, BackendError>;
 

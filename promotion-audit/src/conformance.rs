@@ -62,6 +62,7 @@ use chrono::{DateTime, Utc};
 use promotion_core::{Actor, Event, EventBody, ManualClock, StageName};
 
 use crate::checkpoint::CheckpointSigner;
+use crate::merkle::Hash;
 use crate::store::{AuditOptions, AuditStore};
 
 pub mod audit;
@@ -70,8 +71,9 @@ mod macros;
 mod memory;
 
 pub use audit::{
-    concurrent_appends, conflicts, export_import, leases, leases_survive_reopening,
-    ordering_and_versions, proofs, reopen, tamper_detection, two_writers,
+    checkpoints_pinpoint_a_rewrite, concurrent_appends, conflicts, every_checkpoint_verified,
+    export_import, leases, leases_survive_reopening, ordering_and_versions, proofs, reopen,
+    rewrite_without_checkpoints, tamper_detection, two_writers,
 };
 pub use memory::memory_harness;
 
@@ -93,6 +95,15 @@ pub trait Tamper: Send + Sync {
     fn truncate(&self, keep: u64);
     /// Appends a copy of entry `seq`'s bytes and hash as a new last entry.
     fn duplicate(&self, seq: u64);
+    /// Replaces entry `seq`'s stored bytes and recorded hash (its stream and version stay).
+    fn rewrite(&self, seq: u64, bytes: &[u8], hash: Hash);
+    /// Stores Merkle nodes as (level, index, hash), replacing any stored at the same place
+    /// (a backend that does not store low levels skips them, as its writer does).
+    fn put_nodes(&self, nodes: &[(u8, u64, Hash)]);
+    /// Stores `note` as the checkpoint for tree size `size`, replacing the one stored there.
+    fn put_checkpoint(&self, size: u64, note: &str);
+    /// Deletes every stored checkpoint for a tree size of `from_size` or more.
+    fn delete_checkpoints(&self, from_size: u64);
 }
 
 /// A fresh, empty log of the backend under test.
@@ -101,6 +112,49 @@ pub struct Harness {
     pub open: Box<dyn Fn(AuditOptions) -> AuditStore + Send + Sync>,
     /// Damages the storage directly.
     pub tamper: Box<dyn Tamper>,
+}
+
+/// Rewrites entry `seq` as `edit` changes its bytes, then re-chains and re-hashes every later
+/// entry and recomputes every Merkle node: the forgery of an attacker with write access to the
+/// storage but not the signing key. Every entry, chain link and node then agrees; only the
+/// signed checkpoints (which this leaves as they are) can tell.
+pub async fn forge(
+    store: &AuditStore,
+    tamper: &dyn Tamper,
+    seq: u64,
+    edit: impl Fn(&[u8]) -> Vec<u8>,
+) {
+    let size = store.size().await.unwrap();
+    let mut frontier = crate::merkle::Frontier::new();
+    let mut nodes = Vec::new();
+    // The previous entry's hash as stored, and as forged.
+    let mut prev: Option<(Hash, Hash)> = None;
+    for i in 0..size {
+        let entry = store.entry(i).await.unwrap();
+        let mut bytes = entry.bytes.clone();
+        if i == seq {
+            bytes = edit(&bytes);
+            assert_ne!(bytes, entry.bytes, "the edit changes entry {seq}");
+        }
+        if let Some((old, new)) = prev {
+            let (old, new) = (hex::encode(old), hex::encode(new));
+            let text = String::from_utf8(bytes).unwrap();
+            bytes = text
+                .replacen(
+                    &format!("\"prev\":\"{old}\""),
+                    &format!("\"prev\":\"{new}\""),
+                    1,
+                )
+                .into_bytes();
+        }
+        let hash = crate::merkle::leaf_hash(&bytes);
+        if bytes != entry.bytes {
+            tamper.rewrite(i, &bytes, hash);
+        }
+        prev = Some((entry.hash, hash));
+        nodes.extend(frontier.push(hash));
+    }
+    tamper.put_nodes(&nodes);
 }
 
 /// Flips one byte inside the event of an entry's canonical bytes, keeping valid JSON.
@@ -151,5 +205,8 @@ pub async fn run_all(make: &dyn Fn() -> Harness) {
     reopen(make()).await;
     concurrent_appends(make()).await;
     tamper_detection(make).await;
+    rewrite_without_checkpoints(make()).await;
+    checkpoints_pinpoint_a_rewrite(make()).await;
+    every_checkpoint_verified(make()).await;
     export_import(make()).await;
 }

@@ -47,6 +47,7 @@ impl BackendError {
             problem: problem.into(),
             expected: "data as the store writes it".into(),
             found: found.into(),
+            rewritten_before: None,
         };
         BackendError {
             message: t.to_string(),
@@ -68,6 +69,21 @@ pub struct Tampered {
     pub expected: String,
     /// What the stored bytes say.
     pub found: String,
+    /// Set when only the signed checkpoints show the damage (every entry, chain link and
+    /// Merkle node agrees with its neighbours, as after a rewrite that re-chained and re-hashed
+    /// everything after it): the size of the first checkpoint that does not verify. The first
+    /// rewritten entry is then one of entries [`seq`](Self::seq) (the size of the last
+    /// checkpoint that verifies) up to, not including, this; see [`within`](Self::within).
+    pub rewritten_before: Option<u64>,
+}
+
+impl Tampered {
+    /// The entries among which the first rewritten one lies, when only the signed checkpoints
+    /// narrow it down ([`rewritten_before`](Self::rewritten_before)); with one entry in it,
+    /// that entry is the rewritten one.
+    pub fn within(&self) -> Option<std::ops::Range<u64>> {
+        self.rewritten_before.map(|end| self.seq..end)
+    }
 }
 
 /// Why an audit-log operation failed.
@@ -81,7 +97,7 @@ pub enum AuditError {
     Backend(BackendError),
     /// The log does not verify: it was edited, truncated, reordered or corrupted.
     #[error("the audit log does not verify: {0}")]
-    Tampered(#[from] Tampered),
+    Tampered(Tampered),
     /// The file is not a promotion audit log (another application's database, or not a
     /// database at all).
     #[error("{path} is not a promotion audit log: {problem}")]
@@ -92,10 +108,35 @@ pub enum AuditError {
     },
     /// A checkpoint is malformed, unsigned by the trusted key, or badly signed.
     #[error("checkpoint: {0}")]
-    Checkpoint(#[from] CheckpointError),
+    Checkpoint(CheckpointError),
+    /// A checkpoint stored with the log does not verify: it is malformed, or not signed (or
+    /// badly signed) by the trusted key.
+    #[error("the audit log does not verify: its stored checkpoint at tree size {size} does not verify: {error}")]
+    StoredCheckpoint {
+        /// The tree size the checkpoint's row is stored under.
+        size: u64,
+        /// Why it does not verify.
+        error: CheckpointError,
+    },
+    /// A trusted key was given, but the log holds entries and no checkpoint at all: nothing
+    /// signed vouches for any entry (the checkpoints were deleted, or the log was never signed).
+    #[error("the audit log does not verify: a trusted key was given but the log holds no signed checkpoint ({entries} entries, none covered by a signature)")]
+    NoCheckpoint {
+        /// Entries in the log.
+        entries: u64,
+    },
+    /// A trusted key was given, but the latest checkpoint covers fewer entries than the log
+    /// holds: the entries after it are vouched for by no signature.
+    #[error("the audit log does not verify: entries {signed} to {last} are covered by no signed checkpoint (the latest is at tree size {signed})", last = entries.saturating_sub(1))]
+    UnsignedTail {
+        /// The tree size of the latest checkpoint.
+        signed: u64,
+        /// Entries in the log.
+        entries: u64,
+    },
     /// A proof could not be made or does not verify.
     #[error("proof: {0}")]
-    Proof(#[from] ProofError),
+    Proof(ProofError),
     /// A request was out of range or malformed.
     #[error("{0}")]
     InvalidRequest(String),
@@ -110,6 +151,27 @@ pub enum AuditError {
     /// The store's worker thread stopped (the store was dropped or a worker panicked).
     #[error("the audit store's worker has stopped")]
     Stopped,
+}
+
+// The variants that carry another error show it in their own message, so they do not also
+// name it as their `source()`: a report that walks the chain of causes
+// (`promotion_core::report_chain`) would print it twice.
+impl From<Tampered> for AuditError {
+    fn from(t: Tampered) -> Self {
+        AuditError::Tampered(t)
+    }
+}
+
+impl From<CheckpointError> for AuditError {
+    fn from(e: CheckpointError) -> Self {
+        AuditError::Checkpoint(e)
+    }
+}
+
+impl From<ProofError> for AuditError {
+    fn from(e: ProofError) -> Self {
+        AuditError::Proof(e)
+    }
 }
 
 impl From<BackendError> for AuditError {

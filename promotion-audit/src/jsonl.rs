@@ -7,14 +7,17 @@
 //! {"checkpoint":"promotion.example/shop\n42\n…\n\n— promotion.example/shop …\n"}
 //! ```
 //!
-//! An entry's hashed bytes are the canonical JSON of its `entry` object, so the hash can be
-//! recomputed from the line alone.
+//! The `entry` member is the entry's stored bytes, verbatim: the hash is the RFC 6962 leaf hash
+//! (SHA-256 of a zero byte and the bytes) of exactly the text between `{"entry":` and
+//! `,"hash":`, so it can be recomputed from the line alone, and an export re-imports to the
+//! same hashes and root whatever the entries hold (floats included: nothing is re-parsed).
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
-use promotion_core::{canonical_json, StreamId};
-use serde::{Deserialize, Serialize};
+use promotion_core::StreamId;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::backend::Backend;
 use crate::checkpoint::CheckpointVerifier;
@@ -23,46 +26,51 @@ use crate::error::{AuditError, BackendError};
 use crate::merkle::{leaf_hash, Frontier, Hash};
 use crate::verify::{unsigned_checkpoint, CHUNK};
 
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum Line {
-    Entry {
-        entry: serde_json::Value,
-        hash: String,
-        seq: u64,
-    },
-    Checkpoint {
-        checkpoint: String,
-    },
+/// One line of an export, as read: an entry (its bytes as they stand in the line, its hash and
+/// position) or the checkpoint.
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    entry: Option<&'a RawValue>,
+    hash: Option<String>,
+    seq: Option<u64>,
+    checkpoint: Option<String>,
 }
 
 /// Writes every entry of `backend` and its latest checkpoint to `out`; returns the number of
-/// entries written.
+/// entries written. Each entry's stored bytes are written as they are, never re-encoded.
 pub fn export(backend: &dyn Backend, out: &mut dyn Write) -> Result<u64, AuditError> {
     let io = |e: std::io::Error| AuditError::Backend(BackendError::with("writing the export", e));
     let mut seq = 0u64;
+    let mut line = Vec::new();
     loop {
         let chunk = backend.read_range(seq, CHUNK)?;
         if chunk.is_empty() {
             break;
         }
         for row in chunk {
-            let entry: serde_json::Value = serde_json::from_slice(&row.bytes).map_err(|e| {
-                AuditError::InvalidRequest(format!("entry {} does not parse: {e}", row.seq))
+            // The bytes go into the line as they are: they must be one JSON value on one line.
+            serde_json::from_slice::<serde::de::IgnoredAny>(&row.bytes).map_err(|e| {
+                AuditError::InvalidRequest(format!("entry {} is not JSON: {e}", row.seq))
             })?;
-            let line = Line::Entry {
-                entry,
-                hash: hex::encode(row.hash),
-                seq: row.seq,
-            };
-            serde_json::to_writer(&mut *out, &line)
-                .map_err(|e| AuditError::InvalidRequest(e.to_string()))?;
-            out.write_all(b"\n").map_err(io)?;
+            if row.bytes.contains(&b'\n') {
+                return Err(AuditError::InvalidRequest(format!(
+                    "entry {} holds a line break outside its strings",
+                    row.seq
+                )));
+            }
+            line.clear();
+            line.extend_from_slice(b"{\"entry\":");
+            line.extend_from_slice(&row.bytes);
+            line.extend_from_slice(b",\"hash\":\"");
+            line.extend_from_slice(hex::encode(row.hash).as_bytes());
+            line.extend_from_slice(format!("\",\"seq\":{}}}\n", row.seq).as_bytes());
+            out.write_all(&line).map_err(io)?;
             seq = row.seq + 1;
         }
     }
     if let Some((_, note)) = backend.latest_checkpoint()? {
-        serde_json::to_writer(&mut *out, &Line::Checkpoint { checkpoint: note })
+        serde_json::to_writer(&mut *out, &serde_json::json!({ "checkpoint": note }))
             .map_err(|e| AuditError::InvalidRequest(e.to_string()))?;
         out.write_all(b"\n").map_err(io)?;
     }
@@ -138,18 +146,29 @@ fn import_inner(
         if checkpoint.is_some() {
             return Err(bad("nothing may follow the checkpoint line".into()));
         }
-        let line: Line =
+        let line: Line<'_> =
             serde_json::from_str(text.trim_end_matches('\n')).map_err(|e| bad(e.to_string()))?;
         match line {
-            Line::Checkpoint { checkpoint: note } => checkpoint = Some(note),
-            Line::Entry { entry, hash, seq } => {
+            Line {
+                checkpoint: Some(note),
+                entry: None,
+                hash: None,
+                seq: None,
+            } => checkpoint = Some(note),
+            Line {
+                entry: Some(entry),
+                hash: Some(hash),
+                seq: Some(seq),
+                checkpoint: None,
+            } => {
                 let expected_seq = frontier.size();
                 if seq != expected_seq {
                     return Err(bad(format!(
                         "expected entry {expected_seq}, found entry {seq}"
                     )));
                 }
-                let bytes = canonical_json(&entry).map_err(|e| bad(e.to_string()))?;
+                // The bytes as they stand in the line: what the entry's hash covers.
+                let bytes = entry.get().as_bytes().to_vec();
                 let computed = leaf_hash(&bytes);
                 if hex::encode(computed) != hash {
                     return Err(bad(format!(
@@ -193,6 +212,11 @@ fn import_inner(
                     entries.clear();
                     nodes.clear();
                 }
+            }
+            _ => {
+                return Err(bad(
+                    "a line holds either `entry`, `hash` and `seq`, or `checkpoint` alone".into(),
+                ))
             }
         }
     }

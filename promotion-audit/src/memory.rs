@@ -200,6 +200,20 @@ impl Backend for MemoryBackend {
             .map(|(s, n)| (*s, n.clone())))
     }
 
+    fn read_checkpoints(
+        &self,
+        from_size: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, BackendError> {
+        Ok(self
+            .rows()
+            .checkpoints
+            .range(from_size..)
+            .take(limit)
+            .map(|(s, n)| (*s, n.clone()))
+            .collect())
+    }
+
     fn streams(&self) -> Result<Vec<StreamId>, BackendError> {
         let mut s: Vec<StreamId> = self
             .rows()

@@ -337,6 +337,7 @@ impl AuditStore {
                     .into(),
                 expected: hex::encode(cp.root),
                 found: hex::encode(root),
+                rewritten_before: None,
             }));
         }
         Ok(cp)

@@ -1,13 +1,15 @@
 //! Streaming verification of a stored log: every byte re-read, every hash and Merkle node
-//! recomputed, the latest checkpoint's signature and root checked. Memory stays bounded by the
-//! number of streams plus one chunk, whatever the log's length.
+//! recomputed, and every stored checkpoint checked as the pass reaches its size (its signature,
+//! and its root against the root of the entries so far, which the pass's Merkle frontier gives
+//! in O(log n) memory). Memory stays bounded by the number of streams plus one chunk of entries
+//! and of checkpoints, whatever the log's length.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc;
 
 use crate::backend::Backend;
 use crate::backend::{ChunkEntry, EntryChunk, StreamIndexSummary, StreamIndexed};
-use crate::checkpoint::{Checkpoint, CheckpointVerifier};
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointVerifier};
 use crate::entry::{decode_frame, split_frame, GENESIS_PREV};
 use crate::error::{AuditError, Tampered};
 use crate::merkle::{leaf_hash, Frontier, Hash};
@@ -31,7 +33,11 @@ pub struct VerifyReport {
     pub root: Hash,
     /// The latest checkpoint, when the log has one.
     pub checkpoint: Option<Checkpoint>,
-    /// Whether the checkpoint's signature was checked against a trusted key.
+    /// How many stored checkpoints were checked (every one the log holds): root, size and,
+    /// with a trusted key, signature.
+    pub checkpoints: u64,
+    /// Whether the checkpoints' signatures were checked against a trusted key (then every
+    /// entry is covered by a checkpoint that key signed).
     pub signature_checked: bool,
 }
 
@@ -46,38 +52,46 @@ fn tampered(
         problem: problem.into(),
         expected: expected.into(),
         found: found.into(),
+        rewritten_before: None,
     })
 }
 
 /// Parses a note's checkpoint body without checking signatures.
 pub fn unsigned_checkpoint(note: &str) -> Result<Checkpoint, AuditError> {
-    let end = note.find("\n\n").ok_or_else(|| {
-        AuditError::InvalidRequest("checkpoint note has no signature block".into())
-    })?;
-    let body = note.get(..=end).unwrap_or(note);
-    Ok(Checkpoint::parse_body(body)?)
+    Ok(parse_unsigned(note)?)
 }
 
-/// Verifies everything `backend` holds. With `verifier`, the latest checkpoint must carry a
-/// valid signature by that key.
+fn parse_unsigned(note: &str) -> Result<Checkpoint, CheckpointError> {
+    let end = note
+        .find("\n\n")
+        .ok_or_else(|| CheckpointError::Malformed {
+            line: note.split('\n').count(),
+            problem: "the checkpoint note has no signature block".into(),
+        })?;
+    let body = note.get(..=end).unwrap_or(note);
+    Checkpoint::parse_body(body)
+}
+
+/// Verifies everything `backend` holds: every entry's bytes, hash, chain link, place and stream
+/// version, every stored Merkle node, and every stored checkpoint (its size, and its root
+/// against the tree of the entries before it).
+///
+/// With `verifier`, every checkpoint must also carry a valid signature by that key, and the
+/// signed checkpoints must cover the whole log: a log with entries but no checkpoint fails with
+/// [`AuditError::NoCheckpoint`], entries after the latest with [`AuditError::UnsignedTail`].
+/// An empty log has nothing to vouch for and verifies; a log emptied of entries and checkpoints
+/// alike is a rollback to size 0, which only a checkpoint saved outside the log can expose.
+/// A rewrite that kept every entry, chain link and node consistent is reported from the first
+/// checkpoint whose root differs, narrowed by the last one that verifies
+/// ([`Tampered::within`]).
 pub fn verify(
     backend: &dyn Backend,
     verifier: Option<&CheckpointVerifier>,
 ) -> Result<VerifyReport, AuditError> {
-    let stored_cp = backend.latest_checkpoint()?;
-    let (checkpoint, signature_checked) = match (&stored_cp, verifier) {
-        (Some((_, note)), Some(v)) => (Some(v.verify(note)?), true),
-        (Some((_, note)), None) => (Some(unsigned_checkpoint(note)?), false),
-        (None, _) => (None, false),
-    };
-    if let (Some((size, _)), Some(cp)) = (&stored_cp, &checkpoint) {
-        if *size != cp.size {
-            return Err(tampered(
-                cp.size.min(*size),
-                "the checkpoint row's size differs from the size it signs",
-                cp.size.to_string(),
-                size.to_string(),
-            ));
+    if verifier.is_some() && backend.latest_checkpoint()?.is_none() {
+        let entries = backend.size()?;
+        if entries > 0 {
+            return Err(AuditError::NoCheckpoint { entries });
         }
     }
     let mut chain = Chain {
@@ -89,12 +103,18 @@ pub fn verify(
         versions: Vec::new(),
         indexed: Vec::new(),
         index_upto: 0,
-        checkpoint_size: checkpoint.as_ref().map(|c| c.size),
-        root_at_checkpoint: None,
+        checkpoints: Checkpoints {
+            pending: VecDeque::new(),
+            latest: None,
+            checked: 0,
+        },
     };
-    if chain.checkpoint_size == Some(0) {
-        chain.root_at_checkpoint = Some(chain.frontier.root());
-    }
+    let mut pager = CheckpointPager {
+        backend,
+        next: 0,
+        pending: VecDeque::new(),
+        exhausted: false,
+    };
     // Two stages on two threads: this one reads a chunk of entries and stored nodes from the
     // backend and, while the worker is still busy, decodes the chunk's frames; the worker
     // decodes the rest, hashes and chains the chunk, and hands its buffers back. Which thread
@@ -105,15 +125,18 @@ pub fn verify(
     chain.index_upto = index.as_ref().map_or(0, |i| i.upto);
     let chain = std::thread::scope(|scope| -> Result<Chain, AuditError> {
         type Decoded = Vec<Result<Frame, String>>;
-        // A rendezvous: a chunk is handed over only when the worker waits for one.
-        let (rows_tx, rows_rx) = mpsc::sync_channel::<(EntryChunk, Decoded)>(0);
+        type Opened = Vec<(u64, Result<Checkpoint, AuditError>)>;
+        // A rendezvous: a chunk is handed over only when the worker waits for one, with the
+        // checkpoints stored for the tree sizes it reaches.
+        let (rows_tx, rows_rx) = mpsc::sync_channel::<(EntryChunk, Decoded, Opened)>(0);
         let (done_tx, done_rx) =
             mpsc::sync_channel::<(Result<Vec<Node>, AuditError>, EntryChunk, Decoded)>(2);
         let worker = scope.spawn(move || {
-            for (chunk, mut frames) in rows_rx {
+            for (chunk, mut frames, opened) in rows_rx {
                 let decoded = frames.len();
                 let rest = chunk.entries.get(decoded..).unwrap_or_default();
                 frames.extend(rest.iter().map(|e| Frame::of(&chunk, e)));
+                chain.checkpoints.pending.extend(opened);
                 let result = chain.check_chunk(&chunk, &frames);
                 let failed = result.is_err();
                 if done_tx.send((result, chunk, frames)).is_err() || failed {
@@ -126,6 +149,7 @@ pub fn verify(
         let mut next = 0u64;
         let mut in_flight = 0usize;
         let mut spare: Vec<(EntryChunk, Decoded)> = Vec::new();
+        let pager = &mut pager;
         let finish = |spare: &mut Vec<(EntryChunk, Decoded)>| -> Result<(), AuditError> {
             let (nodes, chunk, frames) = done_rx.recv().map_err(|_| stopped())?;
             check_nodes(backend, &nodes?)?;
@@ -149,11 +173,20 @@ pub fn verify(
                 let Some(last) = chunk.entries.last() else {
                     break;
                 };
+                // The tree reaches at most this size in this chunk (fewer if it fails).
+                let reach = next.saturating_add(chunk.entries.len() as u64);
                 next = last.seq.saturating_add(1);
                 frames.clear();
+                // Parsed and their signatures checked here, off the hashing thread; a failure
+                // travels to the worker, which reports it when the pass reaches its size.
+                let opened: Opened = pager
+                    .upto(reach)?
+                    .into_iter()
+                    .map(|(size, note)| (size, open_checkpoint(verifier, size, &note)))
+                    .collect();
                 // Decode frames here, a step at a time, for as long as the worker is busy;
                 // hand the chunk over as soon as it waits (it decodes the rest).
-                let mut parcel = (chunk, frames);
+                let mut parcel = (chunk, frames, opened);
                 loop {
                     match rows_tx.try_send(parcel) {
                         Ok(()) => break,
@@ -194,31 +227,49 @@ pub fn verify(
         }
         Ok(chain)
     })?;
+    let mut chain = chain;
+    // The checkpoints at the log's size (all of them, when the log is empty), then whatever
+    // is stored beyond its end.
+    let at_end = pager.upto(chain.seq)?.into_iter();
+    chain
+        .checkpoints
+        .pending
+        .extend(at_end.map(|(size, note)| (size, open_checkpoint(verifier, size, &note))));
+    chain.checkpoints.check_at(&chain.frontier)?;
+    let beyond = match chain.checkpoints.pending.pop_front() {
+        Some((_, opened)) => Some(opened),
+        None => pager
+            .first_beyond(chain.seq)?
+            .map(|(size, note)| open_checkpoint(verifier, size, &note)),
+    };
+    if let Some(opened) = beyond {
+        let cp = opened?;
+        return Err(tampered(
+            chain.seq,
+            "the log ends before the size a stored checkpoint signs (tail truncated)",
+            format!("{} entries", cp.size),
+            format!("{} entries", chain.seq),
+        ));
+    }
     let Chain {
         frontier,
         seq,
         bytes,
         versions,
-        root_at_checkpoint,
+        checkpoints,
         ..
     } = chain;
-    if let Some(cp) = &checkpoint {
-        if cp.size > seq {
-            return Err(tampered(
-                seq,
-                "the log ends before the size its latest checkpoint signs (tail truncated)",
-                format!("{} entries", cp.size),
-                format!("{seq} entries"),
-            ));
-        }
-        let root = root_at_checkpoint.unwrap_or(frontier.root());
-        if root != cp.root {
-            return Err(tampered(
-                cp.size.saturating_sub(1),
-                "the Merkle root at the checkpoint's size differs from the signed root",
-                hex::encode(cp.root),
-                hex::encode(root),
-            ));
+    if verifier.is_some() {
+        match &checkpoints.latest {
+            None if seq > 0 => return Err(AuditError::NoCheckpoint { entries: seq }),
+            None => {}
+            Some(cp) if cp.size < seq => {
+                return Err(AuditError::UnsignedTail {
+                    signed: cp.size,
+                    entries: seq,
+                })
+            }
+            Some(_) => {}
         }
     }
     Ok(VerifyReport {
@@ -226,8 +277,147 @@ pub fn verify(
         bytes,
         streams: versions.len() as u64,
         root: frontier.root(),
-        checkpoint,
-        signature_checked,
+        signature_checked: verifier.is_some() && checkpoints.checked > 0,
+        checkpoints: checkpoints.checked,
+        checkpoint: checkpoints.latest,
+    })
+}
+
+/// Pages through the stored checkpoints by size, for the reading thread: each chunk of
+/// entries travels with the checkpoints for the sizes it reaches.
+struct CheckpointPager<'b> {
+    backend: &'b dyn Backend,
+    /// The smallest size not read yet.
+    next: u64,
+    /// Read, not handed out yet.
+    pending: VecDeque<(u64, String)>,
+    /// Every checkpoint has been read.
+    exhausted: bool,
+}
+
+impl CheckpointPager<'_> {
+    /// The stored checkpoints with sizes up to `upto` not handed out before, by size.
+    fn upto(&mut self, upto: u64) -> Result<Vec<(u64, String)>, AuditError> {
+        while !self.exhausted && self.pending.back().is_none_or(|(size, _)| *size <= upto) {
+            let page = self.backend.read_checkpoints(self.next, CHUNK)?;
+            match page.last() {
+                Some((size, _)) if page.len() == CHUNK && *size < u64::MAX => {
+                    self.next = size + 1;
+                }
+                _ => self.exhausted = true,
+            }
+            self.pending.extend(page);
+        }
+        let n = self
+            .pending
+            .iter()
+            .take_while(|(size, _)| *size <= upto)
+            .count();
+        Ok(self.pending.drain(..n).collect())
+    }
+
+    /// The first stored checkpoint with a size above `size`, if any.
+    fn first_beyond(&mut self, size: u64) -> Result<Option<(u64, String)>, AuditError> {
+        if let Some(found) = self.pending.iter().find(|(s, _)| *s > size) {
+            return Ok(Some(found.clone()));
+        }
+        if self.exhausted {
+            return Ok(None);
+        }
+        let from = size.saturating_add(1).max(self.next);
+        Ok(self.backend.read_checkpoints(from, 1)?.into_iter().next())
+    }
+}
+
+/// Parses the checkpoint stored under tree size `size` and, with a trusted key, checks its
+/// signature; the size it signs must be the one it is stored under.
+fn open_checkpoint(
+    verifier: Option<&CheckpointVerifier>,
+    size: u64,
+    note: &str,
+) -> Result<Checkpoint, AuditError> {
+    let cp = match verifier {
+        Some(v) => v.verify(note),
+        None => parse_unsigned(note),
+    }
+    .map_err(|error| AuditError::StoredCheckpoint { size, error })?;
+    if cp.size != size {
+        return Err(tampered(
+            cp.size.min(size),
+            format!("the checkpoint row for tree size {size} signs another size"),
+            size.to_string(),
+            cp.size.to_string(),
+        ));
+    }
+    Ok(cp)
+}
+
+/// The stored checkpoints as the pass reaches their sizes.
+struct Checkpoints {
+    /// Opened by the reading thread ([`open_checkpoint`]), by size, not checked yet.
+    pending: VecDeque<(u64, Result<Checkpoint, AuditError>)>,
+    /// The last checkpoint that verified.
+    latest: Option<Checkpoint>,
+    /// How many verified.
+    checked: u64,
+}
+
+impl Checkpoints {
+    /// Checks the pending checkpoints for the size `frontier` has reached: that they opened
+    /// (signature and size), and their roots against the tree of the entries so far.
+    fn check_at(&mut self, frontier: &Frontier) -> Result<(), AuditError> {
+        while self
+            .pending
+            .front()
+            .is_some_and(|(size, _)| *size <= frontier.size())
+        {
+            let Some((size, opened)) = self.pending.pop_front() else {
+                break;
+            };
+            if size < frontier.size() {
+                return Err(AuditError::InvalidRequest(format!(
+                    "the backend returned the checkpoint at tree size {size} out of order"
+                )));
+            }
+            let cp = opened?;
+            let root = frontier.root();
+            if root != cp.root {
+                return Err(rewritten(self.latest.as_ref(), &cp, &root));
+            }
+            self.checked += 1;
+            self.latest = Some(cp);
+        }
+        Ok(())
+    }
+}
+
+/// The error for a checkpoint whose root differs from the tree of the entries before it, when
+/// everything else agreed: the rewrite is among the entries after the last good checkpoint.
+fn rewritten(good: Option<&Checkpoint>, bad: &Checkpoint, root: &Hash) -> AuditError {
+    let from = good.map_or(0, |c| c.size);
+    let to = bad.size;
+    let why = format!(
+        "the tree of the first {to} entries differs from the checkpoint signed at that size, though every entry, chain link and stored Merkle node agrees (a rewrite that re-chained and re-hashed what followed)"
+    );
+    let problem = match good {
+        Some(_) if to.saturating_sub(from) == 1 => format!(
+            "entry {from} was rewritten: {why}, and the checkpoint at size {from} verifies"
+        ),
+        Some(_) => format!(
+            "the first rewritten entry is one of entries {from} to {}: {why}, and the checkpoint at size {from} verifies",
+            to.saturating_sub(1)
+        ),
+        None => format!(
+            "the first rewritten entry is one of entries 0 to {}: {why}, and no earlier checkpoint narrows it",
+            to.saturating_sub(1)
+        ),
+    };
+    AuditError::Tampered(Tampered {
+        seq: from,
+        problem,
+        expected: format!("root {}", hex::encode(bad.root)),
+        found: format!("root {}", hex::encode(root)),
+        rewritten_before: Some(to),
     })
 }
 
@@ -264,7 +454,8 @@ impl Frame {
     }
 }
 
-/// The running state of verification: the tree, the chain and every stream's version.
+/// The running state of verification: the tree, the chain, every stream's version and the
+/// checkpoints.
 struct Chain {
     frontier: Frontier,
     prev: Hash,
@@ -279,8 +470,7 @@ struct Chain {
     indexed: Vec<(u64, u64, u64)>,
     /// Entries below this are counted in `indexed`, for the stream index check.
     index_upto: u64,
-    checkpoint_size: Option<u64>,
-    root_at_checkpoint: Option<Hash>,
+    checkpoints: Checkpoints,
 }
 
 impl Chain {
@@ -305,6 +495,8 @@ impl Chain {
                 }
             })
             .collect();
+        // A checkpoint at the size the pass starts this chunk from (size 0, on the first).
+        self.checkpoints.check_at(&self.frontier)?;
         let mut computed_nodes: Vec<Node> = Vec::with_capacity(chunk.entries.len() * 2);
         for (row, frame) in chunk.entries.iter().zip(frames) {
             let bytes = chunk.bytes(row);
@@ -415,9 +607,7 @@ impl Chain {
                 }
             }
             computed_nodes.extend(self.frontier.push(hash));
-            if self.checkpoint_size == Some(self.frontier.size()) {
-                self.root_at_checkpoint = Some(self.frontier.root());
-            }
+            self.checkpoints.check_at(&self.frontier)?;
             self.prev = hash;
             self.bytes += bytes.len() as u64;
             self.seq += 1;

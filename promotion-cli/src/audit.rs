@@ -200,21 +200,24 @@ impl App {
                         "{}",
                         json!({
                             "ok": true, "entries": r.entries, "bytes": r.bytes, "streams": r.streams,
-                            "root": root, "checkpoint_size": size, "signature_checked": r.signature_checked,
-                            "key": verifier.name(),
+                            "root": root, "checkpoint_size": size, "checkpoints": r.checkpoints,
+                            "signature_checked": r.signature_checked, "key": verifier.name(),
                         })
                     );
                 } else {
                     println!(
-                        "ok: {} entries ({} bytes) in {} streams; root {root}; checkpoint at size {size} signed by {}",
-                        r.entries, r.bytes, r.streams, verifier.name()
+                        "ok: {} entries ({} bytes) in {} streams; root {root}; {} checkpoints signed by {}, the latest at size {size}",
+                        r.entries, r.bytes, r.streams, r.checkpoints, verifier.name()
                     );
                 }
                 Ok(OK)
             }
             Err(
                 e @ (promotion_audit::AuditError::Tampered(_)
-                | promotion_audit::AuditError::Checkpoint(_)),
+                | promotion_audit::AuditError::Checkpoint(_)
+                | promotion_audit::AuditError::StoredCheckpoint { .. }
+                | promotion_audit::AuditError::NoCheckpoint { .. }
+                | promotion_audit::AuditError::UnsignedTail { .. }),
             ) => {
                 let message = promotion_core::report_chain(&e);
                 if json {

@@ -813,3 +813,113 @@ fn the_readme_walkthrough_works() {
         .json();
     assert_eq!(status["releases"][0]["stages"]["production"], "promoted");
 }
+
+/// Issue 16, item 1: an approver's name changed in the log, every later entry re-chained and
+/// re-hashed, the Merkle nodes recomputed. While the signed checkpoints are there, verify names
+/// the rewritten entry; with them deleted, `log verify` with the trusted key still refuses, in
+/// one line, because nothing signed is left.
+#[test]
+fn a_rewritten_approval_without_checkpoints_does_not_verify() {
+    let s = Sandbox::new();
+    s.promote(&["register", "--manifest", "release.toml", "--as", "ci-bot"])
+        .expect(0);
+    s.promote(&["run", "latest"]).expect(4);
+    for (who, group) in [("alice", "sre"), ("bob", "security")] {
+        s.promote(&["approve", "latest", "prod", "--as", who, "--groups", group])
+            .expect(0);
+    }
+    s.promote(&["run", "latest"]).expect(0);
+    s.promote(&["log", "verify"]).expect(0);
+
+    let db = s.path("svc/.promotion/audit.db");
+    let tamper = promotion_audit::sqlite::harness::sqlite_tamper(&db);
+    futures::executor::block_on(async {
+        let store = promotion_audit::AuditStore::open_sqlite_existing(
+            &db,
+            promotion_audit::AuditOptions::new("forger"),
+        )
+        .unwrap();
+        let size = store.size().await.unwrap();
+        let mut approval = None;
+        for seq in 0..size {
+            let bytes = store.entry(seq).await.unwrap().bytes;
+            let text = String::from_utf8(bytes).unwrap();
+            if text.contains("approval_given") && text.contains("\"alice\"") {
+                approval = Some(seq);
+            }
+        }
+        let approval = approval.expect("alice's approval is in the log");
+        promotion_audit::conformance::forge(&store, tamper.as_ref(), approval, |b| {
+            String::from_utf8(b.to_vec())
+                .unwrap()
+                .replace("\"alice\"", "\"mallory\"")
+                .into_bytes()
+        })
+        .await;
+    });
+
+    // The checkpoints signed after the approval no longer match.
+    let r = s.promote(&["log", "verify"]).expect(1);
+    assert!(r.stderr().contains("was rewritten"), "{}", r.stderr());
+
+    tamper.delete_checkpoints(0);
+    let vkey = s.path("svc/.promotion/checkpoint.vkey");
+    let vkey = vkey.to_str().unwrap();
+    let r = s.promote(&["log", "verify", "--vkey-file", vkey]).expect(1);
+    let err = r.stderr();
+    assert_eq!(err.lines().count(), 1, "one error line: {err}");
+    assert!(err.contains("no signed checkpoint"), "{err}");
+    assert_eq!(
+        err.matches("does not verify").count(),
+        1,
+        "the error is printed once: {err}"
+    );
+    assert!(r.stdout().is_empty(), "{}", r.stdout());
+
+    let r = s
+        .promote(&["log", "verify", "--vkey-file", vkey, "--json"])
+        .expect(1);
+    let v = r.json();
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("no signed checkpoint"),
+        "{v}"
+    );
+}
+
+/// A damaged entry's error is printed once, not once as the error and again as its cause.
+#[test]
+fn log_verify_prints_its_error_once() {
+    let s = Sandbox::new();
+    s.promote(&["register", "--manifest", "release.toml", "--as", "ci-bot"])
+        .expect(0);
+    s.promote(&["run", "latest"]).expect(4);
+    let db = s.path("svc/.promotion/audit.db");
+    let staged = futures::executor::block_on(async {
+        let store = promotion_audit::AuditStore::open_sqlite_existing(
+            &db,
+            promotion_audit::AuditOptions::new("reader"),
+        )
+        .unwrap();
+        let mut seq = 0;
+        while !String::from_utf8(store.entry(seq).await.unwrap().bytes)
+            .unwrap()
+            .contains("\"stage\":\"")
+        {
+            seq += 1;
+        }
+        seq
+    });
+    promotion_audit::sqlite::harness::sqlite_tamper(&db).flip_byte(staged);
+    let r = s.promote(&["log", "verify"]).expect(1);
+    let err = r.stderr();
+    assert_eq!(err.lines().count(), 1, "one error line: {err}");
+    assert_eq!(
+        err.matches(&format!("entry {staged}:")).count(),
+        1,
+        "the error is printed once: {err}"
+    );
+}

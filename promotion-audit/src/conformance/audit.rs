@@ -24,7 +24,11 @@ async fn verifies(store: &AuditStore, entries: u64, streams: Option<u64>) {
     if let Some(streams) = streams {
         assert_eq!(report.streams, streams, "streams in the verified log");
     }
-    assert!(report.signature_checked, "the latest checkpoint is signed");
+    assert!(report.signature_checked, "the checkpoints are signed");
+    assert!(
+        report.checkpoints >= 1,
+        "at least one checkpoint was checked"
+    );
     assert_eq!(store.size().await.unwrap(), entries);
 }
 
@@ -172,8 +176,164 @@ pub async fn tamper_detection(make: &dyn Fn() -> Harness) {
     let other = CheckpointSigner::from_seed("conformance.promotion.test", [8u8; 32]).unwrap();
     assert!(matches!(
         store.verify(Some(&other.verifier())).await,
-        Err(AuditError::Checkpoint(_))
+        Err(AuditError::StoredCheckpoint { size: 1, .. })
     ));
+}
+
+/// The signer [`options`](super::options) signs with, for checks that sign a checkpoint of
+/// their own.
+fn suite_signer() -> CheckpointSigner {
+    CheckpointSigner::from_seed("conformance.promotion.test", [7u8; 32]).unwrap()
+}
+
+/// Changes the stage name in entry 4 (`stage4` to `stageX`), keeping valid JSON.
+fn rename_stage4(bytes: &[u8]) -> Vec<u8> {
+    String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .replacen("\"stage4\"", "\"stageX\"", 1)
+        .into_bytes()
+}
+
+/// A rewrite that re-chains and re-hashes everything after it and recomputes the Merkle
+/// nodes ([`forge`](super::forge)) is caught by the signed checkpoints, at the entry it
+/// rewrote; once every checkpoint is deleted as well, verifying with the trusted key fails
+/// because nothing signed is left, and so does verifying with the store's own key. (An empty
+/// log, before any append, verifies: it has nothing to vouch for.)
+pub async fn rewrite_without_checkpoints(h: Harness) {
+    // An empty log has nothing to vouch for: it verifies with the key, no signature checked.
+    let empty = (h.open)(options()).verify(None).await.unwrap();
+    assert_eq!((empty.entries, empty.checkpoints), (0, 0));
+    assert!(!empty.signature_checked);
+    let store = ten_entries(&h).await;
+    assert_eq!(store.verify(None).await.unwrap().checkpoints, 10);
+    super::forge(&store, h.tamper.as_ref(), 4, rename_stage4).await;
+    match store.verify(None).await {
+        Err(AuditError::Tampered(t)) => {
+            assert_eq!((t.seq, t.within()), (4, Some(4..5)), "{t}");
+            assert!(t.problem.contains("entry 4 was rewritten"), "{t}");
+        }
+        other => panic!("a forgery under kept checkpoints verified: {other:?}"),
+    }
+    h.tamper.delete_checkpoints(0);
+    let trusted = suite_signer().verifier();
+    for key in [Some(&trusted), None] {
+        match store.verify(key).await {
+            Err(e @ AuditError::NoCheckpoint { entries: 10 }) => {
+                assert!(e.to_string().contains("no signed checkpoint"), "{e}");
+            }
+            other => panic!("a forgery without checkpoints verified: {other:?}"),
+        }
+    }
+    // Without a key to check against, the rewrite is consistent: only a key can tell.
+    let unsigned = (h.open)(crate::store::AuditOptions::new(
+        "conformance.promotion.test",
+    ));
+    assert_eq!(unsigned.verify(None).await.unwrap().checkpoints, 0);
+}
+
+/// With a checkpoint every three entries, a rewrite of entry 7 is narrowed to entries 6 to 8:
+/// the checkpoint at 6 verifies, the one at 9 does not. Deleting the checkpoints from 7 on
+/// leaves entries no signature covers, which a trusted key refuses too.
+pub async fn checkpoints_pinpoint_a_rewrite(h: Harness) {
+    let store = (h.open)(options());
+    for i in 0..4 {
+        append(
+            &store,
+            &format!("b{i}"),
+            ExpectedVersion::NoStream,
+            i * 3,
+            3,
+        )
+        .await;
+    }
+    assert_eq!(store.verify(None).await.unwrap().checkpoints, 4);
+    super::forge(&store, h.tamper.as_ref(), 7, |b| {
+        String::from_utf8(b.to_vec())
+            .unwrap()
+            .replacen("\"stage7\"", "\"stageX\"", 1)
+            .into_bytes()
+    })
+    .await;
+    match store.verify(None).await {
+        Err(AuditError::Tampered(t)) => {
+            assert_eq!((t.seq, t.within()), (6, Some(6..9)), "{t}");
+            assert!(t.problem.contains("one of entries 6 to 8"), "{t}");
+        }
+        other => panic!("a forgery under kept checkpoints verified: {other:?}"),
+    }
+    h.tamper.delete_checkpoints(7);
+    match store.verify(None).await {
+        Err(AuditError::UnsignedTail {
+            signed: 6,
+            entries: 12,
+        }) => {}
+        other => panic!("entries after the last checkpoint verified with a key: {other:?}"),
+    }
+}
+
+/// Every stored checkpoint is checked, not only the latest: an older one with a damaged
+/// signature, one stored under another size, and one validly signed over another root are
+/// each refused, naming the checkpoint or the entry.
+pub async fn every_checkpoint_verified(h: Harness) {
+    let store = ten_entries(&h).await;
+    let signer = suite_signer();
+    let note = |cp: &crate::Checkpoint| signer.sign(cp);
+    let original = store.verify(None).await.unwrap();
+    let cp4 = crate::Checkpoint {
+        size: 4,
+        root: store.root(4).await.unwrap(),
+        ..original.checkpoint.clone().unwrap()
+    };
+    let good4 = note(&cp4);
+    assert!(
+        good4.len() > 10,
+        "the test re-signs the checkpoint at size 4 as it was"
+    );
+
+    // A damaged signature on the checkpoint at size 4.
+    let sig_start = good4.rfind(' ').unwrap() + 1;
+    let mut damaged = good4.clone().into_bytes();
+    damaged[sig_start + 8] = if damaged[sig_start + 8] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
+    h.tamper
+        .put_checkpoint(4, &String::from_utf8(damaged).unwrap());
+    match store.verify(None).await {
+        Err(AuditError::StoredCheckpoint { size: 4, .. }) => {}
+        other => panic!("a damaged older checkpoint verified: {other:?}"),
+    }
+
+    // The checkpoint for size 5 stored under size 4.
+    let cp5 = crate::Checkpoint {
+        size: 5,
+        root: store.root(5).await.unwrap(),
+        ..cp4.clone()
+    };
+    h.tamper.put_checkpoint(4, &note(&cp5));
+    match store.verify(None).await {
+        Err(AuditError::Tampered(t)) => assert_eq!(t.seq, 4, "{t}"),
+        other => panic!("a checkpoint stored under another size verified: {other:?}"),
+    }
+
+    // Signed by the right key, over another root: the entries before it are blamed, narrowed
+    // by the checkpoint at size 3.
+    let forged = crate::Checkpoint {
+        root: store.root(3).await.unwrap(),
+        ..cp4.clone()
+    };
+    h.tamper.put_checkpoint(4, &note(&forged));
+    match store.verify(None).await {
+        Err(AuditError::Tampered(t)) => {
+            assert_eq!((t.seq, t.within()), (3, Some(3..4)), "{t}")
+        }
+        other => panic!("an older checkpoint over another root verified: {other:?}"),
+    }
+
+    // Put back as it was, the log verifies again with every checkpoint.
+    h.tamper.put_checkpoint(4, &good4);
+    assert_eq!(store.verify(None).await.unwrap().checkpoints, 10);
 }
 
 /// Export to JSON Lines and import, verifying; a damaged export is refused with its line.

@@ -3,6 +3,7 @@
 
 use super::{flip_event_byte, Harness, Tamper};
 use crate::memory::MemoryBackend;
+use crate::merkle::Hash;
 use crate::store::AuditStore;
 /// The harness for the in-memory backend.
 pub fn memory_harness() -> Harness {
@@ -47,5 +48,26 @@ impl Tamper for MemoryTamper {
             e.version += 1000;
             rows.entries.insert(next, e);
         });
+    }
+    fn rewrite(&self, seq: u64, bytes: &[u8], hash: Hash) {
+        self.0.tamper(|rows| {
+            let e = rows.entries.get_mut(&seq).unwrap();
+            (e.bytes, e.hash) = (bytes.to_vec(), hash);
+        });
+    }
+    fn put_nodes(&self, nodes: &[(u8, u64, Hash)]) {
+        self.0.tamper(|rows| {
+            for &(level, index, hash) in nodes {
+                rows.nodes.insert((level, index), hash);
+            }
+        });
+    }
+    fn put_checkpoint(&self, size: u64, note: &str) {
+        self.0
+            .tamper(|rows| rows.checkpoints.insert(size, note.to_owned()));
+    }
+    fn delete_checkpoints(&self, from_size: u64) {
+        self.0
+            .tamper(|rows| rows.checkpoints.retain(|size, _| *size < from_size));
     }
 }

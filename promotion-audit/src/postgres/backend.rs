@@ -257,6 +257,27 @@ impl Backend for PostgresBackend {
         }
     }
 
+    fn read_checkpoints(
+        &self,
+        from_size: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, BackendError> {
+        let (from, limit) = (int(from_size), int(limit as u64));
+        self.rows(
+            "reading checkpoints",
+            |st| &st.read_checkpoints,
+            &[&from, &limit],
+        )?
+        .iter()
+        .map(|r| {
+            let get = |e| self.place.err("decoding a checkpoint", e);
+            let size: i64 = r.try_get(0).map_err(get)?;
+            let note: String = r.try_get(1).map_err(get)?;
+            Ok((unsigned(size, "a checkpoint size")?, note))
+        })
+        .collect()
+    }
+
     fn streams(&self) -> Result<Vec<StreamId>, BackendError> {
         self.rows("listing streams", |st| &st.streams, &[])?
             .iter()

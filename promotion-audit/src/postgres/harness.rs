@@ -13,6 +13,7 @@ use std::io::Write;
 use postgres::{Client, NoTls};
 
 use crate::conformance::{flip_event_byte, Harness, Tamper};
+use crate::merkle::Hash;
 use crate::store::AuditStore;
 
 use super::PostgresBackend;
@@ -134,6 +135,42 @@ impl Tamper for SqlTamper {
                  SELECT (SELECT MAX(seq) + 1 FROM entries), stream, version + 1000, bytes, hash
                  FROM entries WHERE seq = $1",
                 &[&(seq as i64)],
+            )
+            .unwrap();
+    }
+    fn rewrite(&self, seq: u64, bytes: &[u8], hash: Hash) {
+        self.conn()
+            .execute(
+                "UPDATE entries SET bytes = $1, hash = $2 WHERE seq = $3",
+                &[&bytes, &&hash[..], &(seq as i64)],
+            )
+            .unwrap();
+    }
+    fn put_nodes(&self, nodes: &[(u8, u64, Hash)]) {
+        let mut c = self.conn();
+        for &(level, index, hash) in nodes {
+            c.execute(
+                "INSERT INTO nodes (level, idx, hash) VALUES ($1, $2, $3)
+                 ON CONFLICT (level, idx) DO UPDATE SET hash = EXCLUDED.hash",
+                &[&i16::from(level), &(index as i64), &&hash[..]],
+            )
+            .unwrap();
+        }
+    }
+    fn put_checkpoint(&self, size: u64, note: &str) {
+        self.conn()
+            .execute(
+                "INSERT INTO checkpoints (size, note) VALUES ($1, $2)
+                 ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note",
+                &[&(size as i64), &note],
+            )
+            .unwrap();
+    }
+    fn delete_checkpoints(&self, from_size: u64) {
+        self.conn()
+            .execute(
+                "DELETE FROM checkpoints WHERE size >= $1",
+                &[&(from_size as i64)],
             )
             .unwrap();
     }

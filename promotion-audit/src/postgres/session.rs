@@ -26,6 +26,7 @@ pub(super) struct Statements {
     pub(super) read_nodes: Statement,
     pub(super) node: Statement,
     pub(super) latest_checkpoint: Statement,
+    pub(super) read_checkpoints: Statement,
     pub(super) streams: Statement,
     pub(super) lease_placeholder: Statement,
     pub(super) lease_for_update: Statement,
@@ -71,6 +72,9 @@ impl Statements {
             node: c.prepare("SELECT hash FROM nodes WHERE level = $1 AND idx = $2")?,
             latest_checkpoint: c
                 .prepare("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")?,
+            read_checkpoints: c.prepare(
+                "SELECT size, note FROM checkpoints WHERE size >= $1 ORDER BY size LIMIT $2",
+            )?,
             streams: c.prepare("SELECT DISTINCT stream FROM entries ORDER BY stream")?,
             lease_placeholder: c.prepare(
                 "INSERT INTO leases (key, holder, token, expires_us) VALUES ($1, '', 0, 0)

@@ -417,6 +417,24 @@ impl Backend for SqliteBackend {
             .map_err(sql("reading the latest checkpoint", &self.path))
     }
 
+    fn read_checkpoints(
+        &self,
+        from_size: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, BackendError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT size, note FROM checkpoints WHERE size >= ?1 ORDER BY size LIMIT ?2",
+            )
+            .map_err(sql("reading checkpoints", &self.path))?;
+        stmt.query_map([int(from_size), int(limit as u64)], |r| {
+            Ok((uint(r.get(0)?), r.get(1)?))
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(sql("reading checkpoints", &self.path))
+    }
+
     fn streams(&self) -> Result<Vec<StreamId>, BackendError> {
         let mut stmt = self
             .conn

@@ -15,6 +15,7 @@ use rusqlite::{params, Connection};
 
 use crate::block::BlockBuf;
 use crate::conformance::{flip_event_byte, Harness, Tamper};
+use crate::merkle::Hash;
 use crate::store::AuditStore;
 
 /// A harness over a new SQLite file under `dir` (kept alive by the harness).
@@ -30,6 +31,12 @@ pub fn sqlite_harness(dir: Arc<dyn AsRef<std::path::Path> + Send + Sync>) -> Har
         }),
         tamper: Box::new(SqlTamper(path)),
     }
+}
+
+/// Tampering with the SQLite log at `path` (one written by any store, not only a harness's),
+/// through raw SQL on connections of its own.
+pub fn sqlite_tamper(path: impl Into<PathBuf>) -> Box<dyn Tamper> {
+    Box::new(SqlTamper(path.into()))
 }
 
 struct SqlTamper(PathBuf);
@@ -131,5 +138,38 @@ impl Tamper for SqlTamper {
             .query_row("SELECT MAX(first + count) FROM blocks", [], |r| r.get(0))
             .unwrap();
         Self::store(&c, size as u64, &[(sid, version + 1000, bytes, hash)]);
+    }
+    fn rewrite(&self, seq: u64, bytes: &[u8], hash: Hash) {
+        let c = self.conn();
+        let (first, mut recs) = Self::load(&c, seq);
+        let rec = &mut recs[(seq - first) as usize];
+        (rec.2, rec.3) = (bytes.to_vec(), hash.to_vec());
+        Self::store(&c, first, &recs);
+    }
+    fn put_nodes(&self, nodes: &[(u8, u64, Hash)]) {
+        let c = self.conn();
+        for (level, index, hash) in nodes.iter().filter(|n| n.0 >= super::NODE_LEVEL) {
+            c.execute(
+                "INSERT OR REPLACE INTO nodes (level, idx, hash) VALUES (?1, ?2, ?3)",
+                params![level, *index as i64, &hash[..]],
+            )
+            .unwrap();
+        }
+    }
+    fn put_checkpoint(&self, size: u64, note: &str) {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?1, ?2)",
+                params![size as i64, note],
+            )
+            .unwrap();
+    }
+    fn delete_checkpoints(&self, from_size: u64) {
+        self.conn()
+            .execute(
+                "DELETE FROM checkpoints WHERE size >= ?1",
+                [from_size as i64],
+            )
+            .unwrap();
     }
 }
