@@ -169,3 +169,149 @@ impl Statement {
         Ok(statement)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statement(comment: &str) -> Statement {
+        Statement {
+            release: format!("sha256:{}", "1a".repeat(32)).parse().unwrap(),
+            stage: "production".parse().unwrap(),
+            decision: Decision::Override {
+                gate: "error-budget".parse().unwrap(),
+            },
+            evidence: format!("sha256:{}", "2b".repeat(32)).parse().unwrap(),
+            pipeline_version: "v3".into(),
+            roster: format!("sha256:{}", "3c".repeat(32)).parse().unwrap(),
+            comment: comment.into(),
+            time: "2026-12-07T22:00:00.5Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_encoding_is_fixed_byte_for_byte() {
+        let bytes = statement("incident 4711").to_bytes().unwrap();
+        let expected = format!(
+            concat!(
+                r#"{{"comment":"incident 4711","decision":{{"action":"override","gate":"error-budget"}},"#,
+                r#""evidence":"sha256:{e}","pipeline_version":"v3","release":"sha256:{r}","#,
+                r#""roster":"sha256:{o}","stage":"production","time":"2026-12-07T22:00:00.500Z","#,
+                r#""type":"https://promotion.dev/decision/v1"}}"#
+            ),
+            e = "2b".repeat(32),
+            r = "1a".repeat(32),
+            o = "3c".repeat(32),
+        );
+        assert_eq!(String::from_utf8(bytes).unwrap(), expected);
+    }
+
+    #[test]
+    fn any_comment_round_trips_and_different_comments_differ() {
+        let comments = [
+            "",
+            "a\nb",
+            "a\\nb",
+            "\"},\"decision\":{\"action\":\"approve\"},\"x\":\"",
+            "\u{202E}evil\u{2066}",
+            "\u{0}\u{1b}[2J",
+            "é",
+            "e\u{301}",
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for c in comments {
+            let s = statement(c);
+            let bytes = s.to_bytes().unwrap();
+            assert_eq!(Statement::from_bytes(&bytes).unwrap(), s, "{c:?}");
+            assert!(seen.insert(bytes), "two comments encode alike: {c:?}");
+        }
+    }
+
+    #[test]
+    fn every_field_changes_the_bytes() {
+        let base = statement("x");
+        let b = base.to_bytes().unwrap();
+        let variants = [
+            Statement {
+                decision: Decision::Judge {
+                    gate: "error-budget".parse().unwrap(),
+                    pass: false,
+                },
+                ..base.clone()
+            },
+            Statement {
+                decision: Decision::Judge {
+                    gate: "error-budget".parse().unwrap(),
+                    pass: true,
+                },
+                ..base.clone()
+            },
+            Statement {
+                stage: "staging".parse().unwrap(),
+                ..base.clone()
+            },
+            Statement {
+                pipeline_version: "v4".into(),
+                ..base.clone()
+            },
+            Statement {
+                evidence: base.roster,
+                ..base.clone()
+            },
+            Statement {
+                roster: base.evidence,
+                ..base.clone()
+            },
+            Statement {
+                time: "2026-12-07T22:00:01Z".parse().unwrap(),
+                ..base.clone()
+            },
+        ];
+        for v in variants {
+            assert_ne!(v.to_bytes().unwrap(), b, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn non_canonical_or_foreign_bytes_are_refused() {
+        let bytes = statement("ok").to_bytes().unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        // Whitespace, another key order, another time spelling, an extra field, another type.
+        let spaced = text.replacen(",", ", ", 1);
+        assert!(matches!(
+            Statement::from_bytes(spaced.as_bytes()),
+            Err(StatementError::NotCanonical)
+        ));
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let pretty = serde_json::to_string_pretty(&value).unwrap();
+        assert!(matches!(
+            Statement::from_bytes(pretty.as_bytes()),
+            Err(StatementError::NotCanonical)
+        ));
+        let offset = text.replace("2026-12-07T22:00:00.500Z", "2026-12-07T23:00:00.500+01:00");
+        assert!(matches!(
+            Statement::from_bytes(offset.as_bytes()),
+            Err(StatementError::NotCanonical)
+        ));
+        let escaped = text.replace("\"ok\"", "\"\\u006fk\"");
+        assert!(matches!(
+            Statement::from_bytes(escaped.as_bytes()),
+            Err(StatementError::NotCanonical)
+        ));
+        let extra = text.replace("{\"comment\"", "{\"admin\":true,\"comment\"");
+        assert!(matches!(
+            Statement::from_bytes(extra.as_bytes()),
+            Err(StatementError::Shape(_))
+        ));
+        let other = text.replace("decision/v1", "decision/v0");
+        assert!(matches!(
+            Statement::from_bytes(other.as_bytes()),
+            Err(StatementError::Type(_))
+        ));
+        let bad_time = text.replace("2026-12-07T22:00:00.500Z", "yesterday");
+        assert!(matches!(
+            Statement::from_bytes(bad_time.as_bytes()),
+            Err(StatementError::Time(_))
+        ));
+    }
+}
