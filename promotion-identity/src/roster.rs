@@ -54,7 +54,8 @@ pub struct Roster {
 pub struct Person {
     /// The principal id decisions are recorded under.
     pub id: PrincipalId,
-    /// A display name, if the roster gives one (checked like an id for invisible characters).
+    /// A display name, if the roster gives one: words separated by single spaces, each checked
+    /// like an id for invisible and control characters, in NFC.
     pub name: Option<String>,
     #[allow(missing_docs)] // the field is named for what it holds
     pub groups: BTreeSet<Group>,
@@ -105,8 +106,8 @@ pub struct RosterError {
     pub file: String,
     /// The entry and field, when the problem is inside one.
     pub location: Location,
-    #[allow(missing_docs)] // the field is named for what it holds
-    pub problem: RosterProblem,
+    /// What is wrong (boxed: the error stays small on the `Ok` path).
+    pub problem: Box<RosterProblem>,
 }
 
 /// Where in the roster a problem is: `people[2] (dana)`, field `ssh_keys[0]`.
@@ -239,7 +240,7 @@ impl Checker<'_> {
                 entry: entry.map(str::to_owned),
                 field,
             },
-            problem,
+            problem: Box::new(problem),
         }
     }
 
@@ -281,7 +282,7 @@ impl Roster {
         let bytes = std::fs::read(path).map_err(|e| RosterError {
             file: file.clone(),
             location: Location::default(),
-            problem: RosterProblem::Io(e.to_string()),
+            problem: Box::new(RosterProblem::Io(e.to_string())),
         })?;
         Roster::parse(&bytes, &file)
     }
@@ -334,15 +335,25 @@ impl Roster {
             let name = match p.name {
                 None => None,
                 Some(name) => {
-                    // A display name may hold spaces; it is checked as a name once the spaces
-                    // are out of the way, so invisible and control characters are refused.
-                    let probe = name.replace(' ', "_");
-                    Group::new(probe).map_err(|e| {
-                        let mut e: promotion_core::InvalidName = e;
-                        e.kind = "display";
-                        check.err(Some(&entry), Some("name".into()), e.into())
-                    })?;
-                    Some(name)
+                    // A display name may hold single spaces between words; each word is
+                    // checked as a name (so invisible and control characters are refused) and
+                    // kept in NFC.
+                    let words = name
+                        .split(' ')
+                        .map(Group::new)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|mut e| {
+                            e.kind = "display";
+                            e.value = name.chars().take(60).collect();
+                            check.err(Some(&entry), Some("name".into()), e.into())
+                        })?;
+                    Some(
+                        words
+                            .iter()
+                            .map(Group::as_str)
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    )
                 }
             };
             let groups = check.groups(&entry, p.groups)?;
@@ -434,8 +445,10 @@ impl Roster {
     }
 
     /// The principal with this id (a person or a machine), with the roster's groups; `None` if
-    /// the roster does not list it. Look-alike spellings of a listed id are not it.
+    /// the roster does not list it or `id` is not a valid id. Look-alike spellings of a listed id are not it.
     pub fn principal(&self, id: &str) -> Option<Principal> {
+        // Through PrincipalId, so a decomposed spelling finds the NFC id the roster holds.
+        let id = PrincipalId::new(id).ok()?;
         self.people
             .iter()
             .find(|p| p.id == id)

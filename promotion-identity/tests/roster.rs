@@ -79,14 +79,14 @@ fn load_names_the_file_and_reads_it() {
     let missing = dir.path().join("nope.toml");
     let err = Roster::load(&missing).unwrap_err();
     assert_eq!(err.file, missing.display().to_string());
-    assert!(matches!(err.problem, RosterProblem::Io(_)));
+    assert!(matches!(*err.problem, RosterProblem::Io(_)));
 }
 
 #[test]
 fn duplicate_and_look_alike_ids_are_refused_across_people_and_machines() {
     let err = refused("[[people]]\nid = \"dana\"\n[[people]]\nid = \"dana\"\n");
     assert!(
-        matches!(err.problem, RosterProblem::DuplicateId { .. }),
+        matches!(*err.problem, RosterProblem::DuplicateId { .. }),
         "{err}"
     );
     assert_eq!(err.location.entry.as_deref(), Some("people[1] (dana)"));
@@ -95,7 +95,7 @@ fn duplicate_and_look_alike_ids_are_refused_across_people_and_machines() {
     // Cyrillic а (U+0430) in place of Latin a.
     let err = refused("[[people]]\nid = \"dana\"\n[[people]]\nid = \"d\u{430}na\"\n");
     assert!(
-        matches!(err.problem, RosterProblem::LookAlike { .. }),
+        matches!(*err.problem, RosterProblem::LookAlike { .. }),
         "{err}"
     );
 
@@ -104,7 +104,7 @@ fn duplicate_and_look_alike_ids_are_refused_across_people_and_machines() {
         "[[people]]\nid = \"deploy\"\n[[machines]]\nid = \"dep1oy\"\nissuer = \"https://gitlab.com\"\naudience = \"p\"\nclaims = { project_path = \"acme/web\" }\n",
     );
     assert!(
-        matches!(err.problem, RosterProblem::LookAlike { .. }),
+        matches!(*err.problem, RosterProblem::LookAlike { .. }),
         "{err}"
     );
     assert_eq!(err.location.entry.as_deref(), Some("machines[0] (dep1oy)"));
@@ -114,24 +114,39 @@ fn duplicate_and_look_alike_ids_are_refused_across_people_and_machines() {
 fn invisible_characters_in_ids_groups_and_names_are_refused_where_they_are() {
     let err = refused("[[people]]\nid = \"dana\u{200B}\"\n");
     assert!(
-        matches!(err.problem, RosterProblem::InvalidName(_)),
+        matches!(*err.problem, RosterProblem::InvalidName(_)),
         "{err}"
     );
     assert_eq!(err.location.entry.as_deref(), Some("people[0]"));
 
     let err = refused("[[people]]\nid = \"dana\"\ngroups = [\"sre\", \"se\u{202E}curity\"]\n");
     assert!(
-        matches!(err.problem, RosterProblem::InvalidName(_)),
+        matches!(*err.problem, RosterProblem::InvalidName(_)),
         "{err}"
     );
     assert_eq!(err.location.field.as_deref(), Some("groups[1]"));
 
     let err = refused("[[people]]\nid = \"dana\"\nname = \"Dana \u{2066}Admin\"\n");
     assert!(
-        matches!(err.problem, RosterProblem::InvalidName(_)),
+        matches!(*err.problem, RosterProblem::InvalidName(_)),
         "{err}"
     );
     assert_eq!(err.location.field.as_deref(), Some("name"));
+    assert!(err.to_string().contains("display"), "{err}");
+}
+
+#[test]
+fn ids_and_names_are_kept_in_nfc_and_found_by_either_spelling() {
+    // "José" with a combining acute accent (decomposed) in the file.
+    let roster = Roster::parse(
+        "[[people]]\nid = \"jose\u{301}\"\nname = \"Jose\u{301} Ruiz\"\n".as_bytes(),
+        "r.toml",
+    )
+    .unwrap();
+    assert_eq!(roster.people()[0].id, "jos\u{e9}");
+    assert_eq!(roster.people()[0].name.as_deref(), Some("Jos\u{e9} Ruiz"));
+    assert!(roster.principal("jos\u{e9}").is_some());
+    assert!(roster.principal("jose\u{301}").is_some());
 }
 
 #[test]
@@ -149,7 +164,7 @@ fn ids_that_would_be_patterns_in_allowed_signers_are_refused() {
         let err = refused(&format!("[[people]]\nid = {}\n", toml_string(id)));
         assert!(
             matches!(
-                err.problem,
+                *err.problem,
                 RosterProblem::UnsafePrincipal { .. } | RosterProblem::InvalidName(_)
             ),
             "{id}: {err}"
@@ -170,7 +185,7 @@ fn one_ssh_key_for_two_people_is_refused_whatever_the_comments() {
     );
     let err = refused(&toml);
     assert!(
-        matches!(&err.problem, RosterProblem::DuplicateKey { owner, .. } if owner == "alice"),
+        matches!(&*err.problem, RosterProblem::DuplicateKey { owner, .. } if owner == "alice"),
         "{err}"
     );
     assert_eq!(err.location.entry.as_deref(), Some("people[1] (bob)"));
@@ -180,20 +195,20 @@ fn one_ssh_key_for_two_people_is_refused_whatever_the_comments() {
 #[test]
 fn unparseable_keys_and_smuggled_lines_are_refused() {
     let err = refused("[[people]]\nid = \"alice\"\nssh_keys = [\"ssh-ed25519 not-base64!\"]\n");
-    assert!(matches!(err.problem, RosterProblem::BadKey(_)), "{err}");
+    assert!(matches!(*err.problem, RosterProblem::BadKey(_)), "{err}");
     assert_eq!(err.location.field.as_deref(), Some("ssh_keys[0]"));
 
     // A second line inside the key's comment would become a second allowed_signers entry.
     let line = key_line("x");
     let toml = format!("[[people]]\nid = \"alice\"\nssh_keys = [\"{line}\\nmallory {line}\"]\n");
     let err = refused(&toml);
-    assert!(matches!(err.problem, RosterProblem::BadKey(_)), "{err}");
+    assert!(matches!(*err.problem, RosterProblem::BadKey(_)), "{err}");
 }
 
 #[test]
 fn a_misspelt_field_is_an_error_not_a_lost_membership() {
     let err = refused("[[people]]\nid = \"alice\"\ngroup = [\"sre\"]\n");
-    assert!(matches!(err.problem, RosterProblem::Toml(_)), "{err}");
+    assert!(matches!(*err.problem, RosterProblem::Toml(_)), "{err}");
     let text = err.to_string();
     assert!(
         text.contains("org/roster.toml") && text.contains("group"),
@@ -206,13 +221,13 @@ fn a_machine_needs_claim_rules_an_issuer_and_an_audience() {
     let err = refused(
         "[[machines]]\nid = \"ci\"\nissuer = \"https://token.actions.githubusercontent.com\"\naudience = \"promotion\"\n",
     );
-    assert_eq!(err.problem, RosterProblem::NoClaims);
+    assert_eq!(*err.problem, RosterProblem::NoClaims);
     assert_eq!(err.location.entry.as_deref(), Some("machines[0] (ci)"));
 
     let err = refused(
         "[[machines]]\nid = \"ci\"\nissuer = \" \"\naudience = \"promotion\"\nclaims = { repository = \"acme/web\" }\n",
     );
-    assert_eq!(err.problem, RosterProblem::Empty);
+    assert_eq!(*err.problem, RosterProblem::Empty);
     assert_eq!(err.location.field.as_deref(), Some("issuer"));
 }
 
