@@ -46,6 +46,8 @@ use ssh_key::PublicKey;
 pub struct Roster {
     digest: Digest,
     people: Vec<Person>,
+    /// Each SSH key's owner, as an index into `people`.
+    by_key: BTreeMap<KeyData, usize>,
     machines: Vec<Machine>,
 }
 
@@ -295,37 +297,32 @@ impl Roster {
         let raw: RawRoster = toml::from_str(text)
             .map_err(|e| check.err(None, None, RosterProblem::Toml(e.to_string())))?;
 
-        // Every id seen so far, with the entry that holds it, for duplicates and look-alikes.
-        let mut ids: Vec<(PrincipalId, String)> = Vec::new();
+        // Every id seen so far by its confusable skeleton, with the entry that holds it: two ids
+        // are one person by `text::same_person` exactly when they are equal or their skeletons
+        // are, so one map lookup per id replaces comparing every pair.
+        let mut ids: BTreeMap<String, (PrincipalId, String)> = BTreeMap::new();
         let mut register = |id: &PrincipalId, entry: &str| -> Result<(), RosterError> {
-            for (other, first) in &ids {
-                if other == id {
-                    return Err(check.err(
-                        Some(entry),
-                        Some("id".into()),
-                        RosterProblem::DuplicateId {
-                            id: id.to_string(),
-                            first: first.clone(),
-                        },
-                    ));
-                }
-                if text::same_person(other.as_str(), id.as_str()) {
-                    return Err(check.err(
-                        Some(entry),
-                        Some("id".into()),
-                        RosterProblem::LookAlike {
-                            id: id.to_string(),
-                            other: other.to_string(),
-                            first: first.clone(),
-                        },
-                    ));
-                }
+            let skeleton = text::skeleton(id.as_str());
+            if let Some((other, first)) = ids.get(&skeleton) {
+                let problem = if other == id {
+                    RosterProblem::DuplicateId {
+                        id: id.to_string(),
+                        first: first.clone(),
+                    }
+                } else {
+                    RosterProblem::LookAlike {
+                        id: id.to_string(),
+                        other: other.to_string(),
+                        first: first.clone(),
+                    }
+                };
+                return Err(check.err(Some(entry), Some("id".into()), problem));
             }
-            ids.push((id.clone(), entry.to_owned()));
+            ids.insert(skeleton, (id.clone(), entry.to_owned()));
             Ok(())
         };
 
-        let mut key_owner: Vec<(KeyData, PrincipalId)> = Vec::new();
+        let mut by_key: BTreeMap<KeyData, usize> = BTreeMap::new();
         let mut people = Vec::with_capacity(raw.people.len());
         for (i, p) in raw.people.into_iter().enumerate() {
             let bare = format!("people[{i}]");
@@ -372,7 +369,10 @@ impl Roster {
                 let key = PublicKey::from_openssh(line.trim()).map_err(|e| {
                     check.err(Some(&entry), field(), RosterProblem::BadKey(e.to_string()))
                 })?;
-                if let Some((_, owner)) = key_owner.iter().find(|(k, _)| k == key.key_data()) {
+                if let Some(owner) = by_key
+                    .get(key.key_data())
+                    .map(|&at| people.get(at).map_or(&id, |p: &Person| &p.id))
+                {
                     return Err(check.err(
                         Some(&entry),
                         field(),
@@ -382,7 +382,7 @@ impl Roster {
                         },
                     ));
                 }
-                key_owner.push((key.key_data().clone(), id.clone()));
+                by_key.insert(key.key_data().clone(), people.len());
                 ssh_keys.push(key);
             }
             people.push(Person {
@@ -423,6 +423,7 @@ impl Roster {
         Ok(Roster {
             digest: Digest::of(bytes),
             people,
+            by_key,
             machines,
         })
     }
@@ -463,9 +464,7 @@ impl Roster {
 
     /// The person whose SSH keys include `key`.
     pub fn person_by_key(&self, key: &KeyData) -> Option<&Person> {
-        self.people
-            .iter()
-            .find(|p| p.ssh_keys.iter().any(|k| k.key_data() == key))
+        self.by_key.get(key).and_then(|&at| self.people.get(at))
     }
 
     /// The roster's SSH keys as an OpenSSH `allowed_signers` file (`man ssh-keygen`, section
