@@ -143,7 +143,9 @@ pub fn sign(key: &PrivateKey, namespace: &str, message: &[u8]) -> Result<String,
 ///
 /// Passphrase-protected keys are refused with [`SignatureError::Key`]: load them into
 /// `ssh-agent` and sign with `ssh-keygen -Y sign -f key.pub` instead, so the passphrase never
-/// passes through this library.
+/// passes through this library. Ed25519 and ECDSA P-256 key files sign; RSA key files made by
+/// OpenSSH do not (a limitation of `ssh-key` 0.6.7, RustCrypto/SSH issue 387) and give a
+/// [`SignatureError::Key`] saying to use `ssh-keygen -Y sign`; RSA *signatures* verify.
 pub fn sign_with_key_file(
     path: impl AsRef<Path>,
     namespace: &str,
@@ -161,7 +163,12 @@ pub fn sign_with_key_file(
             "the key is passphrase-protected; add it to ssh-agent and sign with `ssh-keygen -Y sign`".into(),
         ));
     }
+    let rsa = matches!(key.algorithm(), ssh_key::Algorithm::Rsa { .. });
     sign(&key, namespace, message).map_err(|e| match e {
+        SignatureError::Key { problem: p, .. } if rsa => problem(format!(
+            "{p}: this library cannot sign with RSA key files (ssh-key 0.6); sign with \
+             `ssh-keygen -Y sign -f KEY -n {namespace} FILE` instead, its signature verifies here"
+        )),
         SignatureError::Key { problem: p, .. } => problem(p),
         other => other,
     })

@@ -299,3 +299,58 @@ fn malformed_armor_and_protected_keys_are_typed_errors() {
         Err(SignatureError::Key { .. })
     ));
 }
+
+#[test]
+fn rsa_signatures_by_openssh_verify_and_rsa_key_files_are_a_typed_refusal() {
+    let Some(bin) =
+        ssh_keygen("rsa_signatures_by_openssh_verify_and_rsa_key_files_are_a_typed_refusal")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("carol");
+    let ok = Command::new(&bin)
+        .args(["-q", "-t", "rsa", "-b", "3072", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let public = std::fs::read_to_string(dir.path().join("carol.pub")).unwrap();
+    let toml = format!(
+        "[[people]]\nid = \"carol\"\ngroups = [\"sre\"]\nssh_keys = [\"{}\"]\n",
+        public.trim()
+    );
+    let roster = Roster::parse(toml.as_bytes(), "roster.toml").unwrap();
+    std::fs::write(
+        dir.path().join("allowed_signers"),
+        roster.allowed_signers(NS).unwrap(),
+    )
+    .unwrap();
+    let fx = Fixture { bin, dir, roster };
+    let message = fx.statement("rsa-sha2-512");
+    let by_openssh = fx.openssh_sign("carol", NS, &message);
+    assert!(fx.openssh_verify("carol", NS, &message, &by_openssh));
+    assert_eq!(
+        fx.roster
+            .verify_signed(&message, &by_openssh, NS)
+            .unwrap()
+            .id,
+        "carol"
+    );
+    let mut changed = message.clone();
+    changed[10] ^= 0x20;
+    assert!(matches!(
+        fx.roster.verify_signed(&changed, &by_openssh, NS),
+        Err(SignatureError::BadSignature { .. })
+    ));
+    // ssh-key 0.6.7 cannot sign with RSA keys OpenSSH made (RustCrypto/SSH issue 387): the
+    // answer is a typed error that says what to do, never a bad signature.
+    match sign_with_key_file(fx.path("carol"), NS, &message) {
+        Ok(sig) => assert!(fx.openssh_verify("carol", NS, &message, &sig)),
+        Err(SignatureError::Key { problem, .. }) => {
+            assert!(problem.contains("ssh-keygen -Y sign"), "{problem}")
+        }
+        Err(other) => panic!("{other}"),
+    }
+}
