@@ -53,13 +53,13 @@ pub enum OidcError {
     #[error("malformed token: {0}")]
     Malformed(String),
     /// The header's `alg` is `none`, symmetric (`HS*`) or unknown.
-    #[error("token algorithm `{0}` is refused: only asymmetric signatures (RS*, PS*, ES256, ES384, EdDSA) are accepted")]
+    #[error("token algorithm {0:?} is refused: only asymmetric signatures (RS*, PS*, ES256, ES384, EdDSA) are accepted")]
     RefusedAlgorithm(String),
     /// No key in the set has the token's `kid`.
-    #[error("no key with kid `{0}` in the JWKS")]
+    #[error("no key with kid {0:?} in the JWKS")]
     UnknownKey(String),
     /// The token's `alg` is not the one its key is for.
-    #[error("token algorithm {token} does not match the key's {key}")]
+    #[error("token algorithm {token:?} does not match the key's {key}")]
     AlgorithmMismatch {
         #[allow(missing_docs)]
         token: String,
@@ -70,7 +70,7 @@ pub enum OidcError {
     #[error("the token's signature does not verify: {0}")]
     BadSignature(String),
     /// No machine in the roster trusts this issuer.
-    #[error("issuer `{0}` is not in the roster")]
+    #[error("issuer {0:?} is not in the roster")]
     UnknownIssuer(String),
     /// The token is not for any audience the roster's machines of this issuer accept.
     #[error(
@@ -235,14 +235,15 @@ fn mismatch(machine: &Machine, claims: &Map<String, Value>) -> Option<String> {
         .find_map(|(claim, expected)| match claims.get(claim) {
             Some(Value::String(found)) if found == expected => None,
             Some(Value::String(found)) => Some(format!(
-                "{}: {claim} is {found:?}, expected {expected:?}",
+                "{}: {claim:?} is {found:?}, expected {expected:?}",
                 machine.id
             )),
             Some(other) => Some(format!(
-                "{}: {claim} is {other}, not a string (expected {expected:?})",
-                machine.id
+                "{}: {claim:?} is {:?}, not a string (expected {expected:?})",
+                machine.id,
+                other.to_string()
             )),
-            None => Some(format!("{}: the token has no {claim} claim", machine.id)),
+            None => Some(format!("{}: the token has no {claim:?} claim", machine.id)),
         })
 }
 

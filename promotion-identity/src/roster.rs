@@ -101,8 +101,10 @@ impl Machine {
 }
 
 /// Why a roster was refused: the file, the entry, the field and the problem.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {location}{problem}")]
+///
+/// Its `Display` escapes control, bidi and other invisible characters line by line
+/// ([`text::escape`]), so printing an error about a hostile roster cannot rewrite the terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RosterError {
     /// The file as given to [`Roster::load`], or the source name given to [`Roster::parse`].
     pub file: String,
@@ -111,6 +113,21 @@ pub struct RosterError {
     /// What is wrong (boxed: the error stays small on the `Ok` path).
     pub problem: Box<RosterProblem>,
 }
+
+impl fmt::Display for RosterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let raw = format!("{}: {}{}", self.file, self.location, self.problem);
+        for (i, line) in raw.split('\n').enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            f.write_str(&text::escape(line))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RosterError {}
 
 /// Where in the roster a problem is: `people[2] (dana)`, field `ssh_keys[0]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

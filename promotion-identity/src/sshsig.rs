@@ -40,7 +40,7 @@ pub enum SignatureError {
     #[error("malformed SSH signature: {0}")]
     Malformed(String),
     /// The signature was made for another namespace.
-    #[error("the signature is for namespace `{found}`, expected `{expected}`")]
+    #[error("the signature is for namespace {found:?}, expected {expected:?}")]
     WrongNamespace {
         #[allow(missing_docs)]
         expected: String,

@@ -286,6 +286,13 @@ fn a_token_signed_by_another_key_is_refused() {
             .unwrap_err(),
         OidcError::UnknownKey("not-published".into())
     );
+    // The kid comes from an unverified header: its error message must not carry escapes.
+    let hostile = Signer::es256("\u{1b}[2J\u{1b}[32mAPPROVED").sign(&github_claims());
+    let err = roster()
+        .verify_oidc(&hostile, &jwks(&[&trusted]), now(), DEFAULT_LEEWAY)
+        .unwrap_err();
+    assert!(matches!(err, OidcError::UnknownKey(_)));
+    assert!(!err.to_string().contains('\u{1b}'), "{err}");
     // A changed claim after signing (the repository swapped in the payload).
     let good = trusted.sign(&github_claims());
     let parts: Vec<&str> = good.split('.').collect();

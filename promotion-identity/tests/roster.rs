@@ -262,3 +262,17 @@ fn allowed_signers_has_one_line_per_key_without_comments_and_refuses_bad_namespa
         assert!(roster.allowed_signers(ns).is_err(), "{ns:?}");
     }
 }
+
+#[test]
+fn printing_an_error_about_a_hostile_roster_cannot_rewrite_the_terminal() {
+    // Raw bidi override in the file, inside an id and inside a line TOML quotes back.
+    for toml in [
+        "[[people]]\nid = \"dana\u{202E}nimda\"\n",
+        "[[people]]\nid = \"dana\"\ngroups = [\"sre\"\u{202E}]\n",
+    ] {
+        let err = refused(toml);
+        let shown = err.to_string();
+        assert!(!shown.contains('\u{202E}'), "{shown:?}");
+        assert!(shown.contains("\\u{202e}"), "{shown:?}");
+    }
+}
