@@ -66,7 +66,8 @@
 //! has `name` (default: the service's), `break_glass` and `operators` (groups),
 //! `allow_self_override` (let a release's builder, contributors and initiator override and
 //! judge its gates; off by default) and `max_text_len` (the bound on comments,
-//! justifications and reasons in bytes; default 4096).
+//! justifications and reasons in bytes; default 4096) and `require_verified` (refuse a
+//! person's command unless the host says how it verified them; off by default).
 //!
 //! ## Supported Rust versions
 //!

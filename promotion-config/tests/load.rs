@@ -727,15 +727,17 @@ fn separation_of_duties_for_break_glass_and_the_text_bound_are_set_in_the_pipeli
     let p = d.load().unwrap().pipeline;
     assert!(!p.allows_self_override(), "off by default");
     assert_eq!(p.max_text_len(), 4096);
+    assert!(!p.requires_verified());
     d.write(
         "templates/web-service.toml",
         &TEMPLATE.replacen(
             "break_glass = [\"incident-commanders\"]",
-            "break_glass = [\"incident-commanders\"]\nallow_self_override = true\nmax_text_len = 512",
+            "break_glass = [\"incident-commanders\"]\nallow_self_override = true\nmax_text_len = 512\nrequire_verified = true",
             1,
         ),
     );
     let p = d.load().unwrap().pipeline;
     assert!(p.allows_self_override());
     assert_eq!(p.max_text_len(), 512);
+    assert!(p.requires_verified());
 }

@@ -72,7 +72,7 @@ pub use pipeline::{
     Availability, Percent, Pipeline, PipelineBuilder, PipelineError, RolloutPlan, RolloutStep,
     Stage, StageSpec,
 };
-pub use principal::Principal;
+pub use principal::{Principal, Verification};
 pub use release::{Artifact, Release, ReleaseBuilder, ReleaseError, ReleaseId, SourceRef};
 
 // A gate author.

@@ -261,6 +261,7 @@ pub struct Pipeline {
     operators: BTreeSet<Group>,
     allow_self_override: bool,
     max_text_len: usize,
+    require_verified: bool,
 }
 
 /// Why a pipeline definition was refused. Every variant names the stage.
@@ -330,6 +331,7 @@ pub struct PipelineBuilder {
     operators: Vec<String>,
     allow_self_override: bool,
     max_text_len: usize,
+    require_verified: bool,
 }
 
 impl Pipeline {
@@ -343,6 +345,7 @@ impl Pipeline {
             operators: Vec::new(),
             allow_self_override: false,
             max_text_len: crate::text::DEFAULT_MAX_TEXT_LEN,
+            require_verified: false,
         }
     }
     /// The pipeline's name.
@@ -381,6 +384,12 @@ impl Pipeline {
     pub fn max_text_len(&self) -> usize {
         self.max_text_len
     }
+    /// Whether a person's command (start, approve, reject, override, judge, abort, roll back)
+    /// is refused unless the host says how it verified the person
+    /// ([`Principal::verified`](crate::Principal::verified)).
+    pub fn requires_verified(&self) -> bool {
+        self.require_verified
+    }
 }
 
 impl PipelineBuilder {
@@ -403,6 +412,13 @@ impl PipelineBuilder {
     /// [`Pipeline::allows_self_override`]); the version's definition records the choice.
     pub fn allow_self_override(mut self) -> Self {
         self.allow_self_override = true;
+        self
+    }
+    /// Refuses every person's command whose principal carries no
+    /// [`Verification`](crate::Verification): the caller's word is not enough. The refusal is
+    /// recorded in the security stream like any refusal about who asked.
+    pub fn require_verified(mut self) -> Self {
+        self.require_verified = true;
         self
     }
     /// Bounds comments, justifications and reasons to `bytes` (default
@@ -503,6 +519,7 @@ impl PipelineBuilder {
             operators,
             allow_self_override: self.allow_self_override,
             max_text_len: self.max_text_len,
+            require_verified: self.require_verified,
         })
     }
 }

@@ -86,6 +86,7 @@ impl Person {
         Principal {
             id: self.id.clone(),
             groups: self.groups.clone(),
+            verified: None,
         }
     }
 }
@@ -96,6 +97,7 @@ impl Machine {
         Principal {
             id: self.id.clone(),
             groups: self.groups.clone(),
+            verified: None,
         }
     }
 }

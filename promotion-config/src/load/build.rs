@@ -124,6 +124,9 @@ impl Instantiation<'_> {
         if let Some(bytes) = pipeline_doc.max_text_len {
             builder = builder.max_text_len(bytes);
         }
+        if pipeline_doc.require_verified {
+            builder = builder.require_verified();
+        }
 
         let stages = match self.section("stages")? {
             None => Vec::new(),

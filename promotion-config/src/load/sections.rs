@@ -23,6 +23,8 @@ pub(super) struct PipelineDoc {
     pub(super) allow_self_override: bool,
     #[serde(default)]
     pub(super) max_text_len: Option<usize>,
+    #[serde(default)]
+    pub(super) require_verified: bool,
 }
 
 #[derive(Deserialize, Clone, Copy)]

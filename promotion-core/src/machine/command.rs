@@ -230,6 +230,13 @@ pub enum Refusal {
         /// Contributor or initiator.
         why: &'static str,
     },
+    /// The pipeline requires verified people and the principal's verification is missing.
+    #[error("`{principal}` may not {action}: the pipeline requires a verified identity (from the roster, an SSH signature or an OIDC token), and the command carries none")]
+    Unverified {
+        principal: PrincipalId,
+        /// What they tried.
+        action: &'static str,
+    },
     /// A comment, justification or reason is too long or holds a terminal control character.
     #[error(transparent)]
     Text(#[from] crate::text::TextError),
@@ -276,6 +283,7 @@ impl Refusal {
                 | Refusal::DuplicateApproval { .. }
                 | Refusal::NotPrivileged { .. }
                 | Refusal::SelfDecision { .. }
+                | Refusal::Unverified { .. }
         )
     }
 }

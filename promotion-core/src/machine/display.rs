@@ -8,7 +8,16 @@ use std::fmt;
 
 use super::event::{Actor, EventBody};
 use crate::name::PrincipalId;
+use crate::principal::Principal;
 use crate::text::escape as esc;
+
+/// A principal's id, with how the host verified them when it said (`alice (SSH-signed)`).
+fn who(p: &Principal) -> String {
+    match &p.verified {
+        Some(v) => format!("{} ({})", p.id, v.method()),
+        None => p.id.to_string(),
+    }
+}
 
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -84,7 +93,7 @@ impl fmt::Display for EventBody {
             } => write!(
                 f,
                 "{} judged gate `{gate}` {}: {}",
-                principal.id,
+                who(principal),
                 if *pass { "pass" } else { "fail" },
                 esc(comment)
             ),
@@ -97,7 +106,7 @@ impl fmt::Display for EventBody {
             } => write!(
                 f,
                 "BREAK GLASS: {} overrode gate `{gate}` ({overridden}): {}",
-                principal.id,
+                who(principal),
                 esc(justification)
             ),
             E::ApprovalRequested {
@@ -110,7 +119,7 @@ impl fmt::Display for EventBody {
             E::ApprovalGiven {
                 principal, comment, ..
             } => {
-                write!(f, "approved by {}", principal.id)?;
+                write!(f, "approved by {}", who(principal))?;
                 if !comment.is_empty() {
                     write!(f, ": {}", esc(comment))?;
                 }
@@ -118,7 +127,7 @@ impl fmt::Display for EventBody {
             }
             E::ApprovalRejected {
                 principal, comment, ..
-            } => write!(f, "REJECTED by {}: {}", principal.id, esc(comment)),
+            } => write!(f, "REJECTED by {}: {}", who(principal), esc(comment)),
             E::StageScheduled { approvers, .. } if approvers.is_empty() => {
                 f.write_str("scheduled for deployment")
             }
@@ -168,7 +177,7 @@ impl fmt::Display for EventBody {
             E::RolledBack { .. } => f.write_str("ROLLED BACK"),
             E::StageAborted {
                 principal, reason, ..
-            } => write!(f, "ABORTED by {}: {}", principal.id, esc(reason)),
+            } => write!(f, "ABORTED by {}: {}", who(principal), esc(reason)),
             E::AttemptRefused {
                 release,
                 stage,

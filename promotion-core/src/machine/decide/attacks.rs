@@ -266,3 +266,80 @@ fn free_text_is_bounded_and_holds_no_terminal_controls() {
         .when(approve_saying("prod", sre("bob"), &megabyte))
         .then_kinds(&[K::ApprovalGiven, K::StageScheduled]);
 }
+
+/// `who` verified from the roster with digest `d`.
+fn from_roster(p: Principal) -> Principal {
+    p.verified_by(crate::Verification::Roster {
+        roster: crate::digest::Digest::of(b"roster.toml v7"),
+    })
+}
+
+fn requiring_verified() -> Pipeline {
+    Pipeline::builder("shop", "1")
+        .break_glass_group("ic")
+        .require_verified()
+        .stage(dev())
+        .stage(prod(one_sre()))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn where_the_pipeline_requires_it_the_caller_s_word_is_not_enough() {
+    let p = requiring_verified();
+    let refusal = awaiting_approval(&p)
+        .when(approve("prod", sre("ann")))
+        .refusal();
+    assert_eq!(
+        refusal,
+        Refusal::Unverified {
+            principal: sre("ann").id,
+            action: "approve",
+        }
+    );
+    assert!(refusal.is_about_who(), "recorded in the security stream");
+    awaiting_approval(&p)
+        .when(abort("prod", who("ann", &[]), "freeze"))
+        .then_refused(Refusal::Unverified {
+            principal: sre("ann").id,
+            action: "abort",
+        });
+    // Verified, the same approval counts, and the log says how the approver was verified.
+    awaiting_approval(&p)
+        .when(approve("prod", from_roster(sre("ann"))))
+        .then(|events| {
+            let EventBody::ApprovalGiven { principal, .. } = &events[0].body else {
+                panic!("{:?}", events[0].body)
+            };
+            assert_eq!(
+                principal.verified.as_ref().map(crate::Verification::method),
+                Some("roster")
+            );
+            assert_eq!(
+                events[0].body.to_string(),
+                "approved by ann (roster): looks good"
+            );
+            assert_eq!(events.len(), 2, "approval and schedule");
+        });
+}
+
+#[test]
+fn a_principal_s_verification_is_recorded_only_when_there_is_one() {
+    // Old logs and hosts that say nothing keep their bytes: no `verified` key.
+    let plain = serde_json::to_string(&sre("ann")).unwrap();
+    assert_eq!(plain, r#"{"id":"ann","groups":["sre"]}"#);
+    let signed = sre("ann").verified_by(crate::Verification::SshSignature {
+        roster: crate::digest::Digest::of(b"r"),
+        namespace: "promotion".into(),
+        signature: "-----BEGIN SSH SIGNATURE-----\n…".into(),
+    });
+    let json = serde_json::to_string(&signed).unwrap();
+    assert!(
+        json.contains(r#""verified":{"method":"ssh_signature""#),
+        "{json}"
+    );
+    let back: Principal = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, signed);
+    let old: Principal = serde_json::from_str(r#"{"id":"ann","groups":["sre"]}"#).unwrap();
+    assert_eq!(old.verified, None);
+}

@@ -87,8 +87,33 @@ pub fn decide(
         );
     }
     check_free_text(pipeline, command)?;
+    check_verified(pipeline, command)?;
     d.command(command)?;
     Ok(d.events)
+}
+
+/// Refuses a person's command without a verification where the pipeline requires one.
+fn check_verified(pipeline: &Pipeline, command: &Command) -> Result<(), Refusal> {
+    if !pipeline.requires_verified() {
+        return Ok(());
+    }
+    let (principal, action) = match command {
+        Command::Start { by: Some(p), .. } => (p, "start a stage"),
+        Command::Approve { principal, .. } => (principal, "approve"),
+        Command::Reject { principal, .. } => (principal, "reject"),
+        Command::Override { principal, .. } => (principal, "override a gate"),
+        Command::Judge { principal, .. } => (principal, "judge a gate"),
+        Command::Abort { principal, .. } => (principal, "abort"),
+        Command::RollBack { principal, .. } => (principal, "roll back"),
+        _ => return Ok(()),
+    };
+    if principal.verified.is_some() {
+        return Ok(());
+    }
+    Err(Refusal::Unverified {
+        principal: principal.id.clone(),
+        action,
+    })
 }
 
 /// Bounds the free text of a person's command and refuses terminal controls in it
