@@ -133,3 +133,91 @@ fn a_single_engine_calls_its_deployer_unfenced() {
     assert_eq!(progress.status("prod"), StageStatus::Promoted);
     assert_eq!(platform.tokens("prod"), [None]);
 }
+
+/// The shared store, as seen by a replica that is paused (on its own clock) right after its
+/// deployment intent is appended: between recording the intent and calling the deployer.
+#[derive(Debug)]
+struct PausesAfterIntent {
+    store: Arc<InMemoryStore>,
+    paused: ManualClock,
+}
+
+#[async_trait::async_trait]
+impl EventStore for PausesAfterIntent {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+    ) -> Result<u64, StoreError> {
+        self.store.append(stream, expected, events).await
+    }
+    async fn read(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError> {
+        self.store.read(stream).await
+    }
+    async fn streams(&self) -> Result<Vec<StreamId>, StoreError> {
+        self.store.streams().await
+    }
+    fn leases(&self) -> Option<&dyn LeaseStore> {
+        self.store.leases()
+    }
+    async fn append_fenced(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+        fence: &Lease,
+    ) -> Result<u64, StoreError> {
+        let version = self
+            .store
+            .append_fenced(stream, expected, events, fence)
+            .await?;
+        if events
+            .iter()
+            .any(|e| matches!(e.body, EventBody::DeploymentStarted { .. }))
+        {
+            self.paused.sleep(WORK).await;
+        }
+        Ok(version)
+    }
+}
+
+#[test]
+fn a_replica_paused_between_intent_and_call_does_not_call_past_its_lease() {
+    let world = ManualClock::at(t0());
+    let paused = ManualClock::at(t0());
+    let store = Arc::new(InMemoryStore::with_clock(Arc::new(world.clone())));
+    let platform = RecordingDeployer::new().refusing_stale_tokens();
+    let a = Engine::new(
+        pipeline(),
+        Arc::new(PausesAfterIntent {
+            store: store.clone(),
+            paused: paused.clone(),
+        }),
+        Arc::new(platform.clone()),
+        Arc::new(paused.clone()),
+    )
+    .replica(ReplicaOptions::new(ReplicaId::new("a").unwrap(), TTL))
+    .unwrap();
+    let b = replica(&store, platform.clone(), &world, "b");
+    let id =
+        block_on(a.register(sample_release(), &Principal::new("ci", ["ci"]).unwrap())).unwrap();
+    block_on(async {
+        let mut a_run = Box::pin(a.advance(&id));
+        let first = futures::future::poll_fn(|cx| Poll::Ready(a_run.as_mut().poll(cx))).await;
+        assert!(first.is_pending(), "a finished without pausing: {first:?}");
+        assert!(
+            platform.tokens("prod").is_empty(),
+            "a paused before its call"
+        );
+
+        world.advance(TTL * 3);
+        b.advance(&id).await.unwrap();
+        paused.advance(WORK);
+        a_run.await.unwrap();
+    });
+    // a woke past its lease and did not call: the platform only ever saw b's token, so it
+    // had nothing to refuse.
+    assert_eq!(platform.tokens("prod"), [Some(2)]);
+    assert!(platform.refused().is_empty());
+}
