@@ -65,6 +65,6 @@ pub use postgres::PostgresBackend;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
 pub use store::{AuditOptions, AuditStore};
-pub use verify::VerifyReport;
+pub use verify::{Anchors, VerifyReport};
 
 pub use promotion_core::{EventStore, ExpectedVersion, Recorded, StoreError, StreamId};

@@ -321,6 +321,18 @@ impl AuditStore {
             .await
     }
 
+    /// [`AuditStore::verify`], and the log must extend the outside `anchors` (a trusted
+    /// checkpoint saved earlier): see [`verify::verify_anchored`].
+    pub async fn verify_anchored(
+        &self,
+        trusted: Option<&CheckpointVerifier>,
+        anchors: verify::Anchors,
+    ) -> Result<VerifyReport, AuditError> {
+        let verifier = trusted.or(self.inner.verifier.as_ref()).cloned();
+        self.read(move |b| verify::verify_anchored(b, verifier.as_ref(), &anchors))
+            .await
+    }
+
     /// Checks that `checkpoint` (a signed note an auditor kept from earlier) is consistent with
     /// this log: its root must be the root of this log's first `size` entries.
     pub async fn verify_against(

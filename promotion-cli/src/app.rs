@@ -149,8 +149,16 @@ impl App {
                 .await
             }
             Cmd::Log {
-                command: LogCmd::Verify { vkey_file, json },
-            } => self.verify(vkey_file.as_deref(), json).await,
+                command:
+                    LogCmd::Verify {
+                        vkey_file,
+                        trusted_checkpoint,
+                        json,
+                    },
+            } => {
+                self.verify(vkey_file.as_deref(), trusted_checkpoint.as_deref(), json)
+                    .await
+            }
             Cmd::WhatIf {
                 template,
                 template_version,

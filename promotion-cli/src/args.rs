@@ -277,6 +277,10 @@ pub(crate) enum LogCmd {
         /// The verifier key [default: checkpoint.vkey in the state directory].
         #[arg(long)]
         vkey_file: Option<PathBuf>,
+        /// A signed checkpoint saved earlier (`promote log checkpoint --out`): the log must
+        /// extend it, or verification fails (a rollback or a fork).
+        #[arg(long, value_name = "FILE")]
+        trusted_checkpoint: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
