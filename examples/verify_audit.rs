@@ -59,7 +59,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let anchors = Anchors { trusted_checkpoint };
+    let anchors = Anchors {
+        trusted_checkpoint,
+        ..Anchors::default()
+    };
     match store.verify_anchored(Some(&verifier), anchors).await {
         Ok(r) => {
             let root: String = r.root.iter().map(|b| format!("{b:02x}")).collect();

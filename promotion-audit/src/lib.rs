@@ -35,12 +35,14 @@
 //!
 //! Depends on `promotion-core` only, never on `promotion-gates`.
 
+mod anchor;
 pub mod backend;
 #[cfg(feature = "sqlite")]
 mod block;
 pub mod checkpoint;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod cosign;
 pub mod durable;
 pub mod entry;
 pub mod error;
@@ -58,6 +60,7 @@ pub use backend::{
     Backend, ChunkEntry, EntryChunk, Head, LeaseChange, StreamIndexSummary, StreamIndexed,
 };
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};
+pub use cosign::{CosignatureVerifier, Cosigner, WitnessRefusal};
 pub use error::{AuditError, BackendError, Tampered};
 pub use memory::MemoryBackend;
 #[cfg(feature = "postgres")]

@@ -7,6 +7,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc;
 
+use crate::anchor;
+pub use crate::anchor::Anchors;
 use crate::backend::Backend;
 use crate::backend::{ChunkEntry, EntryChunk, StreamIndexSummary, StreamIndexed};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointVerifier};
@@ -42,18 +44,6 @@ pub struct VerifyReport {
     /// The trusted checkpoint the log was shown to extend ([`Anchors::trusted_checkpoint`]):
     /// the root of the log's first `size` entries, recomputed in the pass, is its root.
     pub anchor: Option<Checkpoint>,
-}
-
-/// Outside anchors against rollback and forks: what the verifier kept from earlier, which the
-/// log itself cannot rewrite.
-#[derive(Debug, Clone, Default)]
-pub struct Anchors {
-    /// A signed checkpoint note saved earlier (from `promote log checkpoint`, or a witness's
-    /// cosigned copy). It must be signed by the trusted key, name the origin of the log's
-    /// checkpoints, and the log must extend it: hold at least its size of entries (else
-    /// [`AuditError::RolledBack`]) whose tree at that size has its root (else
-    /// [`AuditError::Forked`]).
-    pub trusted_checkpoint: Option<String>,
 }
 
 fn tampered(
@@ -116,18 +106,7 @@ pub fn verify_anchored(
     verifier: Option<&CheckpointVerifier>,
     anchors: &Anchors,
 ) -> Result<VerifyReport, AuditError> {
-    let anchor = match &anchors.trusted_checkpoint {
-        None => None,
-        Some(note) => {
-            let v = verifier.ok_or_else(|| {
-                AuditError::InvalidRequest(
-                    "a trusted checkpoint is checked against a trusted key, and none was given"
-                        .into(),
-                )
-            })?;
-            Some(v.verify(note).map_err(AuditError::TrustedCheckpoint)?)
-        }
-    };
+    let anchor = anchor::open(backend, verifier, anchors)?;
     if verifier.is_some() && backend.latest_checkpoint()?.is_none() {
         let entries = backend.size()?;
         if entries > 0 {

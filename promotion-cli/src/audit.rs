@@ -200,6 +200,7 @@ impl App {
             trusted_checkpoint: trusted_checkpoint
                 .map(|p| std::fs::read_to_string(p).map_err(|e| io("cannot read", p, e)))
                 .transpose()?,
+            ..promotion_audit::Anchors::default()
         };
         let store = store::open_existing(&place)?;
         match store.verify_anchored(Some(&verifier), anchors).await {

@@ -414,10 +414,37 @@ pub async fn anchors_refuse_rollback_and_fork(h: Harness) {
     }
     let anchored = |note: &str| crate::verify::Anchors {
         trusted_checkpoint: Some(note.to_owned()),
+        ..crate::verify::Anchors::default()
     };
     let report = store.verify_anchored(None, anchored(&saved)).await.unwrap();
     assert_eq!(report.anchor.map(|a| a.size), Some(6));
     assert_eq!(report.entries, 10);
+
+    // Witnesses: the saved checkpoint as a witness cosigned it counts; the same checkpoint
+    // without the cosignature, or fewer cosignatures than required, does not verify.
+    let w1 = crate::cosign::Cosigner::from_seed("w1.promotion.test", [11u8; 32]).unwrap();
+    let w2 = crate::cosign::Cosigner::from_seed("w2.promotion.test", [12u8; 32]).unwrap();
+    let cosigned = w1.cosign(&saved, 1_700_000_000).unwrap();
+    let witnessed = |note: &str, min: usize| crate::verify::Anchors {
+        trusted_checkpoint: Some(note.to_owned()),
+        witnesses: vec![w1.verifier(), w2.verifier(), w1.verifier()],
+        min_witnesses: min,
+    };
+    store
+        .verify_anchored(None, witnessed(&cosigned, 1))
+        .await
+        .unwrap();
+    for (note, min) in [(&saved, 1), (&cosigned, 2)] {
+        match store.verify_anchored(None, witnessed(note, min)).await {
+            Err(AuditError::Anchor(m)) => assert!(m.contains("witness cosignatures"), "{m}"),
+            other => panic!("{min} witnesses required, accepted: {other:?}"),
+        }
+    }
+    let both = w2.cosign(&cosigned, 1_700_000_001).unwrap();
+    store
+        .verify_anchored(None, witnessed(&both, 2))
+        .await
+        .unwrap();
 
     // Signed by another key with the same name: refused as the trusted checkpoint.
     let other = CheckpointSigner::from_seed("conformance.promotion.test", [8u8; 32]).unwrap();
