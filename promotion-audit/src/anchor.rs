@@ -27,12 +27,13 @@ pub struct Anchors {
 }
 
 /// Opens the trusted checkpoint (signed by `verifier`) and counts the witness cosignatures
-/// `anchors` requires; returns the trusted checkpoint for the pass to compare.
+/// `anchors` requires; returns the trusted checkpoint for the pass to compare, and how many of
+/// the witnesses cosigned.
 pub(crate) fn open(
     backend: &dyn Backend,
     verifier: Option<&CheckpointVerifier>,
     anchors: &Anchors,
-) -> Result<Option<Checkpoint>, AuditError> {
+) -> Result<(Option<Checkpoint>, usize), AuditError> {
     let anchor = match &anchors.trusted_checkpoint {
         None => None,
         Some(note) => {
@@ -45,7 +46,8 @@ pub(crate) fn open(
             Some(v.verify(note).map_err(AuditError::TrustedCheckpoint)?)
         }
     };
-    if anchors.min_witnesses > 0 {
+    let mut cosigned = 0;
+    if anchors.min_witnesses > 0 || !anchors.witnesses.is_empty() {
         let note = match &anchors.trusted_checkpoint {
             Some(note) => Some(note.clone()),
             None => backend.latest_checkpoint()?.map(|(_, n)| n),
@@ -59,6 +61,7 @@ pub(crate) fn open(
             .as_deref()
             .map(|n| cosignatures(n, &anchors.witnesses))
             .unwrap_or((0, vec!["there is no checkpoint to cosign".into()]));
+        cosigned = valid;
         if valid < anchors.min_witnesses {
             return Err(AuditError::Anchor(format!(
                 "{which} carries {valid} valid witness cosignatures, {} required ({})",
@@ -67,5 +70,5 @@ pub(crate) fn open(
             )));
         }
     }
-    Ok(anchor)
+    Ok((anchor, cosigned))
 }

@@ -44,6 +44,9 @@ pub struct VerifyReport {
     /// The trusted checkpoint the log was shown to extend ([`Anchors::trusted_checkpoint`]):
     /// the root of the log's first `size` entries, recomputed in the pass, is its root.
     pub anchor: Option<Checkpoint>,
+    /// How many of [`Anchors::witnesses`] validly cosigned the trusted checkpoint (or, without
+    /// one, the latest stored checkpoint).
+    pub cosignatures: usize,
 }
 
 fn tampered(
@@ -106,7 +109,7 @@ pub fn verify_anchored(
     verifier: Option<&CheckpointVerifier>,
     anchors: &Anchors,
 ) -> Result<VerifyReport, AuditError> {
-    let anchor = anchor::open(backend, verifier, anchors)?;
+    let (anchor, cosignatures) = anchor::open(backend, verifier, anchors)?;
     if verifier.is_some() && backend.latest_checkpoint()?.is_none() {
         let entries = backend.size()?;
         if entries > 0 {
@@ -318,6 +321,7 @@ pub fn verify_anchored(
         checkpoints: checkpoints.checked,
         checkpoint: checkpoints.latest,
         anchor,
+        cosignatures,
     })
 }
 

@@ -153,12 +153,41 @@ impl App {
                     LogCmd::Verify {
                         vkey_file,
                         trusted_checkpoint,
+                        witness_vkeys,
+                        min_witnesses,
                         json,
                     },
             } => {
-                self.verify(vkey_file.as_deref(), trusted_checkpoint.as_deref(), json)
-                    .await
+                let anchors = crate::anchors::Anchors {
+                    trusted_checkpoint,
+                    witness_vkeys,
+                    min_witnesses,
+                };
+                self.verify(vkey_file.as_deref(), &anchors, json).await
             }
+            Cmd::Log {
+                command: LogCmd::Checkpoint { out },
+            } => self.log_checkpoint(out.as_deref()).await,
+            Cmd::Log {
+                command: LogCmd::Proof { proof },
+            } => self.log_proof(proof).await,
+            Cmd::Witness {
+                state,
+                key,
+                name,
+                log_vkey,
+                checkpoint,
+                proof,
+                out,
+            } => crate::anchors::witness(&crate::anchors::WitnessArgs {
+                state,
+                key,
+                name,
+                log_vkey,
+                checkpoint,
+                proof,
+                out,
+            }),
             Cmd::WhatIf {
                 template,
                 template_version,

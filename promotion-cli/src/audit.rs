@@ -9,7 +9,6 @@ use serde_json::json;
 use crate::app::App;
 use crate::evidence;
 use crate::failure::{Failure, OK};
-use crate::files::io;
 use crate::show;
 use crate::store;
 
@@ -191,17 +190,12 @@ impl App {
     pub(crate) async fn verify(
         &self,
         vkey: Option<&Path>,
-        trusted_checkpoint: Option<&Path>,
+        anchors: &crate::anchors::Anchors,
         json: bool,
     ) -> Result<u8, Failure> {
         let place = self.place();
         let verifier = store::verifier(&place.dir, vkey)?;
-        let anchors = promotion_audit::Anchors {
-            trusted_checkpoint: trusted_checkpoint
-                .map(|p| std::fs::read_to_string(p).map_err(|e| io("cannot read", p, e)))
-                .transpose()?,
-            ..promotion_audit::Anchors::default()
-        };
+        let anchors = anchors.open()?;
         let store = store::open_existing(&place)?;
         match store.verify_anchored(Some(&verifier), anchors).await {
             Ok(r) => {
@@ -216,6 +210,7 @@ impl App {
                             "root": root, "checkpoint_size": size, "checkpoints": r.checkpoints,
                             "signature_checked": r.signature_checked, "key": verifier.name(),
                             "trusted_checkpoint_size": anchor,
+                            "witness_cosignatures": r.cosignatures,
                         })
                     );
                 } else {
@@ -225,6 +220,9 @@ impl App {
                     );
                     if let Some(a) = anchor {
                         println!("the log extends the trusted checkpoint at size {a}");
+                    }
+                    if r.cosignatures > 0 {
+                        println!("{} witness cosignatures verified", r.cosignatures);
                     }
                 }
                 Ok(OK)
