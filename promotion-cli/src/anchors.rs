@@ -92,18 +92,28 @@ impl App {
 
     pub(crate) async fn log_proof(&self, proof: ProofCmd) -> Result<u8, Failure> {
         let store = store::open_existing(&self.place())?;
+        let latest = match store.latest_checkpoint().await? {
+            Some(note) => promotion_audit::verify::unsigned_checkpoint(&note)?.size,
+            None => store.size().await?,
+        };
         let hashes = match proof {
             ProofCmd::Inclusion { seq, size } => {
-                let size = match size {
-                    Some(size) => size,
-                    None => match store.latest_checkpoint().await? {
-                        Some(note) => promotion_audit::verify::unsigned_checkpoint(&note)?.size,
-                        None => store.size().await?,
-                    },
-                };
-                store.inclusion_proof(seq, size).await
+                store.inclusion_proof(seq, size.unwrap_or(latest)).await
             }
-            ProofCmd::Consistency { old, new } => store.consistency_proof(old, new).await,
+            ProofCmd::Consistency { old, new, from } => {
+                let old = match (old, from) {
+                    (Some(old), _) => old,
+                    (None, Some(file)) => {
+                        promotion_audit::verify::unsigned_checkpoint(&read(&file)?)
+                            .map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))?
+                            .size
+                    }
+                    (None, None) => {
+                        return Err(Failure::Usage("give OLD or --from FILE".into()));
+                    }
+                };
+                store.consistency_proof(old, new.unwrap_or(latest)).await
+            }
         }
         .map_err(|e| match e {
             promotion_audit::AuditError::Proof(_)

@@ -343,11 +343,16 @@ pub(crate) enum ProofCmd {
         #[arg(long)]
         size: Option<u64>,
     },
-    /// That the tree of OLD entries is a prefix of the tree of NEW entries.
+    /// That the tree of OLD entries (or of --from's size) is a prefix of the tree of NEW
+    /// entries [default: the latest checkpoint's size].
     Consistency {
         /// The earlier tree size.
-        old: u64,
+        #[arg(required_unless_present = "from")]
+        old: Option<u64>,
         /// The later tree size.
-        new: u64,
+        new: Option<u64>,
+        /// Take the earlier size from this signed checkpoint (one a witness or auditor kept).
+        #[arg(long, value_name = "FILE", conflicts_with = "old")]
+        from: Option<PathBuf>,
     },
 }

@@ -332,3 +332,61 @@ fn proofs_print_one_hash_per_line_and_bad_sizes_are_one_line() {
         2,
     );
 }
+
+/// The workspace README's anchor sequence (its audit section), as written there, after its
+/// walkthrough: each line's exit
+/// code as its comment says (`exit N`), `> FILE` written from the command's output.
+#[test]
+fn the_readme_anchor_sequence_works() {
+    let readme = include_str!("../../README.md");
+    let block = |after: &str, lang: &str| -> String {
+        let start = readme
+            .find(after)
+            .unwrap_or_else(|| panic!("{after} not in README"));
+        let rest = &readme[start..];
+        let open = rest.find(&format!("```{lang}\n")).unwrap() + lang.len() + 4;
+        let close = rest[open..].find("```").unwrap();
+        rest[open..open + close].to_owned()
+    };
+    let s = Service {
+        root: tempfile::tempdir().unwrap(),
+    };
+    std::fs::write(s.path("hello.toml"), block("`hello.toml`:", "toml")).unwrap();
+    std::fs::write(s.path("release.toml"), block("`release.toml`", "toml")).unwrap();
+    let walkthrough = block("Take it through:", "sh");
+    let anchors = block("anchor the log:", "sh");
+    assert!(anchors.contains("witness") && anchors.contains("--min-witnesses"));
+    let mut ran = 0;
+    for line in walkthrough.lines().chain(anchors.lines()) {
+        let (command, comment) = line.split_once('#').unwrap_or((line, ""));
+        let (command, to) = match command.split_once('>') {
+            Some((c, file)) => (c, Some(file.trim())),
+            None => (command, None),
+        };
+        let words: Vec<&str> = command.split_whitespace().collect();
+        match words.first() {
+            Some(&"mkdir") => {
+                std::fs::create_dir_all(s.path(words.last().unwrap())).unwrap();
+                continue;
+            }
+            Some(&"promote") => {}
+            _ => continue,
+        }
+        let expected = match comment.trim().strip_prefix("exit ") {
+            Some(rest) => rest[..1].parse().unwrap(),
+            None => 0,
+        };
+        let r = s.promote(&words[1..]);
+        assert_eq!(r.code, Some(expected), "{line}\n{}\n{}", r.stdout, r.stderr);
+        if let Some(file) = to {
+            std::fs::write(s.path(file), &r.stdout).unwrap();
+        }
+        ran += 1;
+    }
+    assert!(ran >= 15, "{ran} commands");
+    let cosigned = std::fs::read_to_string(s.path("w.cosigned")).unwrap();
+    assert!(
+        cosigned.contains("\u{2014} witness.local/promote "),
+        "{cosigned}"
+    );
+}
