@@ -514,4 +514,14 @@ pub async fn anchors_refuse_rollback_and_fork(h: Harness) {
         }
         other => panic!("a rolled-back log verified against a saved checkpoint: {other:?}"),
     }
+    let verifier = suite_signer().verifier();
+    match store.verify_against(&saved, &verifier).await {
+        Err(AuditError::RolledBack { trusted: 6, .. }) => {}
+        other => panic!("verify_against accepted a rolled-back log: {other:?}"),
+    }
+    let early = store.latest_checkpoint().await.unwrap().unwrap();
+    assert_eq!(
+        store.verify_against(&early, &verifier).await.unwrap().size,
+        4
+    );
 }
