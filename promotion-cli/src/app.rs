@@ -171,6 +171,17 @@ impl App {
             Cmd::Log {
                 command: LogCmd::Proof { proof },
             } => self.log_proof(proof).await,
+            Cmd::Log {
+                command: LogCmd::Export { out },
+            } => self.log_export(out).await,
+            Cmd::Log {
+                command:
+                    LogCmd::Import {
+                        file,
+                        into,
+                        vkey_file,
+                    },
+            } => self.log_import(&file, &into, vkey_file.as_deref()),
             Cmd::Witness {
                 state,
                 key,

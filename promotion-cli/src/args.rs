@@ -326,6 +326,25 @@ pub(crate) enum LogCmd {
         #[arg(long, value_name = "FILE|DIR")]
         out: Option<PathBuf>,
     },
+    /// Export the log as JSON Lines: every entry's stored bytes with its hash, then the
+    /// latest signed checkpoint.
+    Export {
+        /// Write here (whole, replacing it) instead of printing.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Import a JSON Lines export into a new SQLite log, checking every hash, the chain, the
+    /// tree and the checkpoint's signature; nothing is imported if any line fails.
+    Import {
+        /// The export.
+        file: PathBuf,
+        /// The new SQLite log (it must not exist yet).
+        #[arg(long, value_name = "FILE")]
+        into: PathBuf,
+        /// The verifier key [default: checkpoint.vkey in the state directory].
+        #[arg(long)]
+        vkey_file: Option<PathBuf>,
+    },
     /// Print a Merkle proof, one base64 hash per line.
     Proof {
         #[command(subcommand)]

@@ -14,6 +14,7 @@ mod failure;
 mod files;
 mod init;
 mod inspect;
+mod jsonl;
 mod manifest;
 mod show;
 mod store;

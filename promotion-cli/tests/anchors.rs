@@ -2,8 +2,8 @@
 //! with `log checkpoint` exposes a rolled-back or forked log to `log verify
 //! --trusted-checkpoint`; `witness` cosigns only a checkpoint consistent with the last one it
 //! cosigned (C2SP tlog-cosignature v1, https://c2sp.org/tlog-cosignature) and refuses
-//! rollbacks and forks; `log verify --min-witnesses` counts the cosignatures. Every refusal is
-//! one line.
+//! rollbacks and forks; `log verify --min-witnesses` counts the cosignatures. `log export` and
+//! `log import` carry the log out and back in, verified. Every refusal is one line.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -389,4 +389,47 @@ fn the_readme_anchor_sequence_works() {
         cosigned.contains("\u{2014} witness.local/promote "),
         "{cosigned}"
     );
+}
+
+/// `log export` then `log import` into a new SQLite log: the same root, and the new log
+/// verifies with the log's key; a changed byte in one line imports nothing and names the line;
+/// an existing target is refused.
+#[test]
+fn log_export_imports_into_a_new_log_that_verifies_and_a_damaged_line_imports_nothing() {
+    let s = Service::new();
+    s.register();
+    s.register();
+    let export = s.p("log.jsonl");
+    s.expect(&["log", "export", "--out", &export], 0);
+    let printed = s.expect(&["log", "export"], 0).stdout;
+    assert_eq!(std::fs::read_to_string(&export).unwrap(), printed);
+
+    let into = s.p("copy.db");
+    let r = s.expect(&["log", "import", &export, "--into", &into], 0);
+    let verify = s.expect(&["log", "verify", "--json"], 0).stdout;
+    let root = verify.split("\"root\":\"").nth(1).unwrap();
+    assert!(r.stdout.contains(&root[..64]), "{}\n{verify}", r.stdout);
+    let vkey = std::fs::read_to_string(s.path(".promotion/checkpoint.vkey")).unwrap();
+    let verifier = promotion_audit::CheckpointVerifier::from_verifier_key(vkey.trim()).unwrap();
+    let copy = promotion_audit::AuditStore::open_sqlite_existing(
+        &into,
+        promotion_audit::AuditOptions::new("copy"),
+    )
+    .unwrap();
+    let report = futures::executor::block_on(copy.verify(Some(&verifier))).unwrap();
+    assert!(report.signature_checked);
+    assert_eq!(hex::encode(report.root), root[..64]);
+
+    s.expect(&["log", "import", &export, "--into", &into], 2);
+    let text = std::fs::read_to_string(&export).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let changed = lines[1].replacen("\"at\":\"20", "\"at\":\"21", 1);
+    assert_ne!(changed, lines[1]);
+    lines[1] = changed;
+    let damaged = s.p("damaged.jsonl");
+    std::fs::write(&damaged, lines.join("\n") + "\n").unwrap();
+    let bad = s.p("bad.db");
+    let r = s.expect(&["log", "import", &damaged, "--into", &bad], 1);
+    assert!(r.stderr.contains("line 2"), "{}", r.stderr);
+    assert!(!s.path("bad.db").exists(), "nothing imported, no file left");
 }
