@@ -43,11 +43,11 @@ type Hash = [u8; 32];
 const ALG_ED25519: u8 = 0x01;
 
 /// The prefix of every signature line: U+2014 EM DASH, then a space.
-const SIG_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIG_PREFIX: &str = "\u{2014} ";
 
 /// The most signature lines a note may carry (Go's note package uses the same limit; the
 /// signed-note specification requires at least 16).
-const MAX_SIGNATURES: usize = 100;
+pub(crate) const MAX_SIGNATURES: usize = 100;
 
 /// A tree head: what a checkpoint commits to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -453,7 +453,7 @@ pub fn verify_note(note: &str, verifier: &CheckpointVerifier) -> Result<String, 
 }
 
 /// Parses `— <name> <base64(key id || signature)>` into the name, key id and signature bytes.
-fn parse_signature_line(
+pub(crate) fn parse_signature_line(
     number: usize,
     line: &str,
 ) -> Result<(&str, u32, Vec<u8>), CheckpointError> {
@@ -490,9 +490,15 @@ fn parse_signature_line(
 /// The signed-note key id of an Ed25519 key: `SHA-256(name || 0x0A || 0x01 || key)[..4]`,
 /// big-endian.
 fn key_id(name: &str, key: &VerifyingKey) -> u32 {
+    key_id_for(name, ALG_ED25519, key)
+}
+
+/// `SHA-256(name || 0x0A || algorithm || key)[..4]`, big-endian: the key id of a note
+/// signature (algorithm 0x01) or a cosignature (0x04).
+pub(crate) fn key_id_for(name: &str, algorithm: u8, key: &VerifyingKey) -> u32 {
     let digest = Sha256::new()
         .chain_update(name.as_bytes())
-        .chain_update([b'\n', ALG_ED25519])
+        .chain_update([b'\n', algorithm])
         .chain_update(key.as_bytes())
         .finalize();
     digest
@@ -502,7 +508,7 @@ fn key_id(name: &str, key: &VerifyingKey) -> u32 {
 }
 
 /// Reads `<name>`, `<hexid>` and `<base64>` from a key string split on `+`.
-fn split_key_fields<'a>(
+pub(crate) fn split_key_fields<'a>(
     parts: &mut impl Iterator<Item = &'a str>,
     kind: &str,
 ) -> Result<(&'a str, u32, &'a str), CheckpointError> {
@@ -528,20 +534,30 @@ fn decode_key_material(
     material: &str,
     kind: &str,
 ) -> Result<[u8; 32], CheckpointError> {
+    decode_key_material_for(name, material, kind, ALG_ED25519)
+}
+
+/// Decodes `base64(algorithm || 32 bytes)`; the error never echoes the material.
+pub(crate) fn decode_key_material_for(
+    name: &str,
+    material: &str,
+    kind: &str,
+    expected: u8,
+) -> Result<[u8; 32], CheckpointError> {
     let bytes = STANDARD.decode(material).map_err(|_| {
         CheckpointError::InvalidKey(format!(
             "{kind} key for {name:?}: key material is not valid base64"
         ))
     })?;
     match bytes.split_first() {
-        Some((&ALG_ED25519, key)) => <[u8; 32]>::try_from(key).map_err(|_| {
+        Some((algorithm, key)) if *algorithm == expected => <[u8; 32]>::try_from(key).map_err(|_| {
             CheckpointError::InvalidKey(format!(
                 "{kind} key for {name:?}: Ed25519 key material must be 32 bytes, not {}",
                 key.len()
             ))
         }),
         Some((algorithm, _)) => Err(CheckpointError::InvalidKey(format!(
-            "{kind} key for {name:?}: unknown signature algorithm {algorithm:#04x} (only Ed25519, 0x01)"
+            "{kind} key for {name:?}: unknown signature algorithm {algorithm:#04x} (expected {expected:#04x})"
         ))),
         None => Err(CheckpointError::InvalidKey(format!(
             "{kind} key for {name:?}: empty key material"
@@ -551,8 +567,13 @@ fn decode_key_material(
 
 /// `base64(0x01 || key)`.
 fn encode_key_material(key: &[u8; 32]) -> String {
+    encode_key_material_for(key, ALG_ED25519)
+}
+
+/// `base64(algorithm || key)`.
+pub(crate) fn encode_key_material_for(key: &[u8; 32], algorithm: u8) -> String {
     let mut bytes = Vec::with_capacity(33);
-    bytes.push(ALG_ED25519);
+    bytes.push(algorithm);
     bytes.extend_from_slice(key);
     STANDARD.encode(bytes)
 }
@@ -565,7 +586,7 @@ fn is_valid_name(name: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || c == '+')
 }
 
-fn check_name(name: &str) -> Result<(), CheckpointError> {
+pub(crate) fn check_name(name: &str) -> Result<(), CheckpointError> {
     if is_valid_name(name) {
         Ok(())
     } else {
@@ -632,7 +653,7 @@ fn line_of(text: &str, position: usize) -> usize {
         .saturating_add(1)
 }
 
-fn malformed(line: usize, problem: &str) -> CheckpointError {
+pub(crate) fn malformed(line: usize, problem: &str) -> CheckpointError {
     CheckpointError::Malformed {
         line,
         problem: problem.to_owned(),

@@ -71,9 +71,10 @@ mod macros;
 mod memory;
 
 pub use audit::{
-    checkpoints_pinpoint_a_rewrite, concurrent_appends, conflicts, every_checkpoint_verified,
-    export_import, leases, leases_survive_reopening, ordering_and_versions, proofs, reopen,
-    rewrite_without_checkpoints, tamper_detection, two_writers,
+    anchors_refuse_rollback_and_fork, checkpoints_pinpoint_a_rewrite, concurrent_appends,
+    conflicts, every_checkpoint_verified, export_import, leases, leases_survive_reopening,
+    ordering_and_versions, proofs, reopen, rewrite_without_checkpoints, tamper_detection,
+    two_writers,
 };
 pub use memory::memory_harness;
 
@@ -209,4 +210,5 @@ pub async fn run_all(make: &dyn Fn() -> Harness) {
     checkpoints_pinpoint_a_rewrite(make()).await;
     every_checkpoint_verified(make()).await;
     export_import(make()).await;
+    anchors_refuse_rollback_and_fork(make()).await;
 }

@@ -134,6 +134,33 @@ pub enum AuditError {
         /// Entries in the log.
         entries: u64,
     },
+    /// The log holds fewer entries than a trusted checkpoint saved earlier signs: its newest
+    /// entries (and checkpoints) were deleted.
+    #[error("the audit log does not verify: it holds {entries} entries, but a trusted checkpoint saved earlier signs {trusted} (the log was rolled back)")]
+    RolledBack {
+        /// The tree size of the trusted checkpoint.
+        trusted: u64,
+        /// Entries in the log.
+        entries: u64,
+    },
+    /// The tree of the log's first `size` entries is not the one a trusted checkpoint saved
+    /// earlier signs: the log is a fork of (or a rewrite of) the one that checkpoint saw.
+    #[error("the audit log does not verify: the tree of its first {size} entries differs from the trusted checkpoint saved earlier at that size (a fork or a rewrite; expected root {expected}, found {found})")]
+    Forked {
+        /// The tree size of the trusted checkpoint.
+        size: u64,
+        /// The trusted root, hex.
+        expected: String,
+        /// The log's root at that size, hex.
+        found: String,
+    },
+    /// The trusted checkpoint given to verify is malformed or not signed by the trusted key.
+    #[error("the trusted checkpoint does not verify: {0}")]
+    TrustedCheckpoint(CheckpointError),
+    /// An outside anchor refuses the log for another reason, in words (another log's
+    /// checkpoint, too few witness cosignatures).
+    #[error("the audit log does not verify: {0}")]
+    Anchor(String),
     /// A proof could not be made or does not verify.
     #[error("proof: {0}")]
     Proof(ProofError),

@@ -35,12 +35,14 @@
 //!
 //! Depends on `promotion-core` only, never on `promotion-gates`.
 
+mod anchor;
 pub mod backend;
 #[cfg(feature = "sqlite")]
 mod block;
 pub mod checkpoint;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod cosign;
 pub mod durable;
 pub mod entry;
 pub mod error;
@@ -58,6 +60,7 @@ pub use backend::{
     Backend, ChunkEntry, EntryChunk, Head, LeaseChange, StreamIndexSummary, StreamIndexed,
 };
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};
+pub use cosign::{CosignatureVerifier, Cosigner, WitnessRefusal};
 pub use error::{AuditError, BackendError, Tampered};
 pub use memory::MemoryBackend;
 #[cfg(feature = "postgres")]
@@ -65,6 +68,6 @@ pub use postgres::PostgresBackend;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
 pub use store::{AuditOptions, AuditStore};
-pub use verify::VerifyReport;
+pub use verify::{Anchors, VerifyReport};
 
 pub use promotion_core::{EventStore, ExpectedVersion, Recorded, StoreError, StreamId};

@@ -321,26 +321,35 @@ impl AuditStore {
             .await
     }
 
-    /// Checks that `checkpoint` (a signed note an auditor kept from earlier) is consistent with
-    /// this log: its root must be the root of this log's first `size` entries.
+    /// [`AuditStore::verify`], and the log must extend the outside `anchors` (a trusted
+    /// checkpoint saved earlier): see [`verify::verify_anchored`].
+    pub async fn verify_anchored(
+        &self,
+        trusted: Option<&CheckpointVerifier>,
+        anchors: verify::Anchors,
+    ) -> Result<VerifyReport, AuditError> {
+        let verifier = trusted.or(self.inner.verifier.as_ref()).cloned();
+        self.read(move |b| verify::verify_anchored(b, verifier.as_ref(), &anchors))
+            .await
+    }
+
+    /// Checks that `note` (a signed checkpoint an auditor kept from earlier) is one this log
+    /// extends, with the whole log verified against `trusted` on the way: the same as
+    /// [`AuditStore::verify_anchored`] with only that anchor. A log rolled back below it is
+    /// [`AuditError::RolledBack`], another tree at its size [`AuditError::Forked`].
     pub async fn verify_against(
         &self,
         note: &str,
         trusted: &CheckpointVerifier,
     ) -> Result<Checkpoint, AuditError> {
-        let cp = trusted.verify(note)?;
-        let root = self.root(cp.size).await?;
-        if root != cp.root {
-            return Err(AuditError::Tampered(crate::error::Tampered {
-                seq: cp.size.saturating_sub(1),
-                problem: "the log's root at the checkpoint's size differs from the signed root"
-                    .into(),
-                expected: hex::encode(cp.root),
-                found: hex::encode(root),
-                rewritten_before: None,
-            }));
-        }
-        Ok(cp)
+        let anchors = verify::Anchors {
+            trusted_checkpoint: Some(note.to_owned()),
+            ..verify::Anchors::default()
+        };
+        self.verify_anchored(Some(trusted), anchors)
+            .await?
+            .anchor
+            .ok_or_else(|| AuditError::InvalidRequest("no trusted checkpoint was checked".into()))
     }
 
     /// Runs `f` on the reader thread's backend handle (exports, custom queries).

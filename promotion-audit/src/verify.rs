@@ -7,6 +7,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc;
 
+use crate::anchor;
+pub use crate::anchor::Anchors;
 use crate::backend::Backend;
 use crate::backend::{ChunkEntry, EntryChunk, StreamIndexSummary, StreamIndexed};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointVerifier};
@@ -39,6 +41,12 @@ pub struct VerifyReport {
     /// Whether the checkpoints' signatures were checked against a trusted key (then every
     /// entry is covered by a checkpoint that key signed).
     pub signature_checked: bool,
+    /// The trusted checkpoint the log was shown to extend ([`Anchors::trusted_checkpoint`]):
+    /// the root of the log's first `size` entries, recomputed in the pass, is its root.
+    pub anchor: Option<Checkpoint>,
+    /// How many of [`Anchors::witnesses`] validly cosigned the trusted checkpoint (or, without
+    /// one, the latest stored checkpoint).
+    pub cosignatures: usize,
 }
 
 fn tampered(
@@ -88,6 +96,20 @@ pub fn verify(
     backend: &dyn Backend,
     verifier: Option<&CheckpointVerifier>,
 ) -> Result<VerifyReport, AuditError> {
+    verify_anchored(backend, verifier, &Anchors::default())
+}
+
+/// [`verify`], and the log must also extend the outside `anchors`: the trusted checkpoint's
+/// root is compared with the root the pass computes at its size, so a log rolled back below it
+/// ([`AuditError::RolledBack`]) or forked from it ([`AuditError::Forked`]) is refused even when
+/// it is consistent in itself. A trusted checkpoint needs `verifier`: it must carry that key's
+/// signature ([`AuditError::TrustedCheckpoint`] otherwise).
+pub fn verify_anchored(
+    backend: &dyn Backend,
+    verifier: Option<&CheckpointVerifier>,
+    anchors: &Anchors,
+) -> Result<VerifyReport, AuditError> {
+    let (anchor, cosignatures) = anchor::open(backend, verifier, anchors)?;
     if verifier.is_some() && backend.latest_checkpoint()?.is_none() {
         let entries = backend.size()?;
         if entries > 0 {
@@ -107,6 +129,8 @@ pub fn verify(
             pending: VecDeque::new(),
             latest: None,
             checked: 0,
+            anchor: anchor.clone(),
+            anchor_met: false,
         },
     };
     let mut pager = CheckpointPager {
@@ -236,6 +260,14 @@ pub fn verify(
         .pending
         .extend(at_end.map(|(size, note)| (size, open_checkpoint(verifier, size, &note))));
     chain.checkpoints.check_at(&chain.frontier)?;
+    if let Some(a) = &anchor {
+        if a.size > chain.seq {
+            return Err(AuditError::RolledBack {
+                trusted: a.size,
+                entries: chain.seq,
+            });
+        }
+    }
     let beyond = match chain.checkpoints.pending.pop_front() {
         Some((_, opened)) => Some(opened),
         None => pager
@@ -272,6 +304,14 @@ pub fn verify(
             Some(_) => {}
         }
     }
+    if let (Some(a), Some(latest)) = (&anchor, &checkpoints.latest) {
+        if a.origin != latest.origin {
+            return Err(AuditError::Anchor(format!(
+                "the trusted checkpoint is for log {:?}, but this log's checkpoints are for {:?}",
+                a.origin, latest.origin
+            )));
+        }
+    }
     Ok(VerifyReport {
         entries: seq,
         bytes,
@@ -280,6 +320,8 @@ pub fn verify(
         signature_checked: verifier.is_some() && checkpoints.checked > 0,
         checkpoints: checkpoints.checked,
         checkpoint: checkpoints.latest,
+        anchor,
+        cosignatures,
     })
 }
 
@@ -360,6 +402,10 @@ struct Checkpoints {
     latest: Option<Checkpoint>,
     /// How many verified.
     checked: u64,
+    /// The trusted checkpoint from outside the log, checked when the pass reaches its size.
+    anchor: Option<Checkpoint>,
+    /// Whether the pass has reached the anchor's size and found its root.
+    anchor_met: bool,
 }
 
 impl Checkpoints {
@@ -386,6 +432,19 @@ impl Checkpoints {
             }
             self.checked += 1;
             self.latest = Some(cp);
+        }
+        if let Some(a) = self.anchor.as_ref().filter(|a| a.size == frontier.size()) {
+            if !self.anchor_met {
+                let root = frontier.root();
+                if root != a.root {
+                    return Err(AuditError::Forked {
+                        size: a.size,
+                        expected: hex::encode(a.root),
+                        found: hex::encode(root),
+                    });
+                }
+                self.anchor_met = true;
+            }
         }
         Ok(())
     }

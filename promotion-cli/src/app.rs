@@ -149,8 +149,56 @@ impl App {
                 .await
             }
             Cmd::Log {
-                command: LogCmd::Verify { vkey_file, json },
-            } => self.verify(vkey_file.as_deref(), json).await,
+                command:
+                    LogCmd::Verify {
+                        vkey_file,
+                        trusted_checkpoint,
+                        witness_vkeys,
+                        min_witnesses,
+                        json,
+                    },
+            } => {
+                let anchors = crate::anchors::Anchors {
+                    trusted_checkpoint,
+                    witness_vkeys,
+                    min_witnesses,
+                };
+                self.verify(vkey_file.as_deref(), &anchors, json).await
+            }
+            Cmd::Log {
+                command: LogCmd::Checkpoint { out },
+            } => self.log_checkpoint(out.as_deref()).await,
+            Cmd::Log {
+                command: LogCmd::Proof { proof },
+            } => self.log_proof(proof).await,
+            Cmd::Log {
+                command: LogCmd::Export { out },
+            } => self.log_export(out).await,
+            Cmd::Log {
+                command:
+                    LogCmd::Import {
+                        file,
+                        into,
+                        vkey_file,
+                    },
+            } => self.log_import(&file, &into, vkey_file.as_deref()),
+            Cmd::Witness {
+                state,
+                key,
+                name,
+                log_vkey,
+                checkpoint,
+                proof,
+                out,
+            } => crate::anchors::witness(&crate::anchors::WitnessArgs {
+                state,
+                key,
+                name,
+                log_vkey,
+                checkpoint,
+                proof,
+                out,
+            }),
             Cmd::WhatIf {
                 template,
                 template_version,

@@ -204,6 +204,33 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         command: LogCmd,
     },
+    /// Cosign a log's checkpoint as a witness (C2SP tlog-cosignature v1), after checking its
+    /// signature and that it extends the last checkpoint this witness cosigned for that log.
+    /// Prints the cosigned checkpoint (or writes it to --out); refuses a rollback or a fork.
+    Witness {
+        /// The witness's state directory: the last checkpoint it cosigned, per log origin.
+        #[arg(long, value_name = "DIR")]
+        state: PathBuf,
+        /// The witness's private key (created on first use, its verifier key beside it as
+        /// FILE.vkey).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The witness's name, for a key created on first use (a schema-less URL).
+        #[arg(long, default_value = "witness.local/promote")]
+        name: String,
+        /// The log's checkpoint verifier key.
+        #[arg(long, value_name = "FILE")]
+        log_vkey: PathBuf,
+        /// The signed checkpoint to cosign (`promote log checkpoint --out`).
+        checkpoint: PathBuf,
+        /// A consistency proof from the last cosigned checkpoint's size to this one's
+        /// (`promote log proof consistency OLD NEW`).
+        #[arg(long, value_name = "FILE")]
+        proof: Option<PathBuf>,
+        /// Write the cosigned checkpoint here instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Replay the recorded history under another template version: which past promotions
     /// would it have blocked, and by which gate or rule?
     WhatIf {
@@ -277,8 +304,74 @@ pub(crate) enum LogCmd {
         /// The verifier key [default: checkpoint.vkey in the state directory].
         #[arg(long)]
         vkey_file: Option<PathBuf>,
+        /// A signed checkpoint saved earlier (`promote log checkpoint --out`): the log must
+        /// extend it, or verification fails (a rollback or a fork).
+        #[arg(long, value_name = "FILE")]
+        trusted_checkpoint: Option<PathBuf>,
+        /// A witness's verifier key (repeatable): its cosignatures count toward
+        /// --min-witnesses.
+        #[arg(long = "witness-vkey", value_name = "FILE")]
+        witness_vkeys: Vec<PathBuf>,
+        /// Cosignatures required on the trusted checkpoint (or, without one, on the latest).
+        #[arg(long, default_value_t = 0)]
+        min_witnesses: usize,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Publish the latest signed checkpoint: print it, or write it to a file, or to a
+    /// directory as `<size>.checkpoint` and `latest` (each written whole).
+    Checkpoint {
+        /// A file, or an existing directory.
+        #[arg(long, value_name = "FILE|DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Export the log as JSON Lines: every entry's stored bytes with its hash, then the
+    /// latest signed checkpoint.
+    Export {
+        /// Write here (whole, replacing it) instead of printing.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Import a JSON Lines export into a new SQLite log, checking every hash, the chain, the
+    /// tree and the checkpoint's signature; nothing is imported if any line fails.
+    Import {
+        /// The export.
+        file: PathBuf,
+        /// The new SQLite log (it must not exist yet).
+        #[arg(long, value_name = "FILE")]
+        into: PathBuf,
+        /// The verifier key [default: checkpoint.vkey in the state directory].
+        #[arg(long)]
+        vkey_file: Option<PathBuf>,
+    },
+    /// Print a Merkle proof, one base64 hash per line.
+    Proof {
+        #[command(subcommand)]
+        proof: ProofCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProofCmd {
+    /// That entry SEQ is in the tree of --size entries [default: the latest checkpoint's].
+    Inclusion {
+        /// The entry's sequence number.
+        seq: u64,
+        /// The tree size.
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// That the tree of OLD entries (or of --from's size) is a prefix of the tree of NEW
+    /// entries [default: the latest checkpoint's size].
+    Consistency {
+        /// The earlier tree size.
+        #[arg(required_unless_present = "from")]
+        old: Option<u64>,
+        /// The later tree size.
+        new: Option<u64>,
+        /// Take the earlier size from this signed checkpoint (one a witness or auditor kept).
+        #[arg(long, value_name = "FILE", conflicts_with = "old")]
+        from: Option<PathBuf>,
     },
 }

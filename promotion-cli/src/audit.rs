@@ -187,14 +187,21 @@ impl App {
         Ok(OK)
     }
 
-    pub(crate) async fn verify(&self, vkey: Option<&Path>, json: bool) -> Result<u8, Failure> {
+    pub(crate) async fn verify(
+        &self,
+        vkey: Option<&Path>,
+        anchors: &crate::anchors::Anchors,
+        json: bool,
+    ) -> Result<u8, Failure> {
         let place = self.place();
         let verifier = store::verifier(&place.dir, vkey)?;
+        let anchors = anchors.open()?;
         let store = store::open_existing(&place)?;
-        match store.verify(Some(&verifier)).await {
+        match store.verify_anchored(Some(&verifier), anchors).await {
             Ok(r) => {
                 let root: String = r.root.iter().map(|b| format!("{b:02x}")).collect();
                 let size = r.checkpoint.as_ref().map_or(0, |c| c.size);
+                let anchor = r.anchor.as_ref().map(|a| a.size);
                 if json {
                     println!(
                         "{}",
@@ -202,6 +209,8 @@ impl App {
                             "ok": true, "entries": r.entries, "bytes": r.bytes, "streams": r.streams,
                             "root": root, "checkpoint_size": size, "checkpoints": r.checkpoints,
                             "signature_checked": r.signature_checked, "key": verifier.name(),
+                            "trusted_checkpoint_size": anchor,
+                            "witness_cosignatures": r.cosignatures,
                         })
                     );
                 } else {
@@ -209,6 +218,12 @@ impl App {
                         "ok: {} entries ({} bytes) in {} streams; root {root}; {} checkpoints signed by {}, the latest at size {size}",
                         r.entries, r.bytes, r.streams, r.checkpoints, verifier.name()
                     );
+                    if let Some(a) = anchor {
+                        println!("the log extends the trusted checkpoint at size {a}");
+                    }
+                    if r.cosignatures > 0 {
+                        println!("{} witness cosignatures verified", r.cosignatures);
+                    }
                 }
                 Ok(OK)
             }
@@ -217,7 +232,11 @@ impl App {
                 | promotion_audit::AuditError::Checkpoint(_)
                 | promotion_audit::AuditError::StoredCheckpoint { .. }
                 | promotion_audit::AuditError::NoCheckpoint { .. }
-                | promotion_audit::AuditError::UnsignedTail { .. }),
+                | promotion_audit::AuditError::UnsignedTail { .. }
+                | promotion_audit::AuditError::RolledBack { .. }
+                | promotion_audit::AuditError::Forked { .. }
+                | promotion_audit::AuditError::TrustedCheckpoint(_)
+                | promotion_audit::AuditError::Anchor(_)),
             ) => {
                 let message = promotion_core::report_chain(&e);
                 if json {

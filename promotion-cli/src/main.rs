@@ -3,6 +3,7 @@
 //! See `promote --help` and the crate README. The audit log is SQLite in a state directory
 //! (`.promotion` beside the service file) unless `--database postgres://…` is given.
 
+mod anchors;
 mod app;
 mod args;
 mod audit;
@@ -13,6 +14,7 @@ mod failure;
 mod files;
 mod init;
 mod inspect;
+mod jsonl;
 mod manifest;
 mod show;
 mod store;

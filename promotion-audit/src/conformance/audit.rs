@@ -396,3 +396,132 @@ pub async fn two_writers(h: Harness) {
     event_store::two_writers(&open).await;
     verifies(&open(), 4, Some(1)).await;
 }
+
+/// Outside anchors ([`crate::verify::Anchors`]): a checkpoint the verifier saved when the log
+/// held 6 entries. Rolling the log back (deleting its newest entries and checkpoints) leaves a
+/// log that verifies on its own, but not against the saved checkpoint, which names both sizes;
+/// a fork (the same first 4 entries, then another history, every checkpoint re-signed by the
+/// log's key) does not verify against it either; a saved checkpoint signed by another key is
+/// refused before the log is read.
+pub async fn anchors_refuse_rollback_and_fork(h: Harness) {
+    let store = (h.open)(options());
+    for i in 0..6 {
+        append(&store, &format!("t{}", i % 3), ExpectedVersion::Any, i, 1).await;
+    }
+    let saved = store.latest_checkpoint().await.unwrap().unwrap();
+    for i in 6..10 {
+        append(&store, &format!("t{}", i % 3), ExpectedVersion::Any, i, 1).await;
+    }
+    let anchored = |note: &str| crate::verify::Anchors {
+        trusted_checkpoint: Some(note.to_owned()),
+        ..crate::verify::Anchors::default()
+    };
+    let report = store.verify_anchored(None, anchored(&saved)).await.unwrap();
+    assert_eq!(report.anchor.map(|a| a.size), Some(6));
+    assert_eq!(report.entries, 10);
+
+    // Witnesses: the saved checkpoint as a witness cosigned it counts; the same checkpoint
+    // without the cosignature, or fewer cosignatures than required, does not verify.
+    let w1 = crate::cosign::Cosigner::from_seed("w1.promotion.test", [11u8; 32]).unwrap();
+    let w2 = crate::cosign::Cosigner::from_seed("w2.promotion.test", [12u8; 32]).unwrap();
+    let cosigned = w1.cosign(&saved, 1_700_000_000).unwrap();
+    let witnessed = |note: &str, min: usize| crate::verify::Anchors {
+        trusted_checkpoint: Some(note.to_owned()),
+        witnesses: vec![w1.verifier(), w2.verifier(), w1.verifier()],
+        min_witnesses: min,
+    };
+    store
+        .verify_anchored(None, witnessed(&cosigned, 1))
+        .await
+        .unwrap();
+    for (note, min) in [(&saved, 1), (&cosigned, 2)] {
+        match store.verify_anchored(None, witnessed(note, min)).await {
+            Err(AuditError::Anchor(m)) => assert!(m.contains("witness cosignatures"), "{m}"),
+            other => panic!("{min} witnesses required, accepted: {other:?}"),
+        }
+    }
+    let both = w2.cosign(&cosigned, 1_700_000_001).unwrap();
+    store
+        .verify_anchored(None, witnessed(&both, 2))
+        .await
+        .unwrap();
+
+    // Signed by another key with the same name: refused as the trusted checkpoint.
+    let other = CheckpointSigner::from_seed("conformance.promotion.test", [8u8; 32]).unwrap();
+    let mut cp = crate::verify::unsigned_checkpoint(&saved).unwrap();
+    let foreign = other.sign(&cp);
+    match store.verify_anchored(None, anchored(&foreign)).await {
+        Err(AuditError::TrustedCheckpoint(_)) => {}
+        other => panic!("a saved checkpoint signed by another key was accepted: {other:?}"),
+    }
+    // Signed by the log's key for another origin: refused, the origins named.
+    cp.origin = "another.promotion.test".into();
+    match store
+        .verify_anchored(None, anchored(&suite_signer().sign(&cp)))
+        .await
+    {
+        Err(AuditError::Anchor(m)) => assert!(m.contains("another.promotion.test"), "{m}"),
+        other => panic!("another log's checkpoint was accepted: {other:?}"),
+    }
+
+    // A fork: the same first 4 entries, then another history (entry 4 rewritten, every later
+    // entry re-chained, every node recomputed), every checkpoint from size 5 on re-signed by
+    // the log's own key. It verifies on its own, but not against the saved checkpoint.
+    super::forge(&store, h.tamper.as_ref(), 4, rename_stage4).await;
+    cp.origin = crate::verify::unsigned_checkpoint(&saved).unwrap().origin;
+    for size in 5..=10 {
+        cp.size = size;
+        cp.root = store.root(size).await.unwrap();
+        h.tamper.put_checkpoint(size, &suite_signer().sign(&cp));
+    }
+    assert_eq!(
+        store.verify(None).await.unwrap().entries,
+        10,
+        "the fork verifies on its own"
+    );
+    match store.verify_anchored(None, anchored(&saved)).await {
+        Err(AuditError::Forked { size: 6, .. }) => {}
+        other => panic!("a fork verified against a checkpoint of the original: {other:?}"),
+    }
+    // A checkpoint of the fork verifies the fork.
+    let fork_note = store.latest_checkpoint().await.unwrap().unwrap();
+    store
+        .verify_anchored(None, anchored(&fork_note))
+        .await
+        .unwrap();
+
+    // Rollback to 4 entries: consistent in itself, refused against the saved checkpoint.
+    h.tamper.truncate(4);
+    h.tamper.delete_checkpoints(5);
+    assert_eq!(store.verify(None).await.unwrap().entries, 4);
+    match store.verify_anchored(None, anchored(&saved)).await {
+        Err(e @ AuditError::RolledBack { .. }) => {
+            assert!(
+                matches!(
+                    e,
+                    AuditError::RolledBack {
+                        trusted: 6,
+                        entries: 4
+                    }
+                ),
+                "{e}"
+            );
+            let text = e.to_string();
+            assert!(
+                text.contains(" 4 entries") && text.contains("signs 6"),
+                "{text}"
+            );
+        }
+        other => panic!("a rolled-back log verified against a saved checkpoint: {other:?}"),
+    }
+    let verifier = suite_signer().verifier();
+    match store.verify_against(&saved, &verifier).await {
+        Err(AuditError::RolledBack { trusted: 6, .. }) => {}
+        other => panic!("verify_against accepted a rolled-back log: {other:?}"),
+    }
+    let early = store.latest_checkpoint().await.unwrap().unwrap();
+    assert_eq!(
+        store.verify_against(&early, &verifier).await.unwrap().size,
+        4
+    );
+}

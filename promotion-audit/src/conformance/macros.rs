@@ -80,7 +80,8 @@ macro_rules! audit_conformance {
             @checks $make;
             ordering_and_versions, conflicts, concurrent_appends, leases, reopen, two_writers,
             leases_survive_reopening, proofs, export_import, rewrite_without_checkpoints,
-            checkpoints_pinpoint_a_rewrite, every_checkpoint_verified
+            checkpoints_pinpoint_a_rewrite, every_checkpoint_verified,
+            anchors_refuse_rollback_and_fork
         );
 
         #[test]
