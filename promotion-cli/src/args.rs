@@ -44,13 +44,15 @@ pub(crate) struct Global {
     pub(crate) templates: Vec<PathBuf>,
 }
 
-/// Who acts: the command trusts what it is told, as a host trusts its own authentication.
+/// Who acts. With a roster (`roster = "FILE"` in the service file) `--as` must name a person
+/// it lists and the groups are the roster's; with `identity = "unverified"` both are believed.
 #[derive(Debug, Args)]
 pub(crate) struct Who {
-    /// The principal acting.
+    /// The person acting: with a roster, an id it lists.
     #[arg(long = "as", env = "PROMOTION_AS")]
     pub(crate) id: String,
-    /// The principal's groups, comma-separated.
+    /// Their groups, comma-separated; only with `identity = "unverified"` (with a roster the
+    /// groups are the roster's, and this is refused).
     #[arg(long, value_delimiter = ',', env = "PROMOTION_GROUPS")]
     pub(crate) groups: Vec<String>,
 }

@@ -16,6 +16,7 @@ use promotion_core::{
 use crate::app::App;
 use crate::args::{OnStage, Who};
 use crate::failure::{Failure, HUMAN, OK, REFUSED, TIME};
+use crate::identity::Identities;
 use crate::manifest;
 use crate::show;
 use crate::store;
@@ -73,16 +74,17 @@ impl App {
         }
     }
 
-    /// A person's command to a stage: opens the log, finds the release, checks who acts,
+    /// A person's command to a stage: opens the log, checks who acts (see
+    /// [`Identities`]), finds the release,
     /// submits the command through `submit` (given the engine, the release, the stage and the
     /// principal), and prints the events it recorded and what to run next.
     pub(crate) async fn act<F>(&self, on: OnStage, who: &Who, command: F) -> Result<u8, Failure>
     where
         F: FnOnce(&str, &Principal) -> Result<HostCommand, InvalidName>,
     {
-        let (_, engine, rows) = self.open(false).await?;
+        let (loaded, engine, rows) = self.open(false).await?;
+        let principal = Identities::of(&loaded)?.principal(who)?;
         let row = show::resolve(&rows, &on.release)?;
-        let principal = who.principal()?;
         let command = command(&on.stage, &principal).map_err(EngineError::from)?;
         let events = engine.submit(&row.id, command).await?;
         for e in &events {
@@ -98,10 +100,9 @@ fn print_waiting(progress: &Progress, id: &promotion_core::ReleaseId) {
     for w in progress.waiting() {
         println!("waiting for {w}");
         let hint = match w {
-            Waiting::Approval { stage, .. } => format!(
-                "promote approve {} {stage} --as <principal> --groups <groups>",
-                id.short()
-            ),
+            Waiting::Approval { stage, .. } => {
+                format!("promote approve {} {stage} --as <principal>", id.short())
+            }
             Waiting::Judgement { stage, gate, .. } => format!(
                 "promote judge {} {stage} {gate} [--pass] --as <principal>",
                 id.short()

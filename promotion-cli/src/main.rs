@@ -12,6 +12,7 @@ mod drive;
 mod evidence;
 mod failure;
 mod files;
+mod identity;
 mod init;
 mod inspect;
 mod jsonl;

@@ -353,6 +353,12 @@ fn the_readme_anchor_sequence_works() {
     };
     std::fs::write(s.path("hello.toml"), block("`hello.toml`:", "toml")).unwrap();
     std::fs::write(s.path("release.toml"), block("`release.toml`", "toml")).unwrap();
+    std::fs::write(s.path("roster.toml"), block("`roster.toml`", "toml")).unwrap();
+    std::fs::write(
+        s.path("promotion.toml"),
+        block("`promotion.toml`, the service file", "toml"),
+    )
+    .unwrap();
     let walkthrough = block("Take it through:", "sh");
     let anchors = block("anchor the log:", "sh");
     assert!(anchors.contains("witness") && anchors.contains("--min-witnesses"));
