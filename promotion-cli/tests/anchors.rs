@@ -363,7 +363,14 @@ fn the_readme_anchor_sequence_works() {
     let anchors = block("anchor the log:", "sh");
     assert!(anchors.contains("witness") && anchors.contains("--min-witnesses"));
     let mut ran = 0;
-    for line in walkthrough.lines().chain(anchors.lines()) {
+    // the "Who acted" section's refused attack, run after the walkthrough like the anchors
+    let refused = block("the issue-15 attack is refused:", "sh");
+    assert!(refused.contains("--groups") && refused.contains("exit 1"));
+    for line in walkthrough
+        .lines()
+        .chain(anchors.lines())
+        .chain(refused.lines())
+    {
         let (command, comment) = line.split_once('#').unwrap_or((line, ""));
         let (command, to) = match command.split_once('>') {
             Some((c, file)) => (c, Some(file.trim())),
