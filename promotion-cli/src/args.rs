@@ -55,6 +55,11 @@ pub(crate) struct Who {
     /// groups are the roster's, and this is refused).
     #[arg(long, value_delimiter = ',', env = "PROMOTION_GROUPS")]
     pub(crate) groups: Vec<String>,
+    /// Sign the decision with this OpenSSH private key (unencrypted Ed25519 or ECDSA); the
+    /// roster must list its public key for the --as person. The signed statement and the
+    /// signature are recorded (see `promote signatures`).
+    #[arg(long, value_name = "FILE", env = "PROMOTION_KEY")]
+    pub(crate) key: Option<PathBuf>,
 }
 
 impl Who {
@@ -200,6 +205,16 @@ pub(crate) enum Cmd {
         /// Why.
         #[arg(long)]
         reason: String,
+    },
+    /// Write a release's SSH-signed decisions for an auditor into a directory: for the Nth,
+    /// `N.statement.json` (the exact bytes signed) and `N.statement.json.sig`, with the
+    /// roster's keys as `allowed_signers`; print the `ssh-keygen -Y verify` command for each.
+    Signatures {
+        /// The release.
+        release: String,
+        /// The directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// The audit log.
     Log {

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use chrono::Utc;
 use promotion_config::Loaded;
 use promotion_core::{
-    EngineError, EventStore, HostCommand, InvalidName, Principal, Progress, ReleaseState,
-    StageStatus, Waiting,
+    Digest, EngineError, EventStore, HostCommand, InvalidName, Principal, Progress, ReleaseState,
+    StageName, StageStatus, Waiting,
 };
+
+use promotion_identity::{Decision, Statement};
 
 use crate::app::App;
 use crate::args::{OnStage, Who};
@@ -78,13 +80,40 @@ impl App {
     /// [`Identities`]), finds the release,
     /// submits the command through `submit` (given the engine, the release, the stage and the
     /// principal), and prints the events it recorded and what to run next.
-    pub(crate) async fn act<F>(&self, on: OnStage, who: &Who, command: F) -> Result<u8, Failure>
+    ///
+    /// With `--key`, the decision and its comment (`what`) become the signed statement, over the
+    /// stage's entry evidence digest as it stands and the pipeline version in force.
+    pub(crate) async fn act<F>(
+        &self,
+        on: OnStage,
+        who: &Who,
+        what: (Decision, &str),
+        command: F,
+    ) -> Result<u8, Failure>
     where
         F: FnOnce(&str, &Principal) -> Result<HostCommand, InvalidName>,
     {
         let (loaded, engine, rows) = self.open(false).await?;
-        let principal = Identities::of(&loaded)?.principal(who)?;
+        let identities = Identities::of(&loaded)?;
+        let principal = identities.principal(who)?;
         let row = show::resolve(&rows, &on.release)?;
+        let principal = match &who.key {
+            None => principal,
+            Some(key) => {
+                let (decision, comment) = what;
+                let statement = Statement {
+                    release: row.id,
+                    stage: StageName::new(&on.stage).map_err(EngineError::from)?,
+                    decision,
+                    evidence: row.state.stage(&on.stage).entry_digest(),
+                    pipeline_version: loaded.pipeline.version().to_owned(),
+                    roster: Digest::of(b""),
+                    comment: comment.to_owned(),
+                    time: Utc::now(),
+                };
+                identities.sign(principal, key, statement)?
+            }
+        };
         let command = command(&on.stage, &principal).map_err(EngineError::from)?;
         let events = engine.submit(&row.id, command).await?;
         for e in &events {

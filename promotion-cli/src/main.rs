@@ -18,6 +18,7 @@ mod inspect;
 mod jsonl;
 mod manifest;
 mod show;
+mod signatures;
 mod store;
 mod whatif;
 

@@ -1117,3 +1117,121 @@ fn log_verify_prints_its_error_once() {
         "the error is printed once: {err}"
     );
 }
+
+/// An unencrypted Ed25519 key made by the real `ssh-keygen` at `path`; its public line.
+fn keygen(path: &Path, comment: &str) -> String {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::read_to_string(format!("{}.pub", path.display()))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// Issue 15, signed decisions: `approve --key` signs the canonical statement, the signature is
+/// checked against the roster's key for the `--as` person (Bob's key offered as Alice is
+/// refused), and what `promote signatures` writes is accepted by the real `ssh-keygen -Y
+/// verify` (`man ssh-keygen`, ALLOWED SIGNERS and `-Y verify`) — and refused once a byte of the
+/// statement changes or for another identity.
+#[test]
+fn a_signed_approval_verifies_with_ssh_keygen_and_another_s_key_is_refused() {
+    if Command::new("ssh-keygen").arg("-?").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install ssh-keygen (openssh-client)"
+        );
+        eprintln!("SKIPPED: ssh-keygen is not installed");
+        return;
+    }
+    let s = Sandbox::new();
+    let alice = keygen(&s.path("alice.key"), "alice@laptop");
+    let bob = keygen(&s.path("bob.key"), "bob@laptop");
+    s.write(
+        "svc/roster.toml",
+        &format!(
+            "[[people]]\nid = \"alice\"\ngroups = [\"sre\"]\nssh_keys = [\"{alice}\"]\n\n\
+             [[people]]\nid = \"bob\"\ngroups = [\"security\"]\nssh_keys = [\"{bob}\"]\n"
+        ),
+    );
+    s.promote(&["register", "--manifest", "release.toml", "--as", "ci-bot"])
+        .expect(0);
+    s.promote(&["run", "latest"]).expect(4);
+    let bob_key = s.path("bob.key");
+    let alice_key = s.path("alice.key");
+
+    // Bob's key offered as Alice: refused, and nothing approved
+    let r = s
+        .promote(&[
+            "approve",
+            "latest",
+            "prod",
+            "--as",
+            "alice",
+            "--key",
+            bob_key.to_str().unwrap(),
+        ])
+        .expect(1);
+    assert!(r.stderr().contains("bob's key"), "{}", r.stderr());
+    let status = s.promote(&["status", "latest"]).expect(0).stdout();
+    assert!(!status.contains("approved by"), "{status}");
+
+    let out = s
+        .promote(&[
+            "approve",
+            "latest",
+            "prod",
+            "--as",
+            "alice",
+            "--key",
+            alice_key.to_str().unwrap(),
+            "--comment",
+            "checked the canary",
+        ])
+        .expect(0)
+        .stdout();
+    assert!(out.contains("approved by alice (SSH-signed)"), "{out}");
+
+    let listing = s
+        .promote(&["signatures", "latest", "--out", "sigs"])
+        .expect(0)
+        .stdout();
+    assert!(listing.contains("ssh-keygen -Y verify -f "), "{listing}");
+    let dir = s.path("sigs");
+    let statement = std::fs::read_to_string(dir.join("1.statement.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&statement).unwrap();
+    assert_eq!(v["decision"]["action"], "approve");
+    assert_eq!(v["stage"], "prod");
+    assert_eq!(v["comment"], "checked the canary");
+    let id = s.promote(&["status", "--json"]).expect(0).json()["releases"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(v["release"], id.as_str());
+    let roster_digest = hex::encode(sha2::Sha256::digest(s.read("svc/roster.toml")));
+    assert_eq!(v["roster"], format!("sha256:{roster_digest}"));
+
+    let verify = |identity: &str, message: &[u8]| -> bool {
+        use std::io::Write as _;
+        let mut child = Command::new("ssh-keygen")
+            .args(["-Y", "verify", "-f"])
+            .arg(dir.join("allowed_signers"))
+            .args(["-I", identity, "-n", "promotion", "-s"])
+            .arg(dir.join("1.statement.json.sig"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(message).unwrap();
+        child.wait_with_output().unwrap().status.success()
+    };
+    assert!(verify("alice", statement.as_bytes()));
+    assert!(!verify("bob", statement.as_bytes()));
+    let forged = statement.replace("checked the canary", "checked the canarY");
+    assert_ne!(forged, statement);
+    assert!(!verify("alice", forged.as_bytes()));
+}
