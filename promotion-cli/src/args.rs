@@ -209,6 +209,8 @@ pub(crate) enum Cmd {
     /// Write a release's SSH-signed decisions for an auditor into a directory: for the Nth,
     /// `N.statement.json` (the exact bytes signed) and `N.statement.json.sig`, with the
     /// roster's keys as `allowed_signers`; print the `ssh-keygen -Y verify` command for each.
+    /// Each is checked too (the statement against its log entry, the signature against the
+    /// roster); a mismatch prints FAILED and exits 1.
     Signatures {
         /// The release.
         release: String,

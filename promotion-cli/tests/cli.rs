@@ -1219,6 +1219,10 @@ fn a_signed_approval_verifies_with_ssh_keygen_and_another_s_key_is_refused() {
         .expect(0)
         .stdout();
     assert!(listing.contains("ssh-keygen -Y verify -f "), "{listing}");
+    assert!(
+        listing.contains("checked: signed by alice's key in the roster"),
+        "{listing}"
+    );
     let dir = s.path("sigs");
     let statement = std::fs::read_to_string(dir.join("1.statement.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&statement).unwrap();
@@ -1253,4 +1257,44 @@ fn a_signed_approval_verifies_with_ssh_keygen_and_another_s_key_is_refused() {
     let forged = statement.replace("checked the canary", "checked the canarY");
     assert_ne!(forged, statement);
     assert!(!verify("alice", forged.as_bytes()));
+
+    // the log entry's comment rewritten (the signed statement left alone): `promote
+    // signatures` names the mismatch and exits 1
+    let db = s.path("svc/.promotion/audit.db");
+    let tamper = promotion_audit::sqlite::harness::sqlite_tamper(&db);
+    futures::executor::block_on(async {
+        let store = promotion_audit::AuditStore::open_sqlite_existing(
+            &db,
+            promotion_audit::AuditOptions::new("forger"),
+        )
+        .unwrap();
+        let size = store.size().await.unwrap();
+        let mut at = None;
+        for seq in 0..size {
+            let text = String::from_utf8(store.entry(seq).await.unwrap().bytes).unwrap();
+            if text.contains("approval_given") {
+                at = Some(seq);
+            }
+        }
+        let at = at.expect("alice's approval is in the log");
+        promotion_audit::conformance::forge(&store, tamper.as_ref(), at, |b| {
+            let text = String::from_utf8(b.to_vec()).unwrap();
+            let forged = text.replace(
+                "\"comment\":\"checked the canary\"",
+                "\"comment\":\"waved through\"",
+            );
+            assert_ne!(forged, text, "the entry's comment field: {text}");
+            forged.into_bytes()
+        })
+        .await;
+    });
+    let r = s
+        .promote(&["signatures", "latest", "--out", "sigs2"])
+        .expect(1);
+    assert!(
+        r.stdout()
+            .contains("FAILED: the statement's comment is not the log entry's"),
+        "{}",
+        r.stdout()
+    );
 }
