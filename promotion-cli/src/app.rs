@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use promotion_config::{Loaded, Loader};
 use promotion_core::layer::layer_fn;
-use promotion_core::{Engine, EventStore, HostCommand, SystemClock};
+use promotion_core::{Engine, EventStore, GateName, HostCommand, SystemClock};
+use promotion_identity::Decision;
 
 use crate::args::{Cmd, EvidenceCmd, Global, LogCmd, Who};
 use crate::deployer;
@@ -92,7 +93,11 @@ impl App {
                 id,
                 groups,
             } => {
-                let who = Who { id, groups };
+                let who = Who {
+                    id,
+                    groups,
+                    key: None,
+                };
                 self.register(&manifest, &who).await
             }
             Cmd::Run { release, max_wait } => {
@@ -105,14 +110,16 @@ impl App {
             Cmd::Advance { release } => self.drive(&release, false, None).await,
             Cmd::Status { release, json } => self.status(release.as_deref(), json).await,
             Cmd::Approve { on, who, comment } => {
-                self.act(on, &who, |stage, p| {
+                self.act(on, &who, (Decision::Approve, &comment), |stage, p| {
                     HostCommand::approve(stage, p, &comment)
                 })
                 .await
             }
             Cmd::Reject { on, who, comment } => {
-                self.act(on, &who, |stage, p| HostCommand::reject(stage, p, &comment))
-                    .await
+                self.act(on, &who, (Decision::Reject, &comment), |stage, p| {
+                    HostCommand::reject(stage, p, &comment)
+                })
+                .await
             }
             Cmd::Override {
                 on,
@@ -120,7 +127,10 @@ impl App {
                 who,
                 justification,
             } => {
-                self.act(on, &who, |stage, p| {
+                let decision = Decision::Override {
+                    gate: gate_name(&gate)?,
+                };
+                self.act(on, &who, (decision, &justification), |stage, p| {
                     HostCommand::override_gate(stage, &gate, p, &justification)
                 })
                 .await
@@ -132,22 +142,32 @@ impl App {
                 who,
                 comment,
             } => {
-                self.act(on, &who, |stage, p| {
+                let decision = Decision::Judge {
+                    gate: gate_name(&gate)?,
+                    pass,
+                };
+                self.act(on, &who, (decision, &comment), |stage, p| {
                     HostCommand::judge(stage, &gate, pass, p, &comment)
                 })
                 .await
             }
-            Cmd::Start { on, who } => self.act(on, &who, HostCommand::start).await,
-            Cmd::Abort { on, who, reason } => {
-                self.act(on, &who, |stage, p| HostCommand::abort(stage, p, &reason))
+            Cmd::Start { on, who } => {
+                self.act(on, &who, (Decision::Start, ""), HostCommand::start)
                     .await
             }
+            Cmd::Abort { on, who, reason } => {
+                self.act(on, &who, (Decision::Abort, &reason), |stage, p| {
+                    HostCommand::abort(stage, p, &reason)
+                })
+                .await
+            }
             Cmd::Rollback { on, who, reason } => {
-                self.act(on, &who, |stage, p| {
+                self.act(on, &who, (Decision::RollBack, &reason), |stage, p| {
                     HostCommand::roll_back(stage, p, &reason)
                 })
                 .await
             }
+            Cmd::Signatures { release, out } => self.signatures(&release, &out).await,
             Cmd::Log {
                 command:
                     LogCmd::Verify {
@@ -234,4 +254,9 @@ impl App {
             } => self.report(days, html.as_deref(), production, json).await,
         }
     }
+}
+
+/// A gate named on the command line, for a signed statement.
+fn gate_name(gate: &str) -> Result<GateName, Failure> {
+    GateName::new(gate).map_err(|e| Failure::Usage(format!("gate {gate:?}: {e}")))
 }

@@ -44,15 +44,22 @@ pub(crate) struct Global {
     pub(crate) templates: Vec<PathBuf>,
 }
 
-/// Who acts: the command trusts what it is told, as a host trusts its own authentication.
+/// Who acts. With a roster (`roster = "FILE"` in the service file) `--as` must name a person
+/// it lists and the groups are the roster's; with `identity = "unverified"` both are believed.
 #[derive(Debug, Args)]
 pub(crate) struct Who {
-    /// The principal acting.
+    /// The person acting: with a roster, an id it lists.
     #[arg(long = "as", env = "PROMOTION_AS")]
     pub(crate) id: String,
-    /// The principal's groups, comma-separated.
+    /// Their groups, comma-separated; only with `identity = "unverified"` (with a roster the
+    /// groups are the roster's, and this is refused).
     #[arg(long, value_delimiter = ',', env = "PROMOTION_GROUPS")]
     pub(crate) groups: Vec<String>,
+    /// Sign the decision with this OpenSSH private key (unencrypted Ed25519 or ECDSA); the
+    /// roster must list its public key for the --as person. The signed statement and the
+    /// signature are recorded (see `promote signatures`). Not for start and rollback yet.
+    #[arg(long, value_name = "FILE", env = "PROMOTION_KEY")]
+    pub(crate) key: Option<PathBuf>,
 }
 
 impl Who {
@@ -198,6 +205,18 @@ pub(crate) enum Cmd {
         /// Why.
         #[arg(long)]
         reason: String,
+    },
+    /// Write a release's SSH-signed decisions for an auditor into a directory: for the Nth,
+    /// `N.statement.json` (the exact bytes signed) and `N.statement.json.sig`, with the
+    /// roster's keys as `allowed_signers`; print the `ssh-keygen -Y verify` command for each.
+    /// Each is checked too (the statement against its log entry, the signature against the
+    /// roster); a mismatch prints FAILED and exits 1.
+    Signatures {
+        /// The release.
+        release: String,
+        /// The directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// The audit log.
     Log {

@@ -9,13 +9,16 @@ use std::sync::Arc;
 use chrono::Utc;
 use promotion_config::Loaded;
 use promotion_core::{
-    EngineError, EventStore, HostCommand, InvalidName, Principal, Progress, ReleaseState,
-    StageStatus, Waiting,
+    Digest, EngineError, EventStore, HostCommand, InvalidName, Principal, Progress, ReleaseState,
+    StageName, StageStatus, Waiting,
 };
+
+use promotion_identity::{Decision, Statement};
 
 use crate::app::App;
 use crate::args::{OnStage, Who};
 use crate::failure::{Failure, HUMAN, OK, REFUSED, TIME};
+use crate::identity::Identities;
 use crate::manifest;
 use crate::show;
 use crate::store;
@@ -73,16 +76,53 @@ impl App {
         }
     }
 
-    /// A person's command to a stage: opens the log, finds the release, checks who acts,
+    /// A person's command to a stage: opens the log, checks who acts (see
+    /// [`Identities`]), finds the release,
     /// submits the command through `submit` (given the engine, the release, the stage and the
     /// principal), and prints the events it recorded and what to run next.
-    pub(crate) async fn act<F>(&self, on: OnStage, who: &Who, command: F) -> Result<u8, Failure>
+    ///
+    /// With `--key`, the decision and its comment (`what`) become the signed statement, over the
+    /// stage's entry evidence digest as it stands and the pipeline version in force.
+    pub(crate) async fn act<F>(
+        &self,
+        on: OnStage,
+        who: &Who,
+        what: (Decision, &str),
+        command: F,
+    ) -> Result<u8, Failure>
     where
         F: FnOnce(&str, &Principal) -> Result<HostCommand, InvalidName>,
     {
-        let (_, engine, rows) = self.open(false).await?;
+        let (loaded, engine, rows) = self.open(false).await?;
+        let identities = Identities::of(&loaded)?;
+        let principal = identities.principal(who)?;
         let row = show::resolve(&rows, &on.release)?;
-        let principal = who.principal()?;
+        let principal = match &who.key {
+            None => principal,
+            Some(key) => {
+                let (decision, comment) = what;
+                if matches!(decision, Decision::Start | Decision::RollBack) {
+                    // Their events record who asked only as the actor's id, so a signature
+                    // would be checked here and then lost: refuse it rather than drop it.
+                    return Err(Failure::Usage(
+                        "--key is not kept for start and rollback yet (their log entries do \
+                         not record the principal's verification); run without --key"
+                            .to_owned(),
+                    ));
+                }
+                let statement = Statement {
+                    release: row.id,
+                    stage: StageName::new(&on.stage).map_err(EngineError::from)?,
+                    decision,
+                    evidence: row.state.stage(&on.stage).entry_digest(),
+                    pipeline_version: loaded.pipeline.version().to_owned(),
+                    roster: Digest::of(b""),
+                    comment: comment.to_owned(),
+                    time: Utc::now(),
+                };
+                identities.sign(principal, key, statement)?
+            }
+        };
         let command = command(&on.stage, &principal).map_err(EngineError::from)?;
         let events = engine.submit(&row.id, command).await?;
         for e in &events {
@@ -98,10 +138,9 @@ fn print_waiting(progress: &Progress, id: &promotion_core::ReleaseId) {
     for w in progress.waiting() {
         println!("waiting for {w}");
         let hint = match w {
-            Waiting::Approval { stage, .. } => format!(
-                "promote approve {} {stage} --as <principal> --groups <groups>",
-                id.short()
-            ),
+            Waiting::Approval { stage, .. } => {
+                format!("promote approve {} {stage} --as <principal>", id.short())
+            }
             Waiting::Judgement { stage, gate, .. } => format!(
                 "promote judge {} {stage} {gate} [--pass] --as <principal>",
                 id.short()

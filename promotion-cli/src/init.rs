@@ -1,4 +1,5 @@
-//! `promote init`: a starter template, a service file using it, and a release manifest.
+//! `promote init`: a starter template, a service file using it, the roster it names, and a
+//! release manifest.
 
 use crate::app::{base_dir, App};
 use crate::failure::{Failure, OK};
@@ -72,6 +73,10 @@ deploy = "none"
 [service]
 name = "{name}"
 version = "1"
+# Who may act (`--as`) and in which groups: the roster, beside this file. Groups come from it,
+# never from the command line. (`identity = "unverified"` instead believes --as and --groups,
+# and marks every decision made that way UNVERIFIED.)
+roster = "roster.toml"
 
 [template]
 name = "web-service"
@@ -84,6 +89,33 @@ soak = "1m"
 "#
     )
 }
+
+/// The starter roster: the people the starter template's approvals need (qa for staging, sre
+/// and security for production), written to `roster.toml` beside the service file.
+pub(crate) const ROSTER: &str = r#"# Who may act on releases, and their groups. Keep this file in version control: a change
+# to it changes its digest, which every decision records.
+#
+# ssh_keys (OpenSSH public key lines, as in ~/.ssh/id_ed25519.pub) are the keys whose
+# signatures count as the person's.
+
+[[people]]
+id = "alice"
+name = "Alice"
+groups = ["sre"]
+ssh_keys = []
+
+[[people]]
+id = "bob"
+name = "Bob"
+groups = ["security"]
+ssh_keys = []
+
+[[people]]
+id = "carol"
+name = "Carol"
+groups = ["qa"]
+ssh_keys = []
+"#;
 
 /// A release manifest to start from.
 pub(crate) fn manifest(name: &str) -> String {
@@ -119,6 +151,7 @@ impl App {
                 TEMPLATE.to_owned(),
             ),
             (self.g.file.clone(), crate::init::service(&name)),
+            (dir.join("roster.toml"), ROSTER.to_owned()),
             (dir.join("release.toml"), manifest(&name)),
         ];
         if !force {

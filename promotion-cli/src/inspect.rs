@@ -158,6 +158,7 @@ impl App {
                 "pipeline_version": row.state.pipeline_version(),
                 "stages": stages,
                 "waiting": plan.waiting().iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "unverified_decisions": unverified(row),
             })
         };
         if json {
@@ -193,17 +194,22 @@ impl App {
                     } else {
                         ""
                     };
-                    println!("    approved by {} at {}{void}", a.principal().id, a.at());
+                    println!("    approved by {} at {}{void}", how(a.principal()), a.at());
                 }
                 if let Some(r) = st.rejection() {
                     println!(
                         "    rejected by {}: {}",
-                        r.principal().id,
+                        how(r.principal()),
                         escape(r.comment())
                     );
                 }
                 if let Some(f) = st.failure() {
                     println!("    failed: {}", escape(&f.to_string()));
+                }
+            }
+            for e in &row.events {
+                if e.body.decided_by().is_some_and(|d| d.verified.is_none()) {
+                    println!("UNVERIFIED: {}", show::event_line(e));
                 }
             }
             let plan = promotion_core::plan(p, &row.state, now);
@@ -227,9 +233,36 @@ impl App {
             })
             .collect();
         print!("{}", show::table(&header, &table));
+        for r in &rows {
+            let n = unverified(r);
+            if n > 0 {
+                println!(
+                    "UNVERIFIED: {} ({}) has {n} decision(s) recorded without a verified identity",
+                    r.id.short(),
+                    r.name
+                );
+            }
+        }
         if table.is_empty() {
             println!("(no release registered; `promote register --manifest <file>`)");
         }
         Ok(OK)
     }
+}
+
+/// A decider's id with how they were verified, or `UNVERIFIED` when the host only said so.
+fn how(p: &promotion_core::Principal) -> String {
+    match &p.verified {
+        Some(v) => format!("{} ({})", p.id, v.method()),
+        None => format!("{} (UNVERIFIED)", p.id),
+    }
+}
+
+/// How many of a release's decisions (approvals, rejections, overrides, judgements, aborts)
+/// name a person no roster, signature or token vouched for.
+fn unverified(row: &Row) -> usize {
+    row.events
+        .iter()
+        .filter(|e| e.body.decided_by().is_some_and(|d| d.verified.is_none()))
+        .count()
 }

@@ -12,11 +12,13 @@ mod drive;
 mod evidence;
 mod failure;
 mod files;
+mod identity;
 mod init;
 mod inspect;
 mod jsonl;
 mod manifest;
 mod show;
+mod signatures;
 mod store;
 mod whatif;
 

@@ -353,11 +353,24 @@ fn the_readme_anchor_sequence_works() {
     };
     std::fs::write(s.path("hello.toml"), block("`hello.toml`:", "toml")).unwrap();
     std::fs::write(s.path("release.toml"), block("`release.toml`", "toml")).unwrap();
+    std::fs::write(s.path("roster.toml"), block("`roster.toml`", "toml")).unwrap();
+    std::fs::write(
+        s.path("promotion.toml"),
+        block("`promotion.toml`, the service file", "toml"),
+    )
+    .unwrap();
     let walkthrough = block("Take it through:", "sh");
     let anchors = block("anchor the log:", "sh");
     assert!(anchors.contains("witness") && anchors.contains("--min-witnesses"));
     let mut ran = 0;
-    for line in walkthrough.lines().chain(anchors.lines()) {
+    // the "Who acted" section's refused attack, run after the walkthrough like the anchors
+    let refused = block("the issue-15 attack is refused:", "sh");
+    assert!(refused.contains("--groups") && refused.contains("exit 1"));
+    for line in walkthrough
+        .lines()
+        .chain(anchors.lines())
+        .chain(refused.lines())
+    {
         let (command, comment) = line.split_once('#').unwrap_or((line, ""));
         let (command, to) = match command.split_once('>') {
             Some((c, file)) => (c, Some(file.trim())),

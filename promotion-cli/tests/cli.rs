@@ -72,6 +72,7 @@ program = "true"
 const SERVICE: &str = r#"[service]
 name = "checkout"
 version = "1"
+roster = "roster.toml"
 
 [template]
 name = "web-service"
@@ -84,6 +85,31 @@ approvers = "security"
 [deploy]
 command = ["sh", "-c", "echo \"$PROMOTION_ACTION $PROMOTION_STAGE $PROMOTION_WEIGHT $PROMOTION_RELEASE_NAME\" >> deploy.log"]
 timeout = "1m"
+"#;
+
+/// Who may act on the sandbox's releases, and their groups: the only source of groups.
+const ROSTER: &str = r#"[[people]]
+id = "alice"
+groups = ["sre"]
+
+[[people]]
+id = "bob"
+groups = ["security"]
+
+[[people]]
+id = "dana"
+groups = ["sre"]
+
+[[people]]
+id = "eve"
+groups = ["sre"]
+
+[[people]]
+id = "ivan"
+groups = ["incident-commanders"]
+
+[[people]]
+id = "ops"
 "#;
 
 const MANIFEST: &str = r#"name = "checkout 1.4.2"
@@ -109,6 +135,7 @@ impl Sandbox {
         };
         s.write("svc/templates/web-service.toml", TEMPLATE);
         s.write("svc/promotion.toml", SERVICE);
+        s.write("svc/roster.toml", ROSTER);
         s.write("svc/reports/junit.xml", JUNIT);
         s.write("release.toml", MANIFEST);
         s
@@ -371,15 +398,7 @@ fn a_full_promotion_with_two_approvers() {
 
     // a contributor may not approve
     let r = s
-        .promote(&[
-            "approve",
-            "checkout 1.4.2",
-            "prod",
-            "--as",
-            "dana",
-            "--groups",
-            "sre",
-        ])
+        .promote(&["approve", "checkout 1.4.2", "prod", "--as", "dana"])
         .expect(1);
     assert!(
         r.stderr().contains("they contributed to the release"),
@@ -393,8 +412,6 @@ fn a_full_promotion_with_two_approvers() {
         "prod",
         "--as",
         "alice",
-        "--groups",
-        "sre",
         "--comment",
         "checked",
     ])
@@ -404,16 +421,8 @@ fn a_full_promotion_with_two_approvers() {
     assert_eq!(status["releases"][0]["stages"]["prod"], "awaiting_approval");
     let id = status["releases"][0]["id"].as_str().unwrap().to_owned();
 
-    s.promote(&[
-        "approve",
-        &id[7..19],
-        "prod",
-        "--as",
-        "bob",
-        "--groups",
-        "security",
-    ])
-    .expect(0);
+    s.promote(&["approve", &id[7..19], "prod", "--as", "bob"])
+        .expect(0);
     let run = s.promote(&["run", "latest"]).expect(0);
     assert!(run.stdout().contains("PROMOTED"), "{}", run.stdout());
 
@@ -548,8 +557,6 @@ fn a_full_promotion_with_two_approvers() {
         "prod",
         "--as",
         "alice",
-        "--groups",
-        "sre",
         "--reason",
         "error budget burnt",
     ])
@@ -595,13 +602,13 @@ fn a_failed_gate_and_break_glass() {
             "smoke",
             "--as",
             "eve",
-            "--groups",
-            "sre",
             "--justification",
             "flaky",
         ])
         .expect(1);
     assert!(r.stderr().contains("refused"), "{}", r.stderr());
+    s.promote(&["override", "latest", "build", "smoke", "--as", "ivan"])
+        .expect(2);
     s.promote(&[
         "override",
         "latest",
@@ -609,19 +616,6 @@ fn a_failed_gate_and_break_glass() {
         "smoke",
         "--as",
         "ivan",
-        "--groups",
-        "incident-commanders",
-    ])
-    .expect(2);
-    s.promote(&[
-        "override",
-        "latest",
-        "build",
-        "smoke",
-        "--as",
-        "ivan",
-        "--groups",
-        "incident-commanders",
         "--justification",
         "smoke host down; verified by hand",
     ])
@@ -641,17 +635,13 @@ fn a_failed_gate_and_break_glass() {
         "prod",
         "--as",
         "alice",
-        "--groups",
-        "sre",
         "--comment",
         "no",
     ])
     .expect(0);
     s.promote(&["run", "latest"]).expect(1);
-    s.promote(&[
-        "approve", "latest", "prod", "--as", "bob", "--groups", "security",
-    ])
-    .expect(1);
+    s.promote(&["approve", "latest", "prod", "--as", "bob"])
+        .expect(1);
 }
 
 #[test]
@@ -738,6 +728,209 @@ fn init_writes_a_starter_that_validates_from_any_directory() {
         "{}",
         run.stdout()
     );
+    // the starter roster names the people the starter template's approvals need
+    assert!(sandbox.path("app/roster.toml").exists());
+    let app = sandbox.path("app");
+    sandbox
+        .promote_in(
+            &app,
+            &[],
+            &["approve", "latest", "staging", "--as", "mallory"],
+        )
+        .expect(1);
+    let out = sandbox
+        .promote_in(
+            &app,
+            &[],
+            &["approve", "latest", "staging", "--as", "carol"],
+        )
+        .expect(0)
+        .stdout();
+    assert!(out.contains("approved by carol (roster)"), "{out}");
+    let run = sandbox.promote_in(&app, &[], &["run", "latest"]).expect(4);
+    assert!(
+        run.stdout()
+            .contains("waiting for production: approval (1 of sre AND 1 of security)"),
+        "{}",
+        run.stdout()
+    );
+}
+
+/// Issue 15: with a roster, `--as` must name a listed person, the groups are the roster's and
+/// `--groups` is refused, and the decision records the roster file's digest.
+#[test]
+fn the_roster_decides_who_acts_and_their_groups() {
+    let s = Sandbox::new();
+    s.promote(&["register", "--manifest", "release.toml", "--as", "ci-bot"])
+        .expect(0);
+    s.promote(&["run", "latest"]).expect(4);
+    // alice is in sre; claiming security too is refused, and says why
+    let r = s
+        .promote(&[
+            "approve", "latest", "prod", "--as", "alice", "--groups", "security",
+        ])
+        .expect(2);
+    assert!(r.stderr().contains("--groups"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("come from its roster"),
+        "{}",
+        r.stderr()
+    );
+    // so is the same claim from the environment
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_promote"));
+    let out = cmd
+        .current_dir(s.root.path())
+        .args(["-f", "svc/promotion.toml", "approve", "latest", "prod"])
+        .env("PROMOTION_AS", "alice")
+        .env("PROMOTION_GROUPS", "security")
+        .output()
+        .unwrap();
+    assert_eq!(Run(out).expect(2).code(), 2);
+    // a name the roster does not list
+    let r = s
+        .promote(&["approve", "latest", "prod", "--as", "mallory"])
+        .expect(1);
+    assert!(r.stderr().contains("not in the roster"), "{}", r.stderr());
+    // nothing of that was recorded as an approval
+    let status = s.promote(&["status", "latest"]).expect(0).stdout();
+    assert!(!status.contains("approved by"), "{status}");
+
+    let out = s
+        .promote(&["approve", "latest", "prod", "--as", "alice"])
+        .expect(0)
+        .stdout();
+    assert!(out.contains("approved by alice (roster)"), "{out}");
+    // alice's roster groups (sre) do not satisfy security
+    s.promote(&["advance", "latest"]).expect(4);
+    s.promote(&["approve", "latest", "prod", "--as", "bob"])
+        .expect(0);
+    s.promote(&["run", "latest"]).expect(0);
+    let status = s.promote(&["status", "latest"]).expect(0).stdout();
+    assert!(status.contains("approved by alice (roster)"), "{status}");
+    assert!(status.contains("approved by bob (roster)"), "{status}");
+    assert!(!status.contains("UNVERIFIED"), "{status}");
+    let json = s.promote(&["status", "--json"]).expect(0).json();
+    assert_eq!(json["releases"][0]["unverified_decisions"], 0);
+    // the roster's digest is recorded with the decisions
+    let digest = hex::encode(sha2::Sha256::digest(ROSTER.as_bytes()));
+    let export = s.promote(&["log", "export"]).expect(0).stdout();
+    let recorded = export
+        .lines()
+        .filter(|l| l.contains("approval_given") && l.contains(&digest))
+        .count();
+    assert_eq!(recorded, 2, "{export}");
+}
+
+/// Issue 15: a service file that names neither a roster nor `identity = "unverified"` refuses
+/// a person's command, and the message names both options.
+#[test]
+fn without_a_roster_or_unverified_person_commands_are_refused() {
+    let s = Sandbox::new();
+    s.write(
+        "svc/promotion.toml",
+        &SERVICE.replace("roster = \"roster.toml\"\n", ""),
+    );
+    s.promote(&["register", "--manifest", "release.toml", "--as", "ci-bot"])
+        .expect(0);
+    s.promote(&["run", "latest"]).expect(4);
+    for args in [
+        &[
+            "approve", "latest", "prod", "--as", "alice", "--groups", "sre",
+        ][..],
+        &[
+            "reject", "latest", "prod", "--as", "alice", "--groups", "sre",
+        ][..],
+        &["abort", "latest", "prod", "--as", "ops", "--reason", "x"][..],
+    ] {
+        let r = s.promote(args).expect(2);
+        assert!(
+            r.stderr().contains("roster = \"roster.toml\""),
+            "{}",
+            r.stderr()
+        );
+        assert!(
+            r.stderr().contains("identity = \"unverified\""),
+            "{}",
+            r.stderr()
+        );
+    }
+    let status = s.promote(&["status", "latest", "--json"]).expect(0).json();
+    assert_eq!(status["releases"][0]["stages"]["prod"], "awaiting_approval");
+}
+
+/// Issue 15's attack: one person satisfies `1 of sre AND 1 of security` with two invented
+/// names, and breaks glass as anyone claiming `incident-commanders`. Under a roster every step
+/// is refused; with `identity = "unverified"` it works, and `promote status` says UNVERIFIED.
+#[test]
+fn invented_names_and_groups_work_only_when_the_service_says_unverified() {
+    let attack = |s: &Sandbox, code: i32| {
+        s.promote(&["register", "--manifest", "release.toml", "--as", "ci-bot"])
+            .expect(0);
+        s.promote(&["run", "latest"]).expect(1);
+        s.promote(&[
+            "override",
+            "latest",
+            "build",
+            "smoke",
+            "--as",
+            "anyone",
+            "--groups",
+            "incident-commanders",
+            "--justification",
+            "trust me",
+        ])
+        .expect(code);
+        // overridden, build promotes and prod waits for approvals; refused, build stays failed
+        s.promote(&["run", "latest"])
+            .expect(if code == 0 { 4 } else { 1 });
+        for (who, group) in [("sre-me", "sre"), ("sec-me", "security")] {
+            s.promote(&["approve", "latest", "prod", "--as", who, "--groups", group])
+                .expect(code);
+        }
+    };
+    let failing = SERVICE.replace(
+        "approvers = \"security\"",
+        "approvers = \"security\"\nsmoke_exit = 3",
+    );
+
+    let s = Sandbox::new();
+    s.write("svc/promotion.toml", &failing);
+    attack(&s, 2);
+    let status = s.promote(&["status", "latest", "--json"]).expect(0).json();
+    assert_eq!(status["releases"][0]["stages"]["build"], "failed");
+    assert_eq!(status["releases"][0]["stages"]["prod"], "waiting");
+    assert_eq!(status["releases"][0]["unverified_decisions"], 0);
+
+    let s = Sandbox::new();
+    s.write(
+        "svc/promotion.toml",
+        &failing.replace("roster = \"roster.toml\"", "identity = \"unverified\""),
+    );
+    attack(&s, 0);
+    s.promote(&["run", "latest"]).expect(0);
+    let status = s.promote(&["status", "latest", "--json"]).expect(0).json();
+    assert_eq!(status["releases"][0]["stages"]["prod"], "promoted");
+    assert_eq!(status["releases"][0]["unverified_decisions"], 3);
+    let detail = s.promote(&["status", "latest"]).expect(0).stdout();
+    assert!(
+        detail.contains("approved by sre-me (UNVERIFIED)"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("approved by sec-me (UNVERIFIED)"),
+        "{detail}"
+    );
+    assert!(
+        detail
+            .lines()
+            .any(|l| l.starts_with("UNVERIFIED:") && l.contains("anyone")),
+        "{detail}"
+    );
+    let table = s.promote(&["status"]).expect(0).stdout();
+    assert!(
+        table.contains("has 3 decision(s) recorded without a verified identity"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -792,6 +985,11 @@ fn the_readme_walkthrough_works() {
     let s = Sandbox::new();
     s.write("hello.toml", &block("`hello.toml`:", "toml"));
     s.write("release.toml", &block("`release.toml`", "toml"));
+    s.write("roster.toml", &block("`roster.toml`", "toml"));
+    s.write(
+        "promotion.toml",
+        &block("`promotion.toml`, the service file", "toml"),
+    );
     let template_lines = block("`hello.toml`:", "toml").lines().count();
     assert!(template_lines <= 12, "{template_lines} lines");
     for line in block("Take it through:", "sh").lines() {
@@ -804,11 +1002,7 @@ fn the_readme_walkthrough_works() {
         s.promote_in(s.root.path(), &[], &args).expect(expected);
     }
     let status = s
-        .promote_in(
-            s.root.path(),
-            &[],
-            &["-f", "hello.toml", "status", "--json"],
-        )
+        .promote_in(s.root.path(), &[], &["status", "--json"])
         .expect(0)
         .json();
     assert_eq!(status["releases"][0]["stages"]["production"], "promoted");
@@ -824,8 +1018,8 @@ fn a_rewritten_approval_without_checkpoints_does_not_verify() {
     s.promote(&["register", "--manifest", "release.toml", "--as", "ci-bot"])
         .expect(0);
     s.promote(&["run", "latest"]).expect(4);
-    for (who, group) in [("alice", "sre"), ("bob", "security")] {
-        s.promote(&["approve", "latest", "prod", "--as", who, "--groups", group])
+    for who in ["alice", "bob"] {
+        s.promote(&["approve", "latest", "prod", "--as", who])
             .expect(0);
     }
     s.promote(&["run", "latest"]).expect(0);
@@ -921,5 +1115,186 @@ fn log_verify_prints_its_error_once() {
         err.matches(&format!("entry {staged}:")).count(),
         1,
         "the error is printed once: {err}"
+    );
+}
+
+/// An unencrypted Ed25519 key made by the real `ssh-keygen` at `path`; its public line.
+fn keygen(path: &Path, comment: &str) -> String {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::read_to_string(format!("{}.pub", path.display()))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// Issue 15, signed decisions: `approve --key` signs the canonical statement, the signature is
+/// checked against the roster's key for the `--as` person (Bob's key offered as Alice is
+/// refused), and what `promote signatures` writes is accepted by the real `ssh-keygen -Y
+/// verify` (`man ssh-keygen`, ALLOWED SIGNERS and `-Y verify`) — and refused once a byte of the
+/// statement changes or for another identity.
+#[test]
+fn a_signed_approval_verifies_with_ssh_keygen_and_another_s_key_is_refused() {
+    if Command::new("ssh-keygen").arg("-?").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install ssh-keygen (openssh-client)"
+        );
+        eprintln!("SKIPPED: ssh-keygen is not installed");
+        return;
+    }
+    let s = Sandbox::new();
+    let alice = keygen(&s.path("alice.key"), "alice@laptop");
+    let bob = keygen(&s.path("bob.key"), "bob@laptop");
+    s.write(
+        "svc/roster.toml",
+        &format!(
+            "[[people]]\nid = \"alice\"\ngroups = [\"sre\"]\nssh_keys = [\"{alice}\"]\n\n\
+             [[people]]\nid = \"bob\"\ngroups = [\"security\"]\nssh_keys = [\"{bob}\"]\n"
+        ),
+    );
+    s.promote(&["register", "--manifest", "release.toml", "--as", "ci-bot"])
+        .expect(0);
+    s.promote(&["run", "latest"]).expect(4);
+    let bob_key = s.path("bob.key");
+    let alice_key = s.path("alice.key");
+
+    // Bob's key offered as Alice: refused, and nothing approved
+    let r = s
+        .promote(&[
+            "approve",
+            "latest",
+            "prod",
+            "--as",
+            "alice",
+            "--key",
+            bob_key.to_str().unwrap(),
+        ])
+        .expect(1);
+    assert!(r.stderr().contains("bob's key"), "{}", r.stderr());
+    let status = s.promote(&["status", "latest"]).expect(0).stdout();
+    assert!(!status.contains("approved by"), "{status}");
+
+    let out = s
+        .promote(&[
+            "approve",
+            "latest",
+            "prod",
+            "--as",
+            "alice",
+            "--key",
+            alice_key.to_str().unwrap(),
+            "--comment",
+            "checked the canary",
+        ])
+        .expect(0)
+        .stdout();
+    assert!(out.contains("approved by alice (SSH-signed)"), "{out}");
+    // a rollback's log entry keeps no verification: a key for it is refused, not dropped
+    let r = s
+        .promote(&[
+            "rollback",
+            "latest",
+            "prod",
+            "--as",
+            "alice",
+            "--key",
+            alice_key.to_str().unwrap(),
+            "--reason",
+            "x",
+        ])
+        .expect(2);
+    assert!(
+        r.stderr().contains("not kept for start and rollback"),
+        "{}",
+        r.stderr()
+    );
+
+    let listing = s
+        .promote(&["signatures", "latest", "--out", "sigs"])
+        .expect(0)
+        .stdout();
+    assert!(listing.contains("ssh-keygen -Y verify -f "), "{listing}");
+    assert!(
+        listing.contains("checked: signed by alice's key in the roster"),
+        "{listing}"
+    );
+    let dir = s.path("sigs");
+    let statement = std::fs::read_to_string(dir.join("1.statement.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&statement).unwrap();
+    assert_eq!(v["decision"]["action"], "approve");
+    assert_eq!(v["stage"], "prod");
+    assert_eq!(v["comment"], "checked the canary");
+    let id = s.promote(&["status", "--json"]).expect(0).json()["releases"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(v["release"], id.as_str());
+    let roster_digest = hex::encode(sha2::Sha256::digest(s.read("svc/roster.toml")));
+    assert_eq!(v["roster"], format!("sha256:{roster_digest}"));
+
+    let verify = |identity: &str, message: &[u8]| -> bool {
+        use std::io::Write as _;
+        let mut child = Command::new("ssh-keygen")
+            .args(["-Y", "verify", "-f"])
+            .arg(dir.join("allowed_signers"))
+            .args(["-I", identity, "-n", "promotion", "-s"])
+            .arg(dir.join("1.statement.json.sig"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(message).unwrap();
+        child.wait_with_output().unwrap().status.success()
+    };
+    assert!(verify("alice", statement.as_bytes()));
+    assert!(!verify("bob", statement.as_bytes()));
+    let forged = statement.replace("checked the canary", "checked the canarY");
+    assert_ne!(forged, statement);
+    assert!(!verify("alice", forged.as_bytes()));
+
+    // the log entry's comment rewritten (the signed statement left alone): `promote
+    // signatures` names the mismatch and exits 1
+    let db = s.path("svc/.promotion/audit.db");
+    let tamper = promotion_audit::sqlite::harness::sqlite_tamper(&db);
+    futures::executor::block_on(async {
+        let store = promotion_audit::AuditStore::open_sqlite_existing(
+            &db,
+            promotion_audit::AuditOptions::new("forger"),
+        )
+        .unwrap();
+        let size = store.size().await.unwrap();
+        let mut at = None;
+        for seq in 0..size {
+            let text = String::from_utf8(store.entry(seq).await.unwrap().bytes).unwrap();
+            if text.contains("approval_given") {
+                at = Some(seq);
+            }
+        }
+        let at = at.expect("alice's approval is in the log");
+        promotion_audit::conformance::forge(&store, tamper.as_ref(), at, |b| {
+            let text = String::from_utf8(b.to_vec()).unwrap();
+            let forged = text.replace(
+                "\"comment\":\"checked the canary\"",
+                "\"comment\":\"waved through\"",
+            );
+            assert_ne!(forged, text, "the entry's comment field: {text}");
+            forged.into_bytes()
+        })
+        .await;
+    });
+    let r = s
+        .promote(&["signatures", "latest", "--out", "sigs2"])
+        .expect(1);
+    assert!(
+        r.stdout()
+            .contains("FAILED: the statement's comment is not the log entry's"),
+        "{}",
+        r.stdout()
     );
 }

@@ -93,7 +93,7 @@ pub use identity::{PipelineIdentity, RecordedIdentity};
 pub use load::{GateInfo, Loaded, Loader};
 pub use params::{ParamDecl, ParamType};
 pub use registry::{BuildContext, GateConstructor, GateRegistry, Settings};
-pub use service::{DeploySpec, Service, TemplateRef};
+pub use service::{DeploySpec, IdentitySource, Service, TemplateRef};
 pub use source::SourceFile;
 pub use template::{Template, TemplateId};
 pub use whatif::{what_if, Finding, ReleaseWhatIf, StageWhatIf, WhatIfReport, WhatIfVerdict};

@@ -83,6 +83,24 @@ struct ServiceHeader {
     name: String,
     #[serde(default)]
     version: Option<String>,
+    #[serde(default)]
+    roster: Option<String>,
+    #[serde(default)]
+    identity: Option<String>,
+}
+
+/// Where the people who act on a service's releases, and their groups, come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// `roster = "FILE"` in `[service]`: a roster file (people, groups, SSH keys), relative
+    /// paths resolved against the service file's directory. Who acts must be listed there, and
+    /// groups come from it, never from the caller.
+    Roster(PathBuf),
+    /// `identity = "unverified"` in `[service]`: callers name themselves and their groups, and
+    /// every decision made that way is recorded without a verification.
+    Unverified,
+    /// Neither: commands a person gives are refused until the service file says which.
+    Unset,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +155,7 @@ pub struct Service {
     pin: Option<Digest>,
     params: toml::Table,
     deploy: DeploySpec,
+    identity: IdentitySource,
     pub(crate) doc: Doc,
 }
 
@@ -163,6 +182,35 @@ impl Service {
                 )
             })?;
         }
+        let identity = match (header.roster, header.identity.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err(doc.error(
+                    ErrorKind::InvalidValue,
+                    &[key("service"), key("identity")],
+                    "service: give either `roster = \"FILE\"` or `identity = \"unverified\"`, not both"
+                        .into(),
+                ))
+            }
+            (Some(r), None) if r.trim().is_empty() => {
+                return Err(doc.error(
+                    ErrorKind::InvalidValue,
+                    &[key("service"), key("roster")],
+                    "service: `roster` names no file".into(),
+                ))
+            }
+            (Some(r), None) => IdentitySource::Roster(PathBuf::from(r)),
+            (None, Some("unverified")) => IdentitySource::Unverified,
+            (None, Some(other)) => {
+                return Err(doc.error(
+                    ErrorKind::InvalidValue,
+                    &[key("service"), key("identity")],
+                    format!(
+                        "service: `identity` must be \"unverified\" (or name a roster with `roster = \"FILE\"`), found {other:?}"
+                    ),
+                ))
+            }
+            (None, None) => IdentitySource::Unset,
+        };
         let Some(tref) = doc.root.get("template").cloned() else {
             return Err(doc.error(
                 ErrorKind::MissingField,
@@ -275,6 +323,7 @@ impl Service {
             pin,
             params,
             deploy,
+            identity,
             doc,
         })
     }
@@ -302,6 +351,16 @@ impl Service {
     /// How to deploy.
     pub fn deploy(&self) -> &DeploySpec {
         &self.deploy
+    }
+    /// Where who acts comes from: a roster, the caller's word, or not yet said. A roster's
+    /// relative path is resolved against [`base_dir`](Self::base_dir).
+    pub fn identity(&self) -> IdentitySource {
+        match &self.identity {
+            IdentitySource::Roster(p) if p.is_relative() => {
+                IdentitySource::Roster(self.base_dir().join(p))
+            }
+            other => other.clone(),
+        }
     }
     /// The file it was read from.
     pub fn source(&self) -> &SourceFile {
@@ -343,6 +402,39 @@ mod tests {
             err.contains("missing section `[service]` with the service's `name`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn identity_comes_from_a_roster_beside_the_file_or_is_said_to_be_unverified() {
+        let base = "[template]\npath = \"t.toml\"\n";
+        let s = parse(&format!(
+            "[service]\nname = \"x\"\nroster = \"roster.toml\"\n{base}"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.identity(),
+            IdentitySource::Roster(PathBuf::from("svc").join("roster.toml"))
+        );
+        let s = parse(&format!(
+            "[service]\nname = \"x\"\nidentity = \"unverified\"\n{base}"
+        ))
+        .unwrap();
+        assert_eq!(s.identity(), IdentitySource::Unverified);
+        let s = parse(&format!("[service]\nname = \"x\"\n{base}")).unwrap();
+        assert_eq!(s.identity(), IdentitySource::Unset);
+        let err = parse(&format!(
+            "[service]\nname = \"x\"\nidentity = \"trusted\"\n{base}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`identity` must be \"unverified\""), "{err}");
+        assert!(err.contains("\"trusted\""), "{err}");
+        let err = parse(&format!(
+            "[service]\nname = \"x\"\nroster = \"r.toml\"\nidentity = \"unverified\"\n{base}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not both"), "{err}");
     }
 
     #[test]

@@ -51,6 +51,11 @@ pub enum Verification {
         namespace: String,
         /// The armored signature (`-----BEGIN SSH SIGNATURE-----`…).
         signature: String,
+        /// The exact bytes signed (`promotion-identity`'s canonical decision `Statement`, JSON
+        /// text), kept so that an auditor can check the signature with `ssh-keygen -Y verify`
+        /// from the log alone. Empty (and not serialised) when the host kept it elsewhere.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        statement: String,
     },
     /// An OIDC ID token verified against its issuer's keys and mapped to this principal by
     /// the roster's claim rules (a CI system's workload identity).

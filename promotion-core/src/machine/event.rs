@@ -521,6 +521,21 @@ impl fmt::Display for EventKind {
 }
 
 impl EventBody {
+    /// The person whose decision this event records (a judgement, an override, an approval, a
+    /// rejection, an abort), with how they were verified; `None` for the engine's own events,
+    /// the registration and refused attempts. Status and reports use it to show decisions
+    /// recorded without a verification.
+    pub fn decided_by(&self) -> Option<&Principal> {
+        match self {
+            EventBody::GateJudged { principal, .. }
+            | EventBody::GateOverridden { principal, .. }
+            | EventBody::ApprovalGiven { principal, .. }
+            | EventBody::ApprovalRejected { principal, .. }
+            | EventBody::StageAborted { principal, .. } => Some(principal),
+            _ => None,
+        }
+    }
+
     /// The event's type, as serialised (`gate_evaluated`).
     pub fn kind(&self) -> &'static str {
         self.event_kind().as_str()

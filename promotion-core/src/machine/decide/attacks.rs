@@ -332,6 +332,7 @@ fn a_principal_s_verification_is_recorded_only_when_there_is_one() {
         roster: crate::digest::Digest::of(b"r"),
         namespace: "promotion".into(),
         signature: "-----BEGIN SSH SIGNATURE-----\n…".into(),
+        statement: r#"{"type":"https://promotion.dev/decision/v1"}"#.into(),
     });
     let json = serde_json::to_string(&signed).unwrap();
     assert!(
