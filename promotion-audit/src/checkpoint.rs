@@ -202,43 +202,22 @@ impl CheckpointSigner {
     /// A fresh key from the OS random generator.
     pub fn generate(name: &str) -> Result<Self, CheckpointError> {
         check_name(name)?;
-        let mut seed = [0_u8; 32];
-        OsRng
-            .try_fill_bytes(&mut seed)
-            .map_err(|error| CheckpointError::KeyGeneration(error.to_string()))?;
-        Self::from_seed(name, seed)
+        Self::from_seed(name, random_seed()?)
     }
 
     /// Parses the note package's private key string `PRIVATE+KEY+<name>+<hexid>+<base64>`,
     /// checking that the key id matches the name and the public key derived from the seed.
     pub fn from_private_key(text: &str) -> Result<Self, CheckpointError> {
-        let mut parts = text.splitn(5, '+');
-        if parts.next() != Some("PRIVATE") || parts.next() != Some("KEY") {
-            return Err(CheckpointError::InvalidKey(
-                "a signer key must start with \"PRIVATE+KEY+\"".to_owned(),
-            ));
-        }
-        let (name, claimed_id, material) = split_key_fields(&mut parts, "signer")?;
-        let seed = decode_key_material(name, material, "signer")?;
+        let (name, claimed_id, seed) = parse_private_key(text, "signer", ALG_ED25519)?;
         let signer = Self::from_seed(name, seed)?;
-        if signer.key_id != claimed_id {
-            return Err(CheckpointError::InvalidKey(format!(
-                "signer key for {name:?}: key id {claimed_id:08x} does not match the key (expected {:08x})",
-                signer.key_id
-            )));
-        }
+        check_key_id("signer", name, claimed_id, signer.key_id)?;
         Ok(signer)
     }
 
     /// The private key string `PRIVATE+KEY+<name>+<hexid>+<base64(0x01 || seed)>`, to store
     /// in a secret manager.
     pub fn private_key(&self) -> String {
-        format!(
-            "PRIVATE+KEY+{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            encode_key_material(&self.key.to_bytes())
-        )
+        format_private_key(&self.name, self.key_id, &self.key.to_bytes(), ALG_ED25519)
     }
 
     /// The verifier key string `<name>+<hexid>+<base64(0x01 || public key)>` that auditors use.
@@ -331,11 +310,7 @@ impl CheckpointVerifier {
             )));
         }
         let key_id = key_id(name, &key);
-        if key_id != claimed_id {
-            return Err(CheckpointError::InvalidKey(format!(
-                "verifier key for {name:?}: key id {claimed_id:08x} does not match the key (expected {key_id:08x})"
-            )));
-        }
+        check_key_id("verifier", name, claimed_id, key_id)?;
         Ok(Self {
             name: name.to_owned(),
             key_id,
@@ -505,6 +480,62 @@ pub(crate) fn key_id_for(name: &str, algorithm: u8, key: &VerifyingKey) -> u32 {
         .iter()
         .take(4)
         .fold(0_u32, |id, byte| (id << 8) | u32::from(*byte))
+}
+
+/// A fresh 32-byte Ed25519 seed from the OS random generator.
+pub(crate) fn random_seed() -> Result<[u8; 32], CheckpointError> {
+    let mut seed = [0_u8; 32];
+    OsRng
+        .try_fill_bytes(&mut seed)
+        .map_err(|error| CheckpointError::KeyGeneration(error.to_string()))?;
+    Ok(seed)
+}
+
+/// Reads `PRIVATE+KEY+<name>+<hexid>+<base64(algorithm || seed)>`: the name, the key id the
+/// string claims, and the seed. `kind` names the key in errors (`signer`, `witness`); the
+/// caller checks the claimed id against the key with [`check_key_id`].
+pub(crate) fn parse_private_key<'a>(
+    text: &'a str,
+    kind: &str,
+    algorithm: u8,
+) -> Result<(&'a str, u32, [u8; 32]), CheckpointError> {
+    let mut parts = text.splitn(5, '+');
+    if parts.next() != Some("PRIVATE") || parts.next() != Some("KEY") {
+        return Err(CheckpointError::InvalidKey(format!(
+            "a {kind} key must start with \"PRIVATE+KEY+\""
+        )));
+    }
+    let (name, claimed_id, material) = split_key_fields(&mut parts, kind)?;
+    let seed = decode_key_material_for(name, material, kind, algorithm)?;
+    Ok((name, claimed_id, seed))
+}
+
+/// `PRIVATE+KEY+<name>+<hexid>+<base64(algorithm || seed)>`.
+pub(crate) fn format_private_key(
+    name: &str,
+    key_id: u32,
+    seed: &[u8; 32],
+    algorithm: u8,
+) -> String {
+    format!(
+        "PRIVATE+KEY+{name}+{key_id:08x}+{}",
+        encode_key_material_for(seed, algorithm)
+    )
+}
+
+/// Refuses a key string whose key id is not the one its name and public key give.
+pub(crate) fn check_key_id(
+    kind: &str,
+    name: &str,
+    claimed: u32,
+    actual: u32,
+) -> Result<(), CheckpointError> {
+    if claimed == actual {
+        return Ok(());
+    }
+    Err(CheckpointError::InvalidKey(format!(
+        "{kind} key for {name:?}: key id {claimed:08x} does not match the key (expected {actual:08x})"
+    )))
 }
 
 /// Reads `<name>`, `<hexid>` and `<base64>` from a key string split on `+`.

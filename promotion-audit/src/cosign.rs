@@ -19,12 +19,11 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
-use rand_core::{OsRng, RngCore as _};
 
 use crate::checkpoint::{
-    check_name, decode_key_material_for, encode_key_material_for, key_id_for, malformed,
-    parse_signature_line, split_key_fields, Checkpoint, CheckpointError, CheckpointVerifier,
-    MAX_SIGNATURES, SIG_PREFIX,
+    check_key_id, check_name, decode_key_material_for, encode_key_material_for, format_private_key,
+    key_id_for, malformed, parse_private_key, parse_signature_line, random_seed, split_key_fields,
+    Checkpoint, CheckpointError, CheckpointVerifier, MAX_SIGNATURES, SIG_PREFIX,
 };
 use crate::merkle::{verify_consistency, Hash, ProofError};
 
@@ -96,40 +95,24 @@ impl Cosigner {
     /// A fresh key from the OS random generator.
     pub fn generate(name: &str) -> Result<Self, CheckpointError> {
         check_name(name)?;
-        let mut seed = [0_u8; 32];
-        OsRng
-            .try_fill_bytes(&mut seed)
-            .map_err(|error| CheckpointError::KeyGeneration(error.to_string()))?;
-        Self::from_seed(name, seed)
+        Self::from_seed(name, random_seed()?)
     }
 
     /// Parses `PRIVATE+KEY+<name>+<hexid>+<base64(0x04 || seed)>`, checking the key id.
     pub fn from_private_key(text: &str) -> Result<Self, CheckpointError> {
-        let mut parts = text.splitn(5, '+');
-        if parts.next() != Some("PRIVATE") || parts.next() != Some("KEY") {
-            return Err(CheckpointError::InvalidKey(
-                "a witness key must start with \"PRIVATE+KEY+\"".to_owned(),
-            ));
-        }
-        let (name, claimed_id, material) = split_key_fields(&mut parts, "witness")?;
-        let seed = decode_key_material_for(name, material, "witness", ALG_COSIGNATURE_V1)?;
+        let (name, claimed_id, seed) = parse_private_key(text, "witness", ALG_COSIGNATURE_V1)?;
         let cosigner = Self::from_seed(name, seed)?;
-        if cosigner.key_id != claimed_id {
-            return Err(CheckpointError::InvalidKey(format!(
-                "witness key for {name:?}: key id {claimed_id:08x} does not match the key (expected {:08x})",
-                cosigner.key_id
-            )));
-        }
+        check_key_id("witness", name, claimed_id, cosigner.key_id)?;
         Ok(cosigner)
     }
 
     /// The private key string, to keep secret.
     pub fn private_key(&self) -> String {
-        format!(
-            "PRIVATE+KEY+{}+{:08x}+{}",
-            self.name,
+        format_private_key(
+            &self.name,
             self.key_id,
-            encode_key_material_for(&self.key.to_bytes(), ALG_COSIGNATURE_V1)
+            &self.key.to_bytes(),
+            ALG_COSIGNATURE_V1,
         )
     }
 
@@ -216,11 +199,7 @@ impl CosignatureVerifier {
                 ))
             })?;
         let key_id = key_id_for(name, ALG_COSIGNATURE_V1, &key);
-        if key_id != claimed_id {
-            return Err(CheckpointError::InvalidKey(format!(
-                "witness verifier key for {name:?}: key id {claimed_id:08x} does not match the key (expected {key_id:08x})"
-            )));
-        }
+        check_key_id("witness verifier", name, claimed_id, key_id)?;
         Ok(Self {
             name: name.to_owned(),
             key_id,
