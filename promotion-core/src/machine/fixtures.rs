@@ -173,6 +173,11 @@ pub(crate) fn one_sre() -> ApprovalPolicy {
     ApprovalPolicy::new(ApprovalRule::quorum("sre", 1).unwrap())
 }
 
+/// Two distinct SREs must approve.
+pub(crate) fn two_sres() -> ApprovalPolicy {
+    ApprovalPolicy::new(ApprovalRule::quorum("sre", 2).unwrap())
+}
+
 pub(crate) fn dev() -> StageSpec {
     StageSpec::new("dev")
         .entry_gate(ScriptedGate::passing("unit"))

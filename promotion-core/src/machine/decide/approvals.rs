@@ -533,10 +533,6 @@ mod tests {
     use crate::principal::Principal;
     use crate::testing::{sample_release, Scenario};
 
-    fn two_sres() -> ApprovalPolicy {
-        ApprovalPolicy::new(ApprovalRule::quorum("sre", 2).unwrap())
-    }
-
     fn reject(stage_name: &str, principal: Principal, comment: &str) -> Command {
         Command::Reject {
             stage: stage(stage_name),

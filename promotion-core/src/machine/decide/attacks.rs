@@ -3,7 +3,6 @@
 //! version going back, break glass and judgement on one's own release, invisible and unbounded
 //! text.
 
-use crate::approval::{ApprovalPolicy, ApprovalRule};
 use crate::gate::PhaseId;
 use crate::machine::fixtures::*;
 use crate::machine::{Command, EventBody, EventKind as K, Outcome, Refusal, StageStatus};
@@ -12,10 +11,6 @@ use crate::principal::Principal;
 use crate::release::Release;
 use crate::testing::{sample_time, Scenario};
 use crate::text::TextError;
-
-fn two_sres() -> ApprovalPolicy {
-    ApprovalPolicy::new(ApprovalRule::quorum("sre", 2).unwrap())
-}
 
 fn approve_saying(stage_name: &str, principal: Principal, comment: &str) -> Command {
     Command::Approve {
