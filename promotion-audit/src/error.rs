@@ -3,7 +3,7 @@
 use promotion_core::StoreError;
 
 use crate::checkpoint::CheckpointError;
-use crate::merkle::ProofError;
+use crate::merkle::{ProofError, StorageFailure};
 
 /// A storage backend failed (I/O, SQL, a lost connection).
 #[derive(Debug, thiserror::Error)]
@@ -161,8 +161,10 @@ pub enum AuditError {
     /// checkpoint, too few witness cosignatures).
     #[error("the audit log does not verify: {0}")]
     Anchor(String),
-    /// A proof could not be made or does not verify.
-    #[error("proof: {0}")]
+    /// A proof could not be made or does not verify. Shown as the [`ProofError`] itself, whose
+    /// [`source`](std::error::Error::source) (the store's error, when the node store failed)
+    /// it passes on.
+    #[error(transparent)]
     Proof(ProofError),
     /// A request was out of range or malformed.
     #[error("{0}")]
@@ -198,6 +200,17 @@ impl From<CheckpointError> for AuditError {
 impl From<ProofError> for AuditError {
     fn from(e: ProofError) -> Self {
         AuditError::Proof(e)
+    }
+}
+
+/// The backend's message (which names the cause in words) and its cause, kept whole: the
+/// chain of sources goes on from the backend's own error, not from a copy of its text.
+impl From<BackendError> for StorageFailure {
+    fn from(e: BackendError) -> Self {
+        StorageFailure {
+            message: e.message,
+            cause: e.source.map(std::sync::Arc::from),
+        }
     }
 }
 

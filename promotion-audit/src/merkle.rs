@@ -105,9 +105,78 @@ pub enum ProofError {
         /// The node's index within its level.
         index: u64,
     },
-    /// The node store failed.
-    #[error("the node store failed: {0}")]
-    Storage(String),
+    /// The node store failed: the message names what failed and why in words, and
+    /// [`source`](std::error::Error::source) is the store's own error (SQLite's, the operating
+    /// system's, PostgreSQL's), kept rather than flattened to text.
+    #[error(transparent)]
+    Storage(StorageFailure),
+}
+
+/// Why a node store failed, as [`ProofError::Storage`] carries it: the store's message, shown
+/// as `the node store failed: <message>`, and its cause, shared so that the error stays
+/// [`Clone`] and still hands the cause to anyone walking the chain of
+/// [`source`](std::error::Error::source)s. Two failures are equal when their messages are.
+#[derive(Debug, Clone)]
+pub struct StorageFailure {
+    /// What failed, where, and the cause in words.
+    pub message: String,
+    /// The underlying error, if the store had one.
+    pub cause: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StorageFailure {
+    /// A failure with a message and the error that caused it.
+    pub fn with(
+        message: impl Into<String>,
+        cause: std::sync::Arc<dyn std::error::Error + Send + Sync>,
+    ) -> Self {
+        StorageFailure {
+            message: message.into(),
+            cause: Some(cause),
+        }
+    }
+}
+
+impl std::fmt::Display for StorageFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the node store failed: {}", self.message)
+    }
+}
+
+impl std::error::Error for StorageFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl PartialEq for StorageFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for StorageFailure {}
+
+/// A failure known only by its message (a store with no underlying error to keep).
+impl From<&str> for StorageFailure {
+    fn from(message: &str) -> Self {
+        StorageFailure {
+            message: message.to_owned(),
+            cause: None,
+        }
+    }
+}
+
+/// A failure known only by its message (a store with no underlying error to keep).
+impl From<String> for StorageFailure {
+    fn from(message: String) -> Self {
+        StorageFailure {
+            message,
+            cause: None,
+        }
+    }
 }
 
 /// Hashes of complete, aligned subtrees: `node(level, index)` is

@@ -22,7 +22,8 @@
 //!   [`DEFAULT_STATEMENT_TIMEOUT`], `idle_in_transaction_session_timeout`
 //!   [`DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT`] and TCP keepalives after
 //!   [`DEFAULT_KEEPALIVE_IDLE`] unless the URL or the server sets them
-//!   (`?options=-c%20lock_timeout%3D5s`, `keepalives_idle=10`): a writer waiting behind a stuck
+//!   (`?options=-c%20lock_timeout%3D5s`, `keepalives_idle=10`) or the code does
+//!   ([`Timeouts`] given to [`PostgresBackend::open_pair_with`], which wins): a writer waiting behind a stuck
 //!   one fails with an error instead of hanging, and a writer that stalls *inside* its
 //!   transaction (a replica paused by SIGSTOP or a GC pause while holding the writer lock) is
 //!   cut off by the server after the idle bound, releasing the lock: one stalled replica
@@ -30,6 +31,12 @@
 //!   back; it finds its connection closed when it resumes, and nothing of it was appended.
 //! - **Leases** (migration 2) live in the `leases` table beside the log and are judged by the
 //!   server's `clock_timestamp()`; see `promotion_core::LeaseStore`.
+//! - **Errors name their cause.** A failure's message says what was done where and why in
+//!   words, from the server's SQLSTATE (lock timeout, statement timeout, idle-in-transaction
+//!   timeout, serialization failure, deadlock, disk full on the server, permission denied,
+//!   authentication failed, …) or, before any server answered, the operating system's reason
+//!   (connection refused, …), and keeps the driver's error as its
+//!   [`source`](std::error::Error::source).
 //! - **Connection faults.** Every failure, a lost connection included, is a [`BackendError`];
 //!   a connection found closed is replaced by a new one at the next transaction or read, never
 //!   inside a transaction.
@@ -51,6 +58,7 @@ use crate::error::{AuditError, BackendError};
 use crate::merkle::Hash;
 
 mod backend;
+mod cause;
 #[cfg(any(test, feature = "conformance"))]
 pub mod harness;
 mod migrate;
@@ -82,6 +90,57 @@ pub const MIGRATIONS_TABLE: &str = "promotion_audit_migrations";
 /// The newest schema migration this build applies and reads.
 pub const SCHEMA_VERSION: i32 = 2;
 
+/// The three bounds on how long a connection of the log may wait or hold a transaction, given
+/// in code (see [`PostgresBackend::open_pair_with`]). A bound left `None` is taken from the
+/// URL (`?options=-c%20lock_timeout%3D5s`) or the server's configuration, and where neither
+/// sets it, from the defaults ([`DEFAULT_LOCK_TIMEOUT`], [`DEFAULT_STATEMENT_TIMEOUT`],
+/// [`DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT`]); a bound given here wins over both. Zero is
+/// refused: PostgreSQL reads it as "no bound", which is what these exist to prevent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `lock_timeout`: a writer waiting for the writer lock (or a lease row) longer than this
+    /// fails with "lock timeout" instead of waiting on.
+    pub lock: Option<std::time::Duration>,
+    /// `statement_timeout`: a statement running (or waiting) longer than this fails with
+    /// "statement timeout".
+    pub statement: Option<std::time::Duration>,
+    /// `idle_in_transaction_session_timeout`: a session idle inside a transaction longer than
+    /// this (its process paused or stalled while holding the writer lock) is closed by the
+    /// server, its transaction rolled back and its locks released, so that the other writers
+    /// wait no longer than this for a stalled one.
+    pub idle_in_transaction: Option<std::time::Duration>,
+}
+
+impl Timeouts {
+    /// `(setting name, milliseconds)` for each bound given; refuses a zero or a bound past
+    /// PostgreSQL's range (`i32::MAX` milliseconds).
+    fn settings(&self) -> Result<Vec<(&'static str, u32)>, AuditError> {
+        let mut out = Vec::new();
+        for (name, bound) in [
+            ("lock_timeout", self.lock),
+            ("statement_timeout", self.statement),
+            (
+                "idle_in_transaction_session_timeout",
+                self.idle_in_transaction,
+            ),
+        ] {
+            let Some(bound) = bound else { continue };
+            let ms = u32::try_from(bound.as_millis())
+                .ok()
+                .filter(|ms| (1..=i32::MAX as u32).contains(ms))
+                .ok_or_else(|| {
+                    AuditError::InvalidRequest(format!(
+                        "{name} of {bound:?} cannot be set: give at least 1 ms and at most \
+                         {} ms (zero would mean no bound at all)",
+                        i32::MAX
+                    ))
+                })?;
+            out.push((name, ms));
+        }
+        Ok(out)
+    }
+}
+
 /// Where a log lives, for messages: never holds a password.
 #[derive(Debug, Clone)]
 struct Place {
@@ -89,6 +148,8 @@ struct Place {
     target: String,
     /// The schema name, unquoted.
     schema: String,
+    /// The bounds given in code, set on every connection made to it.
+    bounds: Vec<(&'static str, u32)>,
 }
 
 impl fmt::Display for Place {
@@ -102,8 +163,9 @@ impl fmt::Display for Place {
 }
 
 impl Place {
+    /// `<what> in <place>: <cause in words> (<driver's text>)`, the driver's error as source.
     fn err(&self, what: &str, e: postgres::Error) -> BackendError {
-        BackendError::with(format!("{what} in {self}: {}", report_chain(&e)), e)
+        cause::backend_error(what, self, e)
     }
     fn foreign(&self, problem: String) -> AuditError {
         AuditError::ForeignFile {
@@ -214,10 +276,21 @@ impl PostgresBackend {
         url: &str,
         schema: &str,
     ) -> Result<(PostgresBackend, PostgresBackend), AuditError> {
+        Self::open_pair_with(url, schema, Timeouts::default())
+    }
+
+    /// Like [`open_pair_in`](Self::open_pair_in), with the connections' bounds given in code:
+    /// each bound set in `timeouts` replaces the URL's, the server's and the default; the
+    /// connections made again after a lost one get the same.
+    pub fn open_pair_with(
+        url: &str,
+        schema: &str,
+        timeouts: Timeouts,
+    ) -> Result<(PostgresBackend, PostgresBackend), AuditError> {
         // The `postgres` client drives its connection with a private tokio runtime, which
         // refuses to start on a thread that is already inside one.
         std::thread::scope(|s| {
-            s.spawn(|| Self::open_pair_here(url, schema))
+            s.spawn(|| Self::open_pair_here(url, schema, timeouts))
                 .join()
                 .map_err(|_| {
                     AuditError::InvalidRequest("opening the PostgreSQL log panicked".into())
@@ -228,8 +301,10 @@ impl PostgresBackend {
     fn open_pair_here(
         url: &str,
         schema: &str,
+        timeouts: Timeouts,
     ) -> Result<(PostgresBackend, PostgresBackend), AuditError> {
         check_schema_name(schema)?;
+        let bounds = timeouts.settings()?;
         let mut config: Config = url.parse().map_err(|e: postgres::Error| {
             AuditError::InvalidRequest(format!(
                 "the PostgreSQL connection string does not parse: {}",
@@ -245,6 +320,7 @@ impl PostgresBackend {
         let place = Place {
             target: redact(&config),
             schema: schema.to_owned(),
+            bounds,
         };
         let mut client = connect(&config, &place)?;
         migrate(&mut client, &place)?;

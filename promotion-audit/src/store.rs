@@ -380,7 +380,7 @@ impl NodeSource for Nodes<'_> {
         match self.0.node(level, index) {
             Ok(Some(h)) => Ok(h),
             Ok(None) => Err(ProofError::MissingNode { level, index }),
-            Err(e) => Err(ProofError::Storage(e.to_string())),
+            Err(e) => Err(ProofError::Storage(e.into())),
         }
     }
 }

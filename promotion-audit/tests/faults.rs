@@ -280,3 +280,40 @@ fn garbage_bytes_are_named_a_corrupted_file() {
         "{chain}"
     );
 }
+
+#[test]
+fn a_proof_that_meets_a_failing_store_keeps_the_store_error_as_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let store = AuditStore::open_sqlite(&path, options()).unwrap();
+    let stream = StreamId::new("s").unwrap();
+    let events: Vec<Event> = (0..200).map(event).collect();
+    futures::executor::block_on(store.append(&stream, ExpectedVersion::Exact(0), &events)).unwrap();
+    futures::executor::block_on(store.inclusion_proof(3, 200)).unwrap();
+    // The stored Merkle nodes go away underneath the open store.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE nodes;")
+        .unwrap();
+    let err = futures::executor::block_on(store.inclusion_proof(3, 200)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            promotion_audit::AuditError::Proof(promotion_audit::merkle::ProofError::Storage(_))
+        ),
+        "{err:?}"
+    );
+    let chain = chain_of(&err);
+    assert!(
+        chain.starts_with("the node store failed: reading")
+            && chain.contains("log.db")
+            && chain.contains("no such table: nodes"),
+        "{chain}"
+    );
+    // The source is SQLite's own error, not a copy of its text.
+    let source = std::error::Error::source(&err).unwrap();
+    assert!(
+        source.downcast_ref::<rusqlite::Error>().is_some(),
+        "{source:?}"
+    );
+}

@@ -109,6 +109,12 @@ pub(super) fn migrate(client: &mut Client, place: &Place) -> Result<(), AuditErr
         )
         .and_then(|r| r.try_get(0))
         .map_err(|e| {
+            // A timeout, a lost connection or a refusal says nothing about whose table it is.
+            if e.code()
+                .is_none_or(|c| super::cause::sqlstate_words(c).is_some())
+            {
+                return AuditError::from(place.err("reading the applied migrations", e));
+            }
             place.foreign(format!(
                 "its {MIGRATIONS_TABLE} table is not promotion-audit's ({})",
                 report_chain(&e)

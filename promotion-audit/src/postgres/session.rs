@@ -125,6 +125,14 @@ pub(super) fn connect(config: &Config, place: &Place) -> Result<Client, BackendE
                WHERE current_setting('idle_in_transaction_session_timeout') IN ('0', '0ms');"
         ))
         .map_err(|e| place.err("setting timeouts", e))?;
+    for (name, ms) in &place.bounds {
+        client
+            .execute(
+                "SELECT set_config($1, $2, false)",
+                &[name, &format!("{ms}ms")],
+            )
+            .map_err(|e| place.err(&format!("setting {name}"), e))?;
+    }
     Ok(client)
 }
 
