@@ -231,3 +231,74 @@ impl From<AuditError> for StoreError {
         }
     }
 }
+
+/// What went wrong underneath a failure, for a host that acts on the kind (free space, retry
+/// later, page someone) rather than on the words of the message. [`cause_of`] finds it in any
+/// error of this crate, or of a store built on it, by walking the chain of sources down to
+/// SQLite's, PostgreSQL's or the operating system's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Cause {
+    /// No space left on the log's volume (SQLite), or on the server's (PostgreSQL).
+    DiskFull,
+    /// A read-only file, mount, or server (a standby).
+    ReadOnly,
+    /// The file, directory or database object may not be used by this user.
+    PermissionDenied,
+    /// Another connection held the database past the busy timeout (SQLite).
+    Locked,
+    /// The stored bytes are damaged.
+    Corrupted,
+    /// A lock was waited for past `lock_timeout` (PostgreSQL).
+    LockTimeout,
+    /// A statement ran past `statement_timeout`, or was cancelled (PostgreSQL).
+    StatementTimeout,
+    /// The session sat inside a transaction past `idle_in_transaction_session_timeout` and
+    /// the server closed it (PostgreSQL).
+    IdleInTransactionTimeout,
+    /// A concurrent transaction conflicted, or a deadlock was broken: retrying may succeed.
+    SerializationFailure,
+    /// Nothing listens where the server should be.
+    ConnectionRefused,
+    /// The connection broke or was closed by the server.
+    ConnectionLost,
+}
+
+/// The [`Cause`] of `error`: the first error in its chain of sources (itself included) whose
+/// kind is known.
+pub fn cause_of(error: &(dyn std::error::Error + 'static)) -> Option<Cause> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(cause) = cause_here(e) {
+            return Some(cause);
+        }
+        next = e.source();
+    }
+    None
+}
+
+fn cause_here(e: &(dyn std::error::Error + 'static)) -> Option<Cause> {
+    // A cause shared by the appends of a failed batch shows as the cause's text and goes on
+    // with the cause's own source: the cause itself is behind it.
+    if let Some(shared) = e.downcast_ref::<crate::store::writer::SharedCause>() {
+        return cause_of(&*shared.0);
+    }
+    #[cfg(feature = "sqlite")]
+    if let Some(e) = e.downcast_ref::<rusqlite::Error>() {
+        return crate::sqlite::cause_kind(e);
+    }
+    #[cfg(feature = "postgres")]
+    if let Some(found) = crate::postgres::cause_kind(e) {
+        return Some(found);
+    }
+    let io = e.downcast_ref::<std::io::Error>()?;
+    use std::io::ErrorKind as K;
+    Some(match io.kind() {
+        K::StorageFull => Cause::DiskFull,
+        K::ReadOnlyFilesystem => Cause::ReadOnly,
+        K::PermissionDenied => Cause::PermissionDenied,
+        K::ConnectionRefused => Cause::ConnectionRefused,
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => Cause::ConnectionLost,
+        _ => return None,
+    })
+}

@@ -61,7 +61,7 @@ pub use backend::{
 };
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};
 pub use cosign::{CosignatureVerifier, Cosigner, WitnessRefusal};
-pub use error::{AuditError, BackendError, Tampered};
+pub use error::{cause_of, AuditError, BackendError, Cause, Tampered};
 pub use memory::MemoryBackend;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBackend;

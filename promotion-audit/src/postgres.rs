@@ -59,6 +59,7 @@ use crate::merkle::Hash;
 
 mod backend;
 mod cause;
+pub(crate) use cause::cause_kind;
 #[cfg(any(test, feature = "conformance"))]
 pub mod harness;
 mod migrate;

@@ -33,7 +33,10 @@ mod create;
 pub mod harness;
 mod read;
 mod schema;
+mod wal;
 mod write;
+
+pub use wal::{free_space, wal_bound, ADAPT_EVERY, WAL_FREE_SHARE, WAL_MIN_BYTES};
 
 /// `PRAGMA application_id` of a promotion audit log ("PRAL").
 pub const APPLICATION_ID: i32 = 0x5052_414c;
@@ -61,13 +64,17 @@ pub const NODE_LEVEL: u8 = 6;
 const BLOCKS_FROM: &str = "FROM blocks WHERE first >= \
     COALESCE((SELECT MAX(first) FROM blocks WHERE first <= ?1), 0) ORDER BY first";
 
-/// WAL size, in pages, past which a commit checkpoints the WAL itself (64 MiB of 4 KiB pages).
-/// Below it, the store's reader does, off the commit path; the bound matters under a sustained
-/// stream of commits, which would otherwise grow the WAL without end (to the size of the log,
-/// slowing every read down with it).
+/// WAL size, in pages, past which a commit checkpoints the WAL itself (64 MiB of 4 KiB pages),
+/// when the volume has room for it (see [`wal_bound`]). Below it, the store's reader does, off
+/// the commit path; the bound matters under a sustained stream of commits, which would
+/// otherwise grow the WAL without end (to the size of the log, slowing every read down with
+/// it).
 pub const WAL_CHECKPOINT_PAGES: u32 = 16_384;
 
-/// Bytes the WAL file is cut back to when it starts over (`PRAGMA journal_size_limit`).
+/// The WAL's configured most by default, in bytes: past it a commit checkpoints, and the file
+/// is cut back to it when it starts over (`PRAGMA journal_size_limit`). On a volume with less
+/// than [`WAL_FREE_SHARE`] times this free, the bound is a share of the free space instead
+/// ([`wal_bound`]).
 pub const WAL_KEEP_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Most stream ids or names a connection remembers; past it, it forgets them all.
@@ -84,6 +91,8 @@ pub struct SqliteBackend {
     names: RefCell<HashMap<u64, StreamId>>,
     /// The write transaction in progress.
     txn: Option<Txn>,
+    /// The WAL's bound and when to look at it again.
+    wal: wal::Wal,
     /// For readers: the entries not yet in the stream index, by stream, kept up to date from
     /// the new blocks only, so that a read by stream does not scan every unindexed block.
     tail: RefCell<Tail>,
@@ -153,6 +162,20 @@ pub(crate) fn cause_in_words(e: &rusqlite::Error) -> String {
     format!("{words} ({e})")
 }
 
+/// The kind of a SQLite failure, for [`cause_of`](crate::error::cause_of).
+pub(crate) fn cause_kind(e: &rusqlite::Error) -> Option<crate::error::Cause> {
+    use crate::error::Cause;
+    use rusqlite::ErrorCode as C;
+    Some(match e.sqlite_error_code()? {
+        C::DiskFull => Cause::DiskFull,
+        C::ReadOnly => Cause::ReadOnly,
+        C::PermissionDenied | C::AuthorizationForStatementDenied => Cause::PermissionDenied,
+        C::DatabaseBusy | C::DatabaseLocked => Cause::Locked,
+        C::DatabaseCorrupt | C::NotADatabase => Cause::Corrupted,
+        _ => return None,
+    })
+}
+
 /// The reason the file system gives for not opening `path` for reading and writing, in the
 /// words of [`cause_in_words`]; `None` if it opens.
 pub(crate) fn open_cause(path: &Path) -> Option<String> {
@@ -194,7 +217,20 @@ impl SqliteBackend {
     /// that is not a database is refused with [`AuditError::ForeignFile`]. A file of an older
     /// schema is upgraded.
     pub fn open_pair(path: &Path) -> Result<(SqliteBackend, SqliteBackend), AuditError> {
-        let writer = Self::open_one(path, true)?;
+        Self::open_pair_with_wal_limit(path, WAL_KEEP_BYTES)
+    }
+
+    /// Like [`open_pair`](Self::open_pair), with the WAL allowed at most `max_bytes` (instead
+    /// of [`WAL_KEEP_BYTES`]) before a commit checkpoints it and it is cut back; it is bounded
+    /// further by the free space of the volume ([`wal_bound`]). A volume shared with other
+    /// data, or a log that must leave room on a small disk, wants a lower one.
+    pub fn open_pair_with_wal_limit(
+        path: &Path,
+        max_bytes: u64,
+    ) -> Result<(SqliteBackend, SqliteBackend), AuditError> {
+        let mut writer = Self::open_one(path, true)?;
+        writer.wal = wal::Wal::new(max_bytes);
+        writer.adapt_wal()?;
         let reader = Self::open_one(path, false)?;
         Ok((writer, reader))
     }

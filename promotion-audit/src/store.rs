@@ -31,7 +31,7 @@ use crate::verify::{self, VerifyReport};
 use writer::{Writer, WriterJob};
 
 mod event_store;
-mod writer;
+pub(crate) mod writer;
 
 /// How an [`AuditStore`] frames, signs and batches.
 #[derive(Clone)]

@@ -141,7 +141,23 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
+        // A store's worker threads may close the log's files a moment after the store is
+        // dropped: try again, then detach the mount rather than leave it behind.
+        for _ in 0..50 {
+            let done = Command::new("umount")
+                .arg(self.dir.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if done {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -315,5 +331,147 @@ fn a_proof_that_meets_a_failing_store_keeps_the_store_error_as_its_source() {
     assert!(
         source.downcast_ref::<rusqlite::Error>().is_some(),
         "{source:?}"
+    );
+}
+
+/// Fills the volume holding `filler` until at most `leave` bytes are free (all of it with 0).
+fn fill(filler: &Path, leave: u64) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(filler)
+        .unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while promotion_audit::sqlite::free_space(filler).unwrap() > leave {
+        if std::io::Write::write_all(&mut f, &chunk).is_err() {
+            break;
+        }
+    }
+    let _ = f.sync_all();
+}
+
+/// Appends `n` entries to `stream` in one transaction straight through the backend.
+fn commit_through(w: &mut promotion_audit::SqliteBackend, stream: &StreamId, n: u64) {
+    use promotion_audit::backend::Backend;
+    let head = w.begin().unwrap();
+    let version = w.stream_version(stream).unwrap();
+    let (mut seq, mut prev) = (head.size, head.last);
+    let entries: Vec<_> = (1..=n)
+        .map(|i| {
+            let event = event(seq);
+            let e =
+                promotion_audit::entry::encode(seq, stream, version + i, event.at, &prev, &event)
+                    .unwrap();
+            (seq, prev) = (seq + 1, e.hash);
+            e
+        })
+        .collect();
+    w.insert_entries(&entries).unwrap();
+    w.commit().unwrap();
+}
+
+fn wal_len(path: &Path) -> u64 {
+    std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len())
+}
+
+#[test]
+fn the_wal_keeps_to_a_share_of_a_small_volume_and_a_full_volume_recovers() {
+    use promotion_audit::sqlite::{free_space, wal_bound, WAL_FREE_SHARE, WAL_KEEP_BYTES};
+    use promotion_audit::{cause_of, Cause};
+    let Some(mount) = Mount::tmpfs("16m") else {
+        return skipped("a small volume (mounting a tmpfs needs root)");
+    };
+    let path = mount.path().join("log.db");
+    let filler = mount.path().join("filler");
+    let stream = StreamId::new("s").unwrap();
+    let append = |store: &AuditStore, version: u64, n: u64| {
+        let events: Vec<Event> = (version..version + n).map(event).collect();
+        futures::executor::block_on(store.append(&stream, ExpectedVersion::Exact(version), &events))
+    };
+    // 4 MiB left free: the WAL may take an eighth of it, not its usual 64 MiB.
+    fill(&filler, 4 << 20);
+    let free = free_space(&path).unwrap();
+    // An eighth of 4 MiB, as documented; the function that computes it agrees.
+    let bound = free / WAL_FREE_SHARE;
+    assert_eq!(bound, wal_bound(WAL_KEEP_BYTES, Some(free)));
+    assert!(bound <= 512 * 1024, "{bound}");
+    // Commits straight through the writer, with no reader checkpointing between them: the
+    // WAL's own bound is all that keeps it small. (Without it the WAL takes the volume.)
+    // (A file of its own: these entries have no Merkle nodes, which the store adds.)
+    let raw = mount.path().join("raw.db");
+    let (mut w, r) = promotion_audit::SqliteBackend::open_pair(&raw).unwrap();
+    let (mut high, mut entries) = (0, 0);
+    while std::fs::metadata(&raw).unwrap().len() < 2 * bound {
+        commit_through(&mut w, &stream, 40);
+        entries += 40;
+        high = high.max(wal_len(&raw));
+    }
+    drop((w, r));
+    // A commit past the bound checkpoints, and the WAL starts over cut back to it: one
+    // commit's pages past the bound at most.
+    assert!(
+        high <= bound + 256 * 1024,
+        "the WAL reached {high} bytes; its bound is {bound}"
+    );
+    eprintln!(
+        "{free} bytes free: WAL bound {bound} bytes, WAL high-water {high} bytes over {entries} entries ({} bytes of log)",
+        std::fs::metadata(&raw).unwrap().len()
+    );
+    for f in ["raw.db", "raw.db-wal", "raw.db-shm"] {
+        let _ = std::fs::remove_file(mount.path().join(f));
+    }
+    let store = AuditStore::open_sqlite(&path, options()).unwrap();
+    let mut version = append(&store, 0, 40).unwrap();
+
+    // Full: the append fails, saying so in words and in kind, and nothing of it is in the log.
+    fill(&filler, 0);
+    let err = append(&store, version, 2000).unwrap_err();
+    let chain = chain_of(&err);
+    assert!(
+        chain.contains("disk full") && chain.contains("nothing was appended"),
+        "{chain}"
+    );
+    assert_eq!(cause_of(&err), Some(Cause::DiskFull), "{chain}");
+    // Space freed: the same writer, not restarted, appends again.
+    std::fs::remove_file(&filler).unwrap();
+    let freed = std::time::Instant::now();
+    version = append(&store, version, 10).unwrap();
+    let same_writer = freed.elapsed();
+
+    // Full again; the writer is restarted while the volume is full, then space is freed.
+    fill(&filler, 0);
+    let err = append(&store, version, 2000).unwrap_err();
+    assert_eq!(cause_of(&err), Some(Cause::DiskFull), "{}", chain_of(&err));
+    drop(store);
+    let full_open = AuditStore::open_sqlite(&path, options());
+    let restarted = match full_open {
+        // Opening writes nothing: it works on a full volume, and the first append says why
+        // it cannot.
+        Ok(store) => {
+            let err = append(&store, version, 2000).unwrap_err();
+            assert_eq!(cause_of(&err), Some(Cause::DiskFull), "{}", chain_of(&err));
+            std::fs::remove_file(&filler).unwrap();
+            let freed = std::time::Instant::now();
+            version = append(&store, version, 10).unwrap();
+            let took = freed.elapsed();
+            drop(store);
+            took
+        }
+        Err(e) => panic!("opening on a full volume: {}", report_chain(&e)),
+    };
+    // And a writer started after the space was freed works at once.
+    let started = std::time::Instant::now();
+    let store = AuditStore::open_sqlite(&path, options()).unwrap();
+    version = append(&store, version, 10).unwrap();
+    let fresh = started.elapsed();
+    let report = futures::executor::block_on(store.verify(None)).unwrap();
+    assert_eq!(
+        report.entries, version,
+        "every acknowledged entry, nothing else"
+    );
+    eprintln!(
+        "after space was freed: the same writer appended in {same_writer:?}, a writer restarted \
+         on the full volume in {restarted:?}, a writer started afterwards opened and appended \
+         in {fresh:?}"
     );
 }

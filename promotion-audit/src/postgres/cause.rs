@@ -6,7 +6,7 @@
 
 use postgres::error::SqlState;
 
-use crate::error::BackendError;
+use crate::error::{BackendError, Cause};
 
 /// The cause of `e` in words, followed by the driver's text (with its chain) in parentheses.
 pub(super) fn cause_in_words(e: &postgres::Error) -> String {
@@ -24,6 +24,43 @@ pub(super) fn backend_error(
     e: postgres::Error,
 ) -> BackendError {
     BackendError::with(format!("{what} in {place}: {}", cause_in_words(&e)), e)
+}
+
+/// The kind of a PostgreSQL failure, for [`cause_of`](crate::error::cause_of): from the
+/// server's SQLSTATE, or a connection found closed; `None` for other errors (the walk goes on
+/// to their sources, such as the operating system's error of a refused connection).
+pub(crate) fn cause_kind(e: &(dyn std::error::Error + 'static)) -> Option<Cause> {
+    if let Some(db) = e.downcast_ref::<postgres::error::DbError>() {
+        return sqlstate_cause(db.code());
+    }
+    let pg = e.downcast_ref::<postgres::Error>()?;
+    match pg.code() {
+        Some(code) => sqlstate_cause(code),
+        None if pg.is_closed() => Some(Cause::ConnectionLost),
+        None => None,
+    }
+}
+
+fn sqlstate_cause(code: &SqlState) -> Option<Cause> {
+    Some(match code {
+        c if *c == SqlState::LOCK_NOT_AVAILABLE => Cause::LockTimeout,
+        c if *c == SqlState::QUERY_CANCELED => Cause::StatementTimeout,
+        c if *c == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT => Cause::IdleInTransactionTimeout,
+        c if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED => {
+            Cause::SerializationFailure
+        }
+        c if *c == SqlState::DISK_FULL => Cause::DiskFull,
+        c if *c == SqlState::INSUFFICIENT_PRIVILEGE => Cause::PermissionDenied,
+        c if *c == SqlState::READ_ONLY_SQL_TRANSACTION => Cause::ReadOnly,
+        c if *c == SqlState::DATA_CORRUPTED || *c == SqlState::INDEX_CORRUPTED => Cause::Corrupted,
+        c if *c == SqlState::ADMIN_SHUTDOWN
+            || *c == SqlState::CRASH_SHUTDOWN
+            || c.code().starts_with("08") =>
+        {
+            Cause::ConnectionLost
+        }
+        _ => return None,
+    })
 }
 
 fn words(e: &postgres::Error) -> Option<&'static str> {
@@ -150,6 +187,7 @@ mod server_tests {
     use super::super::harness::{raw_client, test_url as url, SchemaGuard};
     use super::super::{PostgresBackend, Timeouts, WRITER_LOCK_CLASS};
     use crate::conformance::{self, stage_ready_event as event};
+    use crate::error::{cause_of, Cause};
     use crate::Backend;
 
     /// The `postgres::Error` somewhere in `e`'s chain of sources.
@@ -208,6 +246,7 @@ mod server_tests {
         );
         let io = driver_error(&err);
         assert!(io.code().is_none(), "no server answered: {io}");
+        assert_eq!(cause_of(&err), Some(Cause::ConnectionRefused), "{chain}");
     }
 
     #[test]
@@ -256,6 +295,7 @@ mod server_tests {
             "{chain}"
         );
         assert_eq!(server_code(&err), SqlState::LOCK_NOT_AVAILABLE, "{chain}");
+        assert_eq!(cause_of(&err), Some(Cause::LockTimeout), "{chain}");
         drop(stuck);
         futures::executor::block_on(store.append(&s, ExpectedVersion::NoStream, &[event(0)]))
             .unwrap();
@@ -281,10 +321,9 @@ mod server_tests {
             "{}",
             err.message
         );
-        assert_eq!(
-            driver_error(&crate::AuditError::from(err)).code(),
-            Some(&SqlState::QUERY_CANCELED)
-        );
+        let err = crate::AuditError::from(err);
+        assert_eq!(driver_error(&err).code(), Some(&SqlState::QUERY_CANCELED));
+        assert_eq!(cause_of(&err), Some(Cause::StatementTimeout));
         drop(stuck);
         w.begin().unwrap();
         w.rollback();

@@ -203,6 +203,7 @@ impl Backend for SqliteBackend {
             }
             self.sids.extend(t.new_sids);
         }
+        self.after_commit();
         Ok(())
     }
 
@@ -210,6 +211,7 @@ impl Backend for SqliteBackend {
         self.txn = None;
         // Nothing to report: a failed rollback leaves SQLite to roll back on the next open.
         let _ = self.conn.execute_batch("ROLLBACK");
+        self.after_rollback();
     }
 
     fn size(&self) -> Result<u64, BackendError> {
@@ -536,10 +538,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // The mechanism with a small bound (the default is 64 MiB): 32 pages, cut back to 128 KiB.
         let path = dir.path().join("bounded.db");
-        let (mut w, _r) = super::SqliteBackend::open_pair(&path).unwrap();
-        w.connection()
-            .execute_batch("PRAGMA wal_autocheckpoint = 32; PRAGMA journal_size_limit = 131072;")
-            .unwrap();
+        let (mut w, _r) = super::SqliteBackend::open_pair_with_wal_limit(&path, 131_072).unwrap();
+        let pragma = |name: &str| -> i64 {
+            w.connection()
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(
+            (pragma("wal_autocheckpoint"), pragma("journal_size_limit")),
+            (32, 131_072)
+        );
         let bounded = wal_high_water(&mut w, &path, 400);
         // Without it, nothing starts the WAL over while commits keep coming.
         let path = dir.path().join("unbounded.db");

@@ -378,7 +378,7 @@ impl Failed {
 
 /// One cause given to several errors: displays as the cause, with the cause's own source.
 #[derive(Debug)]
-struct SharedCause(Arc<dyn std::error::Error + Send + Sync>);
+pub(crate) struct SharedCause(pub(crate) Arc<dyn std::error::Error + Send + Sync>);
 
 impl std::fmt::Display for SharedCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
