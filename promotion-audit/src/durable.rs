@@ -10,7 +10,11 @@
 //! moment.
 //!
 //! A kill between the write and the move leaves a temporary file named
-//! `.<name>.tmp-<pid>-<n>` beside the target, which nothing reads; it keeps the target's mode.
+//! `.<name>.tmp-<pid>-<n>` beside the target, which nothing reads; it keeps the target's mode
+//! (a key's is 0600), and no later write can collide with it (the name holds the writer's pid
+//! and a counter). [`remove_stale_temps`] removes those of processes that no longer run; the
+//! `promote` command calls it on the directories it writes its state to, when it next opens
+//! them.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -124,6 +128,57 @@ pub fn temp_path(path: &Path) -> PathBuf {
     parent(path).join(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
+/// The pid in a temporary name [`temp_path`] made (`.<name>.tmp-<pid>-<n>`), if `name` is one.
+fn temp_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let (target, tail) = rest.rsplit_once(".tmp-")?;
+    let (pid, n) = tail.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if target.is_empty() || !digits(pid) || !digits(n) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Removes from `dir` the temporary files (and staged directories) that writes of processes
+/// no longer running left behind when they were killed between writing and moving into place;
+/// returns what it removed. A temporary name of a process that still runs (this one included)
+/// is left alone: its write may be under way. Where the system cannot say which processes run
+/// (no `/proc`), nothing is removed: the leftovers are harmless, only untidy.
+pub fn remove_stale_temps(dir: &Path) -> Result<Vec<PathBuf>, FileError> {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return Ok(Vec::new());
+    }
+    let me = std::process::id();
+    let mut removed = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(FileError::at("list", dir))?;
+    for entry in entries {
+        let entry = entry.map_err(FileError::at("list", dir))?;
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_owner) else {
+            continue;
+        };
+        if pid == me || proc.join(pid.to_string()).exists() {
+            continue;
+        }
+        let path = entry.path();
+        let gone = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        match gone {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(FileError::at("remove", &path)(e)),
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
 /// `path`'s directory (`.` for a bare file name).
 fn parent(path: &Path) -> PathBuf {
     match path.parent() {
@@ -217,6 +272,50 @@ mod tests {
         publish_dir(&staged, &target).unwrap();
         assert_eq!(std::fs::read(target.join("a")).unwrap(), b"a");
         assert!(!staged.exists());
+    }
+
+    #[test]
+    fn temporary_files_of_dead_processes_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A pid above any the kernel gives out (pid_max is at most 2^22): never running.
+        let dead = 5_000_000;
+        let me = std::process::id();
+        for name in [
+            format!(".checkpoint.key.tmp-{dead}-0"),
+            format!(".checkpoint.key.tmp-{me}-3"),
+            ".checkpoint.vkey.tmp-1-0".to_owned(), // pid 1 runs
+            format!(".notes.tmp-{dead}"),          // not a name temp_path makes
+            format!("checkpoint.key.tmp-{dead}-0"),
+            "checkpoint.key".to_owned(),
+        ] {
+            std::fs::write(d.join(name), b"x").unwrap();
+        }
+        let staged = d.join(format!(".pack.tmp-{dead}-7"));
+        std::fs::create_dir(&staged).unwrap();
+        std::fs::write(staged.join("manifest.json"), b"{}").unwrap();
+        let mut removed = remove_stale_temps(d).unwrap();
+        removed.sort();
+        assert_eq!(
+            removed,
+            [
+                d.join(format!(".checkpoint.key.tmp-{dead}-0")),
+                staged.clone()
+            ]
+        );
+        let mut left = leftovers(d);
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                format!(".checkpoint.key.tmp-{me}-3"),
+                ".checkpoint.vkey.tmp-1-0".to_owned(),
+                format!(".notes.tmp-{dead}"),
+                format!("checkpoint.key.tmp-{dead}-0"),
+            ]
+        );
+        assert!(d.join("checkpoint.key").exists());
+        assert!(remove_stale_temps(d).unwrap().is_empty());
     }
 
     #[test]

@@ -18,6 +18,24 @@ fn file_failure(e: &FileError) -> Failure {
     Failure::Store(promotion_core::report_chain(e))
 }
 
+/// Removes the temporary files that writes of an earlier run, killed between writing and
+/// moving into place, left in `dir` (see [`durable::remove_stale_temps`]), saying so on
+/// stderr. Nothing reads them, so a failure to remove one is only reported.
+pub(crate) fn tidy(dir: &Path) {
+    match durable::remove_stale_temps(dir) {
+        Ok(removed) => {
+            for path in removed {
+                eprintln!(
+                    "removed {}: an interrupted earlier run left it",
+                    path.display()
+                );
+            }
+        }
+        Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => eprintln!("warning: {}", promotion_core::report_chain(&e)),
+    }
+}
+
 /// Writes (or replaces) an ordinary state file whole: a manifest, a template, a page.
 pub(crate) fn write_state(path: &Path, contents: &[u8]) -> Result<(), Failure> {
     durable::write_file(path, contents, durable::SHARED, Existing::Replace)
@@ -62,6 +80,9 @@ impl<S> KeyPair<'_, S> {
     /// - private key missing or empty while the public file holds a key: refused, with what to
     ///   do, since the log may hold checkpoints only that key signed.
     pub(crate) fn load_or_create(&self) -> Result<S, Failure> {
+        if let Some(dir) = self.private.parent() {
+            tidy(dir);
+        }
         let private = read_key_file(&self.private)?;
         let public = read_key_file(&self.public)?;
         let blank = |t: &Option<String>| t.as_deref().is_none_or(|t| t.trim().is_empty());

@@ -168,6 +168,11 @@ impl App {
                     Failure::Store(format!("cannot create {}: {e}", parent.display()))
                 })?;
             }
+            crate::files::tidy(
+                path.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new(".")),
+            );
             crate::files::write_state(path, text.as_bytes())?;
             println!("wrote {}", path.display());
         }

@@ -9,7 +9,8 @@
 //!
 //! After every kill the next commands must work: `register` and `log verify` for the first
 //! two, `init` and `validate` for the third (an `init` that finds some files refuses with
-//! "use --force to overwrite", and following that advice must work). Each test prints how many
+//! "use --force to overwrite", and following that advice must work), and they must remove the
+//! temporary files (`.<name>.tmp-<pid>-<n>`) the killed run left. Each test prints how many
 //! kills it made and how long it took, and insists on enough of each kind: together at least
 //! 102 by strace and 100 timed. Without `strace` (or without ptrace), the strace half
 //! is SKIPPED as ARCHITECTURE.md describes (a failure under `CI`); the timed kills still run.
@@ -116,6 +117,15 @@ fn listing(dir: &Path) -> String {
     out
 }
 
+/// The temporary files (and what staged directories hold) of whole-file writes in `dir` and
+/// below: `.<name>.tmp-<pid>-<n>`.
+fn temporaries(dir: &Path) -> Vec<std::path::PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".tmp-"))
+        .collect()
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
@@ -144,6 +154,8 @@ struct Scenario {
 struct Tally {
     strace: u32,
     timed: u32,
+    /// Temporary files kills left, all removed by the next command.
+    temporaries: usize,
 }
 
 impl Scenario {
@@ -155,8 +167,11 @@ impl Scenario {
         dir
     }
 
+    /// The next commands work, and leave none of the killed run's temporary files behind;
+    /// returns how many the kill had left.
     #[track_caller]
-    fn after_kill(&self, dir: &Path, how: &str) {
+    fn after_kill(&self, dir: &Path, how: &str) -> usize {
+        let left = temporaries(dir).len();
         if let Err(e) = (self.check)(dir) {
             panic!(
                 "{}: after a kill {how}, the next command failed:\n{e}\n--- the directory\n{}",
@@ -164,6 +179,14 @@ impl Scenario {
                 listing(dir)
             );
         }
+        let still = temporaries(dir);
+        assert!(
+            still.is_empty(),
+            "{}: after a kill {how}, the next commands left the killed run's temporary files: \
+             {still:?}",
+            self.name
+        );
+        left
     }
 
     /// Kills at the Nth call of each of [`SYSCALLS`], N = 1, 2, … until a run completes.
@@ -199,7 +222,7 @@ impl Scenario {
                     break;
                 }
                 tally.strace += 1;
-                self.after_kill(dir.path(), &format!("at {syscall} #{when}"));
+                tally.temporaries += self.after_kill(dir.path(), &format!("at {syscall} #{when}"));
             }
         }
     }
@@ -214,8 +237,9 @@ impl Scenario {
             let mut finished_in_a_row = 0;
             let mut delay = offset;
             while finished_in_a_row < 5 && delay < MAX_DELAY {
-                if self.timed_kill(delay) {
+                if let Some(left) = self.timed_kill(delay) {
                     tally.timed += 1;
+                    tally.temporaries += left;
                     finished_in_a_row = 0;
                 } else {
                     finished_in_a_row += 1;
@@ -229,8 +253,9 @@ impl Scenario {
         }
     }
 
-    /// One SIGKILL after `delay`; whether it landed before the run finished.
-    fn timed_kill(&self, delay: Duration) -> bool {
+    /// One SIGKILL after `delay`; if it landed before the run finished, how many temporary
+    /// files it left (the next command removed them).
+    fn timed_kill(&self, delay: Duration) -> Option<usize> {
         let dir = self.fresh();
         let mut child = promote()
             .args(self.command)
@@ -243,11 +268,10 @@ impl Scenario {
         let _ = child.kill();
         let status = child.wait().unwrap();
         if status.signal() == Some(9) {
-            self.after_kill(dir.path(), &format!("after {delay:?}"));
-            true
+            Some(self.after_kill(dir.path(), &format!("after {delay:?}")))
         } else {
             assert!(status.success(), "{}: a run failed: {status}", self.name);
-            false
+            None
         }
     }
 
@@ -262,10 +286,12 @@ impl Scenario {
         }
         self.timed_kills(&mut tally, timed);
         eprintln!(
-            "{}: {} kills by strace, {} timed kills, every next command worked; {:.1?}",
+            "{}: {} kills by strace, {} timed kills, every next command worked and removed the \
+             {} temporary files the kills left; {:.1?}",
             self.name,
             tally.strace,
             tally.timed,
+            tally.temporaries,
             started.elapsed()
         );
         tally
@@ -336,6 +362,8 @@ fn kills_during_the_first_register_of_a_fresh_directory_leave_it_working() {
     // Keys, verifier key and the log: some 65 such calls.
     if strace_usable().is_none() {
         assert!(tally.strace >= 50, "only {} kills by strace", tally.strace);
+        // Kills at a key's link or rename leave its temporary file: the cleaning was tested.
+        assert!(tally.temporaries > 0, "no kill left a temporary file");
     }
     assert!(tally.timed >= 50, "only {} timed kills", tally.timed);
 }
