@@ -565,17 +565,18 @@ struct Figures {
     refused: usize,
 }
 
-/// The pid of the server session holding `schema`'s writer lock, with its application name.
-fn writer_lock_holder(admin: &mut postgres::Client, schema: &str) -> Option<(i32, String)> {
+/// The server session holding `schema`'s writer lock: its pid, application name and state.
+fn writer_lock_holder(admin: &mut postgres::Client, schema: &str) -> Option<(i32, String, String)> {
     admin
         .query_opt(
-            "SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            "SELECT a.pid, a.application_name, COALESCE(a.state, '')
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
              WHERE l.locktype = 'advisory' AND l.granted AND l.classid::int8 = $1
                AND l.objid = (SELECT oid FROM pg_namespace WHERE nspname = $2)",
             &[&i64::from(WRITER_LOCK_CLASS), &schema],
         )
         .unwrap()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
 }
 
 fn run_once(url: &str, pause: Pause) -> Figures {
@@ -633,7 +634,7 @@ fn run_once(url: &str, pause: Pause) -> Figures {
             let deadline = Instant::now() + Duration::from_secs(120);
             let mut caught = None;
             while caught.is_none() && Instant::now() < deadline {
-                let Some((pid, app)) = writer_lock_holder(&mut admin, &guard.schema) else {
+                let Some((pid, app, _)) = writer_lock_holder(&mut admin, &guard.schema) else {
                     continue;
                 };
                 let Some(i) = children.iter().position(|c| c.name == app) else {
@@ -641,26 +642,18 @@ fn run_once(url: &str, pause: Pause) -> Figures {
                 };
                 tries += 1;
                 children[i].signal("-STOP");
-                // Stopped in time only if that session still holds the lock.
+                // Stopped in time only if that session still holds the lock, idle inside its
+                // transaction: waiting on its stopped process, not on the server.
                 std::thread::sleep(Duration::from_millis(20));
                 match writer_lock_holder(&mut admin, &guard.schema) {
-                    Some((p, _)) if p == pid => caught = Some(i),
+                    Some((p, _, state)) if p == pid && state.starts_with("idle in transaction") => {
+                        caught = Some(i)
+                    }
                     _ => children[i].signal("-CONT"),
                 }
             }
             let i = caught.expect("a replica was stopped holding the writer lock");
-            let state: String = admin
-                .query_one(
-                    "SELECT state FROM pg_stat_activity WHERE application_name = $1
-                     AND state LIKE 'idle in transaction%'",
-                    &[&children[i].name],
-                )
-                .map(|r| r.get(0))
-                .unwrap_or_else(|e| panic!("the stopped replica's session: {e}"));
-            eprintln!(
-                "{} stopped holding the writer lock ({state})",
-                children[i].name
-            );
+            eprintln!("{} stopped holding the writer lock", children[i].name);
             std::thread::sleep(PAUSE);
             children[i].signal("-CONT");
         }
