@@ -1,0 +1,108 @@
+//! Entries written before the RFC 8785 schema (schema 1: serde_json's output with keys sorted
+//! by bytes, no `schema` member) keep verifying. `fixtures/audit-v1.jsonl` is an export written
+//! by schema 1's writer and is never regenerated: it must import, verify (its checkpoint's
+//! signature included) and re-hash outside the project, and a log that holds schema-1 entries
+//! followed by new ones must verify as one log.
+//!
+//! The fixture was created, before schema 2 existed, with
+//! `PROMOTION_WRITE_AUDIT_V1=tests/fixtures/audit-v1.jsonl cargo test -p promotion-audit --test schema_v1 -- --ignored`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::BufReader;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::executor::block_on;
+use promotion_audit::{AuditOptions, AuditStore, CheckpointSigner, MemoryBackend};
+use promotion_core::{
+    Actor, Event, EventBody, EventStore, Evidence, ExpectedVersion, ManualClock, Outcome, PhaseId,
+    StreamId,
+};
+use serde_json::json;
+
+const FIXTURE: &str = include_str!("fixtures/audit-v1.jsonl");
+
+fn t0() -> DateTime<Utc> {
+    "2026-12-07T10:00:00Z".parse().unwrap()
+}
+
+fn signer() -> CheckpointSigner {
+    CheckpointSigner::from_seed("v1.promotion.test", [9u8; 32]).unwrap()
+}
+
+fn options() -> AuditOptions {
+    AuditOptions::new("v1.promotion.test")
+        .signer(signer())
+        .clock(Arc::new(ManualClock::at(t0())))
+}
+
+fn verdict(data: serde_json::Value) -> Event {
+    Event {
+        at: t0(),
+        actor: Actor::Engine,
+        request: None,
+        body: EventBody::GateEvaluated {
+            stage: "canary".parse().unwrap(),
+            phase: PhaseId::Entry,
+            round: 1,
+            gate: "error-rate".parse().unwrap(),
+            outcome: Outcome::Pass,
+            attempts: 1,
+            evidence_digest: None,
+            evidence: Some(Box::new(
+                Evidence::new("prometheus", t0(), "error rate within bounds").with_data(data),
+            )),
+        },
+    }
+}
+
+/// Writes the fixture (run once, with the schema-1 writer; never again).
+#[test]
+#[ignore = "writes the schema-1 fixture; run only to create it"]
+fn write_the_fixture() {
+    let Some(path) = std::env::var_os("PROMOTION_WRITE_AUDIT_V1") else {
+        return;
+    };
+    let store = AuditStore::memory(options()).unwrap();
+    let a = StreamId::new("release-train").unwrap();
+    let b = StreamId::new("we\"ird\\ é 😀").unwrap();
+    let datas = [
+        json!({ "ratio": 7.0 / 3011.0, "requests": 3011, "big": u64::MAX }),
+        json!({ "f": 1e21, "g": 1e-7, "h": 5e-324, "k": { "\u{e000}": 1, "😀": 2, "a": null } }),
+        json!({ "note": "\u{2028}\"\\\n\t\u{1f}</script>", "neg": i64::MIN }),
+    ];
+    for (i, data) in datas.into_iter().enumerate() {
+        let stream = if i % 2 == 0 { &a } else { &b };
+        block_on(store.append(stream, ExpectedVersion::Any, &[verdict(data)])).unwrap();
+    }
+    let out = block_on(store.with_reader(|b| {
+        let mut out = Vec::new();
+        promotion_audit::jsonl::export(b, &mut out)?;
+        Ok(out)
+    }))
+    .unwrap();
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn the_schema_1_fixture_imports_and_verifies_with_its_key() {
+    let mut target = MemoryBackend::new();
+    let report = promotion_audit::jsonl::import(
+        &mut BufReader::new(FIXTURE.as_bytes()),
+        &mut target,
+        Some(&signer().verifier()),
+    )
+    .unwrap();
+    assert_eq!(report.entries, 3);
+    assert!(report.signature_checked);
+    let verified = promotion_audit::verify::verify(&target, Some(&signer().verifier())).unwrap();
+    assert_eq!(verified.root, report.root);
+    assert!(verified.signature_checked);
+    // Schema-1 entries carry no `schema` member.
+    assert!(!FIXTURE.contains("\"schema\":"));
+}
