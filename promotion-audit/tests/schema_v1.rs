@@ -106,3 +106,49 @@ fn the_schema_1_fixture_imports_and_verifies_with_its_key() {
     // Schema-1 entries carry no `schema` member.
     assert!(!FIXTURE.contains("\"schema\":"));
 }
+
+/// A schema-1 log that goes on being written holds schema-1 entries, then schema-2 ones: the
+/// whole log verifies with its key, re-exports byte for byte and re-imports.
+#[test]
+fn a_schema_1_log_extended_with_schema_2_entries_verifies_as_one_log() {
+    let mut backend = MemoryBackend::new();
+    promotion_audit::jsonl::import(
+        &mut BufReader::new(FIXTURE.as_bytes()),
+        &mut backend,
+        Some(&signer().verifier()),
+    )
+    .unwrap();
+    let store = AuditStore::memory_on(backend, options()).unwrap();
+    let stream = StreamId::new("release-train").unwrap();
+    block_on(store.append(
+        &stream,
+        ExpectedVersion::Exact(2),
+        &[verdict(json!({ "ratio": 0.1 + 0.2 }))],
+    ))
+    .unwrap();
+    let report = block_on(store.verify(Some(&signer().verifier()))).unwrap();
+    assert_eq!(report.entries, 4);
+    assert!(report.signature_checked);
+    let new = block_on(store.entry(3)).unwrap();
+    assert!(String::from_utf8(new.bytes)
+        .unwrap()
+        .contains("\"schema\":2,"));
+    let out = block_on(store.with_reader(|b| {
+        let mut out = Vec::new();
+        promotion_audit::jsonl::export(b, &mut out)?;
+        Ok(out)
+    }))
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    // The first three lines are the fixture's, byte for byte.
+    let old: Vec<&str> = FIXTURE.lines().take(3).collect();
+    let now: Vec<&str> = text.lines().take(3).collect();
+    assert_eq!(old, now);
+    let again = promotion_audit::jsonl::import(
+        &mut BufReader::new(text.as_bytes()),
+        &mut MemoryBackend::new(),
+        Some(&signer().verifier()),
+    )
+    .unwrap();
+    assert_eq!(again.root, report.root);
+}
