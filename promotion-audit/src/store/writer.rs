@@ -28,8 +28,14 @@ pub(super) struct AppendJob {
     pub(super) reply: Reply,
 }
 
-/// A lease operation, run by the writer between batches in a transaction of its own.
+/// A job on the writer's backend handle, run between batches.
+pub(super) type BackendJob = Box<dyn FnOnce(&mut dyn Backend) + Send>;
+
+/// A lease operation, or another job on the write handle (storing cosignatures), run by the
+/// writer between batches in a transaction of its own.
 pub(super) enum LeaseJob {
+    /// Runs on the write handle; it begins and ends its own transaction.
+    Run(BackendJob),
     Acquire {
         key: LeaseKey,
         holder: ReplicaId,
@@ -109,6 +115,7 @@ impl Writer {
     fn lease(&mut self, job: LeaseJob) {
         let now = self.options.clock.now();
         match job {
+            LeaseJob::Run(job) => job(self.backend.as_mut()),
             LeaseJob::Acquire {
                 key,
                 holder,
