@@ -30,7 +30,10 @@
 //! integers (a 64-bit id, a byte count beyond 9 PB) must report them as strings. Floats are
 //! kept to the bit, except that `-0.0` is written `0` (RFC 8785 §3.2.2.3) and an integral
 //! float such as `3.0` is written `3`: JSON (and so JCS) has one number type, and the entry
-//! reads back with the same IEEE value.
+//! reads back with the same IEEE value. One consequence: an [`Evidence`](promotion_core::Evidence)
+//! digest (promotion-core's canonical JSON, which writes `3.0` and `3` apart) recomputed from
+//! evidence read back can differ from the `evidence_digest` recorded beside it when the data
+//! held integral floats; the recorded digest is the one to use (the evidence pack does).
 //!
 //! Strings: a Rust string cannot hold a lone UTF-16 surrogate, so the "lone surrogate" case
 //! of RFC 8785 §3.2.2.2 cannot arise when writing; reading, serde_json refuses a `\ud800`
