@@ -139,7 +139,6 @@ pub(crate) fn plan_test_results(
             digest: BTreeMap::from([(
                 "sha256".to_owned(),
                 evidence_digest
-                    .clone()
                     .unwrap_or_else(|| evidence.digest())
                     .to_hex(),
             )]),
