@@ -340,7 +340,11 @@ pub fn check_canonical(bytes: &[u8]) -> Result<(), String> {
     if value.get("schema").is_none() {
         return Ok(());
     }
-    let again = jcs(&value).map_err(|e| e.to_string())?;
+    // The canonicalizer itself, not `jcs`: an integer token beyond 2^53 can be the exact
+    // text of a double (`2009485676415187200`, written for the float 2.0094856764151872e18);
+    // the canonicalizer reads it as that double, and one that is no double's text comes out
+    // different and is refused below.
+    let again = serde_json_canonicalizer::to_vec(&value).map_err(|e| e.to_string())?;
     if again != bytes {
         let at = again
             .iter()
@@ -1022,6 +1026,15 @@ mod jcs_tests {
             assert_ne!(bad, text);
             assert!(check_canonical(bad.as_bytes()).is_err(), "{bad}");
         }
+        // A big integral float is written as plain digits (its JCS text) and re-checks as
+        // canonical; digits that are no double's shortest text do not.
+        let big = jcs(&serde_json::json!({ "f": 2.009_485_676_415_187_2e18 })).unwrap();
+        assert_eq!(big, br#"{"f":2009485676415187200}"#);
+        let with =
+            |x: &str| text.replacen("\"version\":1}", &format!("\"version\":1,\"x\":{x}}}"), 1);
+        check_canonical(with("2009485676415187200").as_bytes()).unwrap();
+        assert!(check_canonical(with("9007199254740993").as_bytes()).is_err());
+        assert!(check_canonical(with("1E3").as_bytes()).is_err());
         let v1 = text.replacen("\"schema\":2,", "", 1);
         check_canonical(v1.as_bytes()).unwrap();
         assert_eq!(decode(v1.as_bytes()).unwrap().schema, 1);

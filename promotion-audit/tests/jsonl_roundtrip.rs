@@ -413,3 +413,41 @@ fn the_outside_jcs_implementation_agrees_with_the_writer() {
         );
     }
 }
+
+/// Lone UTF-16 surrogates (RFC 8785 §3.2.2.2 leaves them out of I-JSON): a Rust string cannot
+/// hold one, so the writer never produces one; an export line carrying `\ud800` (its hash
+/// recomputed) is refused by the import, never silently replaced.
+#[test]
+fn a_lone_surrogate_in_an_export_line_does_not_import() {
+    let store = AuditStore::memory(options()).unwrap();
+    let stream = StreamId::new("release-train").unwrap();
+    let event = verdict(json!({ "note": "SURROGATE" }));
+    block_on(store.append(&stream, ExpectedVersion::NoStream, &[event])).unwrap();
+    let exported = block_on(store.with_reader(|b| {
+        let mut out = Vec::new();
+        promotion_audit::jsonl::export(b, &mut out)?;
+        Ok(out)
+    }))
+    .unwrap();
+    let text = String::from_utf8(exported).unwrap();
+    let line = text.lines().next().unwrap();
+    let inner = line.strip_prefix("{\"entry\":").unwrap();
+    let end = inner.rfind(",\"hash\":\"").unwrap();
+    let entry = inner[..end].replacen("SURROGATE", "\\ud800", 1);
+    let forged = format!(
+        "{{\"entry\":{entry},\"hash\":\"{}\",\"seq\":0}}\n",
+        leaf_hash(entry.as_bytes())
+    );
+    let err = promotion_audit::jsonl::import(
+        &mut BufReader::new(forged.as_bytes()),
+        &mut MemoryBackend::new(),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    // serde_json's words: "lone leading surrogate" or "unexpected end of hex escape".
+    assert!(
+        err.starts_with("line 1") && (err.contains("surrogate") || err.contains("hex escape")),
+        "{err}"
+    );
+}

@@ -152,3 +152,43 @@ fn a_schema_1_log_extended_with_schema_2_entries_verifies_as_one_log() {
     .unwrap();
     assert_eq!(again.root, report.root);
 }
+
+/// The Python standard-library checker (`tests/outside/verify_export.py`) re-hashes the
+/// schema-1 fixture as stored bytes (no `schema` member) and agrees with its root.
+#[test]
+fn the_schema_1_fixture_re_hashes_outside_the_project() {
+    let found = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let skipped =
+            "SKIPPED: python3 is not on PATH; the outside check of the fixture did not run";
+        if std::env::var_os("CI").is_some() {
+            panic!("{skipped} (and CI is set: python3 is required)");
+        }
+        eprintln!("{skipped}");
+        return;
+    }
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/outside/verify_export.py"
+        ))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/audit-v1.jsonl"
+        ))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    let mut target = MemoryBackend::new();
+    let report =
+        promotion_audit::jsonl::import(&mut BufReader::new(FIXTURE.as_bytes()), &mut target, None)
+            .unwrap();
+    assert_eq!(
+        said.trim(),
+        format!("ok 3 entries, root {}", hex::encode(report.root))
+    );
+}
