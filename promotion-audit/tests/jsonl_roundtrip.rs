@@ -250,7 +250,7 @@ fn an_export_re_hashes_outside_the_project() {
             "value": f,
             "requests": MAX_SAFE - i as i64,
             "note": "é\n\"😀\"\u{1f}\u{2028}",
-            "keys": { "\u{e000}": 1, "😀": 2, "a": null, "\u{80}": [1e21, 1e-7, -0.0, 5e-324] },
+            "keys": { "\u{e000}": 1, "😀": 2, "a": null, "\u{80}": [1e21, 1e-7, -0.0, 5e-324, 2.009_485_676_415_187_2e18, 1e20] },
         });
         block_on(store.append(&stream, ExpectedVersion::Any, &[verdict(data)])).unwrap();
     }

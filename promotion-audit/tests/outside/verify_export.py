@@ -38,7 +38,9 @@ def jcs_number(x):
     if isinstance(x, bool):
         raise NotCanonical("a boolean is not a number")
     if isinstance(x, int):
-        if abs(x) > MAX_SAFE_INTEGER:
+        # Digits beyond 2^53 are canonical only as the exact text of a double (a big integral
+        # float is written that way); others would be rounded.
+        if abs(x) > MAX_SAFE_INTEGER and int(float(x)) != x:
             raise NotCanonical(f"the integer {x} is not exactly a double")
         x = float(x)
     if x != x or x in (float("inf"), float("-inf")):
