@@ -969,9 +969,10 @@ fn main() -> Res<()> {
 
     let mut appends = None;
     if run("append") {
+        let (rounds, slice) = rounds_and_slice();
         println!(
-            "\n1. durable appends: {ROUNDS} rounds of {} ms per configuration, interleaved",
-            SLICE.as_millis()
+            "\n1. durable appends: {rounds} rounds of {} ms per configuration, interleaved",
+            slice.as_millis()
         );
         let mut r = append_part(dir.path())?;
         let show = |name: &str, t: &Tally, unit: &str| {
