@@ -14,8 +14,9 @@
 //!    place and appending. The disk's speed changes with other work on the machine, so the
 //!    configurations run interleaved: 6 rounds, each running every configuration for 500 ms
 //!    (`PROMOTION_BENCH_ROUNDS`, `PROMOTION_BENCH_SLICE_MS` shorten it). (C) the ceiling: plain
-//!    rusqlite group-committing the same pre-encoded entry bytes from 64 appender threads
-//!    through one writer thread, same durability, with no hashing, Merkle nodes or signing;
+//!    rusqlite group-committing the same pre-encoded entry bytes from 64 appender tasks
+//!    through one writer thread, each batch as one row (as the store writes a batch as one
+//!    block), same durability, with no hashing, Merkle nodes, stream index or signing;
 //!    the store's rate is reported as a fraction of it, round by round. A fourth store runs 64
 //!    appenders with `max_batch = 1`: one signed checkpoint per entry, the worst case. The
 //!    old goal (64 appenders at 20 times baseline A) is retired: two cores cap any design
@@ -487,19 +488,18 @@ impl FsyncBaseline {
 }
 
 /// Ceiling C: what SQLite alone does with the store's group commit and none of its work.
-/// `CEILING_APPENDERS` appender threads each hand one pre-encoded entry (the same bytes and
-/// recorded hash as the store's entries, so no encoding, hashing, Merkle nodes or signing) to
-/// one writer thread and wait for its acknowledgement; the writer takes every entry waiting
-/// (up to the store's 1024), inserts them in one transaction into a table like the store's
-/// (`UNIQUE (stream, version)` index included) with WAL and `synchronous = FULL`, commits,
-/// and acknowledges. The store at 64 appenders, as a fraction of this, is what its own work
-/// costs.
+/// `CEILING_APPENDERS` appenders (tasks on a two-worker tokio runtime, like the store's) each
+/// hand one pre-encoded entry (the same bytes as the store's entries, so no encoding, hashing,
+/// Merkle nodes, stream index or signing) to one writer thread and wait for its
+/// acknowledgement; the writer takes every entry waiting (up to the store's 1024) and commits
+/// them as one row holding the batch's bytes one after another (the store, too, writes a
+/// batch's entries as one block row), with WAL and `synchronous = FULL`, then acknowledges.
+/// The store at 64 appenders, as a fraction of this, is what its own work costs.
 struct Ceiling {
     conn: Option<Connection>,
     bytes: std::sync::Arc<Vec<u8>>,
-    hash: [u8; 32],
     next: i64,
-    versions: Vec<i64>,
+    rt: tokio::runtime::Runtime,
     tally: Tally,
     commits: u64,
 }
@@ -508,25 +508,21 @@ const CEILING_APPENDERS: usize = 64;
 
 impl Ceiling {
     fn open(dir: &Path) -> Res<Self> {
-        let (bytes, hash) = sample_entry()?;
+        let (bytes, _) = sample_entry()?;
         let conn = Connection::open(dir.join("ceiling.db"))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
-             CREATE TABLE entries (
-                 seq     INTEGER PRIMARY KEY,
-                 stream  TEXT    NOT NULL,
-                 version INTEGER NOT NULL,
-                 bytes   BLOB    NOT NULL,
-                 hash    BLOB    NOT NULL,
-                 UNIQUE (stream, version)
+             CREATE TABLE blocks (
+                 first INTEGER PRIMARY KEY,
+                 count INTEGER NOT NULL,
+                 data  BLOB    NOT NULL
              );",
         )?;
         Ok(Ceiling {
             conn: Some(conn),
             bytes: std::sync::Arc::new(bytes),
-            hash,
             next: 0,
-            versions: vec![0; CEILING_APPENDERS],
+            rt: runtime()?,
             tally: Tally::default(),
             commits: 0,
         })
@@ -534,18 +530,16 @@ impl Ceiling {
 
     fn run(&mut self, slice: Duration) -> Res<()> {
         use std::sync::mpsc;
-        type Job = (usize, i64, mpsc::SyncSender<()>);
+        type Job = futures::channel::oneshot::Sender<()>;
         let conn = self.conn.take().ok_or("the ceiling's connection is gone")?;
         let (tx, rx) = mpsc::channel::<Job>();
-        let (bytes, hash, mut next) = (self.bytes.clone(), self.hash, self.next);
-        let names: Vec<StreamId> = (0..CEILING_APPENDERS as u64).map(stream).collect();
+        let (bytes, mut next) = (self.bytes.clone(), self.next);
         let writer = std::thread::spawn(move || -> Result<(Connection, i64, u64), String> {
             let mut commits = 0u64;
+            let mut data = Vec::new();
             {
                 let mut stmt = conn
-                    .prepare_cached(
-                        "INSERT INTO entries (seq, stream, version, bytes, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )
+                    .prepare_cached("INSERT INTO blocks (first, count, data) VALUES (?1, ?2, ?3)")
                     .map_err(|e| e.to_string())?;
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];
@@ -555,22 +549,18 @@ impl Ceiling {
                             Err(_) => break,
                         }
                     }
+                    data.clear();
+                    for _ in &batch {
+                        data.extend_from_slice(&bytes);
+                    }
                     conn.execute_batch("BEGIN IMMEDIATE")
                         .map_err(|e| e.to_string())?;
-                    for (who, version, _) in &batch {
-                        stmt.execute(params![
-                            next,
-                            names[*who].as_str(),
-                            version,
-                            &bytes[..],
-                            &hash[..]
-                        ])
+                    stmt.execute(params![next, batch.len() as i64, &data[..]])
                         .map_err(|e| e.to_string())?;
-                        next += 1;
-                    }
                     conn.execute_batch("COMMIT").map_err(|e| e.to_string())?;
+                    next += batch.len() as i64;
                     commits += 1;
-                    for (_, _, ack) in batch {
+                    for ack in batch {
                         let _ = ack.send(());
                     }
                 }
@@ -580,34 +570,30 @@ impl Ceiling {
         let written_before = written();
         let start = Instant::now();
         let deadline = start + slice;
-        let appenders: Vec<_> = (0..CEILING_APPENDERS)
-            .map(|who| {
-                let tx = tx.clone();
-                let mut version = self.versions[who];
-                std::thread::spawn(move || {
-                    let (ack_tx, ack_rx) = mpsc::sync_channel(1);
-                    let mut n = 0u64;
-                    while Instant::now() < deadline {
-                        version += 1;
-                        if tx.send((who, version, ack_tx.clone())).is_err() {
-                            break;
+        let n = self.rt.block_on(async move {
+            let tasks: Vec<_> = (0..CEILING_APPENDERS)
+                .map(|_| {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let mut n = 0u64;
+                        while Instant::now() < deadline {
+                            let (ack, done) = futures::channel::oneshot::channel();
+                            if tx.send(ack).is_err() || done.await.is_err() {
+                                break;
+                            }
+                            n += 1;
                         }
-                        if ack_rx.recv().is_err() {
-                            break;
-                        }
-                        n += 1;
-                    }
-                    (version, n)
+                        n
+                    })
                 })
-            })
-            .collect();
-        drop(tx);
-        let mut n = 0;
-        for (who, a) in appenders.into_iter().enumerate() {
-            let (version, count) = a.join().map_err(|_| "a ceiling appender panicked")?;
-            self.versions[who] = version;
-            n += count;
-        }
+                .collect();
+            drop(tx);
+            let mut n = 0;
+            for t in tasks {
+                n += t.await.unwrap_or(0);
+            }
+            n
+        });
         let elapsed = secs(start.elapsed());
         let (conn, next, commits) = writer.join().map_err(|_| "the ceiling writer panicked")??;
         self.conn = Some(conn);
