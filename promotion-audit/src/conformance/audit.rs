@@ -197,13 +197,23 @@ fn rename_stage4(bytes: &[u8]) -> Vec<u8> {
 /// A rewrite that re-chains and re-hashes everything after it and recomputes the Merkle
 /// nodes ([`forge`](super::forge)) is caught by the signed checkpoints, at the entry it
 /// rewrote; once every checkpoint is deleted as well, verifying with the trusted key fails
-/// because nothing signed is left, and so does verifying with the store's own key. (An empty
-/// log, before any append, verifies: it has nothing to vouch for.)
+/// because nothing signed is left, and so does verifying with the store's own key. An empty
+/// log, before any append, looks exactly like a log emptied of everything: under a key it
+/// fails unless an empty log is expected ([`Anchors::expect_empty`](crate::Anchors)).
 pub async fn rewrite_without_checkpoints(h: Harness) {
-    // An empty log has nothing to vouch for: it verifies with the key, no signature checked.
-    let empty = (h.open)(options()).verify(None).await.unwrap();
+    let fresh = (h.open)(options());
+    match fresh.verify(None).await {
+        Err(AuditError::NoCheckpoint { entries: 0 }) => {}
+        other => panic!("an empty, unsigned log verified under the store's key: {other:?}"),
+    }
+    let expected = crate::verify::Anchors {
+        expect_empty: true,
+        ..crate::verify::Anchors::default()
+    };
+    let empty = fresh.verify_anchored(None, expected).await.unwrap();
     assert_eq!((empty.entries, empty.checkpoints), (0, 0));
     assert!(!empty.signature_checked);
+    drop(fresh);
     let store = ten_entries(&h).await;
     assert_eq!(store.verify(None).await.unwrap().checkpoints, 10);
     super::forge(&store, h.tamper.as_ref(), 4, rename_stage4).await;
