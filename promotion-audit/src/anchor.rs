@@ -24,6 +24,10 @@ pub struct Anchors {
     /// checkpoint consistent with every one it saw before, so a log that shows the witnesses
     /// one history and the verifier another is caught.
     pub min_witnesses: usize,
+    /// With a trusted key, an empty log without a checkpoint verifies only when this is set
+    /// (a log just created): otherwise it is refused, as a log whose entries and checkpoints
+    /// were all deleted looks exactly the same. Without a trusted key it changes nothing.
+    pub expect_empty: bool,
 }
 
 /// Opens the trusted checkpoint (signed by `verifier`) and counts the witness cosignatures

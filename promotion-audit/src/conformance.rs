@@ -72,9 +72,9 @@ mod memory;
 
 pub use audit::{
     anchors_refuse_rollback_and_fork, checkpoints_pinpoint_a_rewrite, concurrent_appends,
-    conflicts, every_checkpoint_verified, export_import, leases, leases_survive_reopening,
-    ordering_and_versions, proofs, reopen, rewrite_without_checkpoints, tamper_detection,
-    two_writers,
+    conflicts, cosignatures_stored_beside_checkpoints, every_checkpoint_verified, export_import,
+    leases, leases_survive_reopening, ordering_and_versions, proofs, reopen,
+    rewrite_without_checkpoints, tamper_detection, two_writers,
 };
 pub use memory::memory_harness;
 
@@ -211,4 +211,5 @@ pub async fn run_all(make: &dyn Fn() -> Harness) {
     every_checkpoint_verified(make()).await;
     export_import(make()).await;
     anchors_refuse_rollback_and_fork(make()).await;
+    cosignatures_stored_beside_checkpoints(make()).await;
 }

@@ -20,11 +20,13 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
+use crate::backend::Backend;
 use crate::checkpoint::{
     check_key_id, check_name, decode_key_material_for, encode_key_material_for, format_private_key,
     key_id_for, malformed, parse_private_key, parse_signature_line, random_seed, split_key_fields,
     Checkpoint, CheckpointError, CheckpointVerifier, MAX_SIGNATURES, SIG_PREFIX,
 };
+use crate::error::AuditError;
 use crate::merkle::{verify_consistency, Hash, ProofError};
 
 /// The signature type byte of `cosignature/v1` Ed25519 cosignatures.
@@ -224,13 +226,16 @@ impl CosignatureVerifier {
 
     /// The timestamp of this witness's valid cosignature on `note`.
     ///
-    /// Lines by other keys are ignored; a line by this key (name and key id) that is not 76
-    /// bytes or does not verify is [`CheckpointError::BadSignature`]; none is
+    /// Lines by other keys are ignored. Of the lines by this key (name and key id), the first
+    /// that verifies gives the timestamp (a note kept beside a stored checkpoint may hold a
+    /// line forged in this key's name beside the real one: it must not hide it); when none
+    /// verifies, [`CheckpointError::BadSignature`]; when there is none,
     /// [`CheckpointError::UnknownKey`].
     pub fn verify(&self, note: &str) -> Result<u64, CheckpointError> {
         let (text, lines) = split_note(note)?;
         let text_lines = text.matches('\n').count();
         let display = format!("{}+{:08x}", self.name, self.key_id);
+        let mut bad_seen = false;
         for (index, line) in lines.into_iter().enumerate() {
             let number = text_lines.saturating_add(2).saturating_add(index);
             if index >= MAX_SIGNATURES {
@@ -240,20 +245,25 @@ impl CosignatureVerifier {
             if name != self.name || key_id != self.key_id {
                 continue;
             }
-            let bad = || CheckpointError::BadSignature {
-                name: display.clone(),
-            };
             let (Some(time), Some(signature)) = (rest.get(..8), rest.get(8..)) else {
-                return Err(bad());
+                bad_seen = true;
+                continue;
             };
             let mut be = [0u8; 8];
             be.copy_from_slice(time);
             let timestamp = u64::from_be_bytes(be);
-            let signature = Signature::from_slice(signature).map_err(|_| bad())?;
-            self.key
-                .verify_strict(signed_message(text, timestamp).as_bytes(), &signature)
-                .map_err(|_| bad())?;
-            return Ok(timestamp);
+            let verified = Signature::from_slice(signature).is_ok_and(|signature| {
+                self.key
+                    .verify_strict(signed_message(text, timestamp).as_bytes(), &signature)
+                    .is_ok()
+            });
+            if verified {
+                return Ok(timestamp);
+            }
+            bad_seen = true;
+        }
+        if bad_seen {
+            return Err(CheckpointError::BadSignature { name: display });
         }
         Err(CheckpointError::UnknownKey { name: display })
     }
@@ -361,6 +371,93 @@ pub fn witness_check(
         }
     })?;
     Ok(new)
+}
+
+/// Stores the witness cosignatures `cosigned` carries beside the log's checkpoint of the same
+/// tree size, in one transaction on `backend`'s write handle: the stored note keeps its text
+/// and every signature line it had (the log's own first), and gains each of `cosigned`'s
+/// signature lines it does not hold yet; lines are never removed or replaced. Returns how many
+/// lines were added.
+///
+/// Nothing is trusted here: a line is kept if it is well-formed, and counted only when
+/// verification checks it with a witness's key ([`cosignatures`]), so a forged line stored
+/// beside a checkpoint never counts. Refused: a note whose text differs from the stored
+/// checkpoint's (another origin or root: [`AuditError::Anchor`]), a size with no stored
+/// checkpoint, and more signature lines than a note may hold.
+pub fn store_cosignatures(backend: &mut dyn Backend, cosigned: &str) -> Result<usize, AuditError> {
+    let (text, lines) = split_note(cosigned)?;
+    let cp = Checkpoint::parse_body(text)?;
+    for (i, line) in lines.iter().enumerate() {
+        parse_signature_line(i.saturating_add(1), line)?;
+    }
+    backend.begin()?;
+    let result = merge_cosignatures(backend, &cp, text, &lines);
+    match result {
+        Ok(0) => {
+            backend.rollback();
+            Ok(0)
+        }
+        Ok(added) => {
+            backend.commit()?;
+            Ok(added)
+        }
+        Err(e) => {
+            backend.rollback();
+            Err(e)
+        }
+    }
+}
+
+fn merge_cosignatures(
+    backend: &mut dyn Backend,
+    cp: &Checkpoint,
+    text: &str,
+    lines: &[&str],
+) -> Result<usize, AuditError> {
+    let stored = backend
+        .read_checkpoints(cp.size, 1)?
+        .into_iter()
+        .find(|(size, _)| *size == cp.size)
+        .map(|(_, note)| note)
+        .ok_or_else(|| {
+            AuditError::Anchor(format!(
+                "the log stores no checkpoint at size {} to keep cosignatures beside",
+                cp.size
+            ))
+        })?;
+    let (stored_text, stored_lines) = split_note(&stored)?;
+    if stored_text != text {
+        return Err(AuditError::Anchor(format!(
+            "the cosigned checkpoint at size {} is not the one the log stores (another origin or root)",
+            cp.size
+        )));
+    }
+    // Only ever added: a line (even one forged in a witness's name) never displaces another,
+    // and verification counts a witness if any of its lines verifies.
+    let mut merged: Vec<String> = stored_lines.iter().map(|l| (*l).to_owned()).collect();
+    let mut added = 0;
+    for line in lines {
+        if merged.iter().any(|m| m == line) {
+            continue;
+        }
+        merged.push((*line).to_owned());
+        added += 1;
+    }
+    if merged.len() > MAX_SIGNATURES {
+        return Err(AuditError::Anchor(format!(
+            "a checkpoint note holds at most {MAX_SIGNATURES} signatures; with these cosignatures it would hold {}",
+            merged.len()
+        )));
+    }
+    if added > 0 {
+        let mut note = format!("{text}\n");
+        for line in &merged {
+            note.push_str(line);
+            note.push('\n');
+        }
+        backend.insert_checkpoint(cp.size, &note)?;
+    }
+    Ok(added)
 }
 
 /// Parses a proof as printed by `promote log proof`: one standard base64 hash per line (the

@@ -11,6 +11,9 @@
 //! (SHA-256 of a zero byte and the bytes) of exactly the text between `{"entry":` and
 //! `,"hash":`, so it can be recomputed from the line alone, and an export re-imports to the
 //! same hashes and root whatever the entries hold (floats included: nothing is re-parsed).
+//! Entries of schema 2 ([`crate::entry::SCHEMA_JCS`]) are RFC 8785 canonical JSON, so a tool
+//! that parses the line can also re-create the bytes with any JCS implementation; an import
+//! refuses a schema-2 entry that is not exactly in that form.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -21,7 +24,7 @@ use serde_json::value::RawValue;
 
 use crate::backend::Backend;
 use crate::checkpoint::CheckpointVerifier;
-use crate::entry::{decode, StoredEntry, GENESIS_PREV};
+use crate::entry::{check_canonical, decode, StoredEntry, GENESIS_PREV};
 use crate::error::{AuditError, BackendError};
 use crate::merkle::{leaf_hash, Frontier, Hash};
 use crate::verify::{unsigned_checkpoint, CHUNK};
@@ -177,6 +180,9 @@ fn import_inner(
                     )));
                 }
                 let decoded = decode(&bytes).map_err(|e| bad(format!("entry {seq}: {e}")))?;
+                // A schema-2 entry must be exactly its RFC 8785 form, or outside tools could
+                // not re-create the bytes its hash covers.
+                check_canonical(&bytes).map_err(|e| bad(format!("entry {seq}: {e}")))?;
                 if decoded.seq != seq {
                     return Err(bad(format!(
                         "entry {seq} claims to be entry {}",

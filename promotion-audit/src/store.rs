@@ -352,6 +352,24 @@ impl AuditStore {
             .ok_or_else(|| AuditError::InvalidRequest("no trusted checkpoint was checked".into()))
     }
 
+    /// Adds the witness cosignatures `cosigned` carries to the stored checkpoint of the same
+    /// tree size, so that [`verify_anchored`](Self::verify_anchored) can count them with no
+    /// file passed: see [`cosign::store_cosignatures`](crate::cosign::store_cosignatures).
+    /// Returns how many cosignature lines were added.
+    pub async fn store_cosignatures(&self, cosigned: &str) -> Result<usize, AuditError> {
+        let (reply, rx) = futures::channel::oneshot::channel();
+        let cosigned = cosigned.to_owned();
+        self.inner
+            .writer
+            .send(writer::WriterJob::Lease(writer::LeaseJob::Run(Box::new(
+                move |b: &mut dyn Backend| {
+                    let _ = reply.send(crate::cosign::store_cosignatures(b, &cosigned));
+                },
+            ))))
+            .map_err(|_| AuditError::Stopped)?;
+        rx.await.map_err(|_| AuditError::Stopped)?
+    }
+
     /// Runs `f` on the reader thread's backend handle (exports, custom queries).
     pub async fn with_reader<R, F>(&self, f: F) -> Result<R, AuditError>
     where

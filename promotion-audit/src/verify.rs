@@ -87,8 +87,9 @@ fn parse_unsigned(note: &str) -> Result<Checkpoint, CheckpointError> {
 /// With `verifier`, every checkpoint must also carry a valid signature by that key, and the
 /// signed checkpoints must cover the whole log: a log with entries but no checkpoint fails with
 /// [`AuditError::NoCheckpoint`], entries after the latest with [`AuditError::UnsignedTail`].
-/// An empty log has nothing to vouch for and verifies; a log emptied of entries and checkpoints
-/// alike is a rollback to size 0, which only a checkpoint saved outside the log can expose.
+/// An empty log with no checkpoint is refused too ([`AuditError::NoCheckpoint`] with 0
+/// entries): it is exactly what deleting every entry and checkpoint leaves. A new log, empty
+/// by design, verifies only through [`verify_anchored`] with [`Anchors::expect_empty`].
 /// A rewrite that kept every entry, chain link and node consistent is reported from the first
 /// checkpoint whose root differs, narrowed by the last one that verifies
 /// ([`Tampered::within`]).
@@ -112,7 +113,9 @@ pub fn verify_anchored(
     let (anchor, cosignatures) = anchor::open(backend, verifier, anchors)?;
     if verifier.is_some() && backend.latest_checkpoint()?.is_none() {
         let entries = backend.size()?;
-        if entries > 0 {
+        // An empty log with no checkpoint is what a rollback to size 0 leaves: with a trusted
+        // key it passes only when the caller says an empty log is expected.
+        if entries > 0 || !anchors.expect_empty {
             return Err(AuditError::NoCheckpoint { entries });
         }
     }

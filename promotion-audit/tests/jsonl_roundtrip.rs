@@ -1,8 +1,12 @@
 //! The JSON Lines export carries every entry's stored bytes exactly (issue 16, item 4): each
 //! line's `entry` re-hashes, with a SHA-256 of its own, to the hash the line records, and the
 //! export re-imports to the same entries and root, whatever the entries hold: floats of every
-//! magnitude (subnormals, the largest exponents, values serde_json's default parser rounds one
-//! ULP off), integers at the ends of their ranges, any Unicode and every escape.
+//! magnitude (subnormals, the largest exponents, 1e21, 1e-7, -0.0, values serde_json's default
+//! parser rounds one ULP off), integers at the ends of the range RFC 8785 holds exactly
+//! (±(2^53 − 1); beyond it the append is refused), any Unicode and every escape. Entries are
+//! RFC 8785 (JCS) canonical JSON: an independent JCS implementation in Python's standard
+//! library (`tests/outside/verify_export.py`) re-creates every entry's bytes from the parsed
+//! line and recomputes its leaf hash.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,6 +26,7 @@ use promotion_core::{
     StreamId,
 };
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -73,17 +78,24 @@ fn float() -> impl Strategy<Value = f64> {
         Just(5e-324),
         Just(0.1 + 0.2),
         Just(-0.0),
+        Just(1e21),
+        Just(1e-7),
+        Just(9.999_999_999_999_999e20),
+        Just(1e-6),
         Just(7.0 / 3011.0),
     ]
     .prop_filter("JSON numbers are finite", |f| f.is_finite())
 }
 
+/// 2^53 − 1: the largest integer RFC 8785 (an IEEE double) holds exactly.
+const MAX_SAFE: i64 = (1 << 53) - 1;
+
 fn integer() -> impl Strategy<Value = Value> {
     prop_oneof![
-        any::<u64>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        Just(Value::from(u64::MAX)),
-        Just(Value::from(i64::MIN)),
+        (-MAX_SAFE..=MAX_SAFE).prop_map(Value::from),
+        (0..=MAX_SAFE as u64).prop_map(Value::from),
+        Just(Value::from(MAX_SAFE)),
+        Just(Value::from(-MAX_SAFE)),
     ]
 }
 
@@ -234,7 +246,12 @@ fn an_export_re_hashes_outside_the_project() {
         .into_iter()
         .enumerate()
     {
-        let data = json!({ "value": f, "requests": u64::MAX - i as u64, "note": "é\n\"😀\"" });
+        let data = json!({
+            "value": f,
+            "requests": MAX_SAFE - i as i64,
+            "note": "é\n\"😀\"\u{1f}\u{2028}",
+            "keys": { "\u{e000}": 1, "😀": 2, "a": null, "\u{80}": [1e21, 1e-7, -0.0, 5e-324, 2.009_485_676_415_187_2e18, 1e20] },
+        });
         block_on(store.append(&stream, ExpectedVersion::Any, &[verdict(data)])).unwrap();
     }
     let exported = block_on(store.with_reader(|b| {
@@ -278,5 +295,159 @@ fn an_export_re_hashes_outside_the_project() {
     );
     let (ok, said) = run(damaged.as_bytes());
     assert!(!ok, "{said}");
-    assert!(said.starts_with("line 2: the entry hashes to"), "{said}");
+    assert!(said.starts_with("line 2: "), "{said}");
+    // The same entry written with its keys in another order (the same JSON value, not its
+    // RFC 8785 form), its hash recomputed over the new bytes: both importers refuse it.
+    let line2 = text.lines().nth(1).unwrap();
+    let reordered = line2.replacen(
+        r#"{"entry":{"at":"2026-12-07T10:00:00Z","#,
+        r#"{"entry":{"version":2,"at":"2026-12-07T10:00:00Z","#,
+        1,
+    );
+    let reordered = reordered.replacen(r#","version":2},"hash""#, r#"},"hash""#, 1);
+    assert_ne!(reordered, line2);
+    let inner = reordered.strip_prefix("{\"entry\":").unwrap();
+    let end = inner.rfind(",\"hash\":\"").unwrap();
+    let rehashed = format!(
+        "{{\"entry\":{},\"hash\":\"{}\",\"seq\":1}}",
+        &inner[..end],
+        leaf_hash(&inner.as_bytes()[..end])
+    );
+    let forged = text.replacen(line2, &rehashed, 1);
+    let (ok, said) = run(forged.as_bytes());
+    assert!(!ok, "{said}");
+    assert_eq!(
+        said.trim(),
+        "line 2: the entry is not in RFC 8785 canonical form"
+    );
+    let err = promotion_audit::jsonl::import(
+        &mut BufReader::new(forged.as_bytes()),
+        &mut MemoryBackend::new(),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("not in RFC 8785 canonical form"), "{err}");
+}
+
+/// An integer RFC 8785 cannot hold exactly is refused at append, with its place named, and
+/// nothing is written: never rounded silently.
+#[test]
+fn an_integer_beyond_2_pow_53_is_refused_where_it_sits() {
+    let store = AuditStore::memory(options()).unwrap();
+    let stream = StreamId::new("release-train").unwrap();
+    let event = verdict(json!({ "bytes": { "sent": [1, 9_007_199_254_740_993u64] } }));
+    let err = block_on(store.append(&stream, ExpectedVersion::Any, &[event]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("9007199254740993")
+            && err.contains("/evidence/data/bytes/sent/1")
+            && err.contains("2^53"),
+        "{err}"
+    );
+    assert_eq!(block_on(store.size()).unwrap(), 0);
+    let ok = verdict(json!({ "bytes": MAX_SAFE, "neg": -MAX_SAFE }));
+    block_on(store.append(&stream, ExpectedVersion::Any, &[ok])).unwrap();
+    round_trip(&store);
+}
+
+/// The project's JCS (serde_json_canonicalizer, below the entry writer) and the Python
+/// script's own implementation agree on thousands of values: random doubles of every
+/// magnitude, RFC 8785 Appendix B's, keys that sort differently by UTF-16 than by code point,
+/// and strings with every escape.
+#[test]
+fn the_outside_jcs_implementation_agrees_with_the_writer() {
+    let Some(python) = python3() else {
+        return;
+    };
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let floats: Vec<f64> = (0..3000)
+        .map(|_| float().new_tree(&mut runner).unwrap().current())
+        .collect();
+    let texts: Vec<String> = (0..300)
+        .map(|_| text().new_tree(&mut runner).unwrap().current())
+        .collect();
+    let mut keys = Map::new();
+    for (i, t) in texts.iter().enumerate() {
+        keys.insert(t.clone(), json!(i));
+    }
+    for k in ["\u{e000}", "😀", "\u{ffff}", "a", "\u{80}", "\r", "1"] {
+        keys.insert(k.to_owned(), Value::Null);
+    }
+    let value = json!({ "floats": floats, "texts": texts, "keys": keys,
+        "ints": [0, 1, -1, MAX_SAFE, -MAX_SAFE, 3011] });
+    let ours = String::from_utf8(promotion_audit::entry::jcs(&value).unwrap()).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/outside/verify_export.py"
+    );
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .arg("--jcs")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        // The input is serde_json's own (non-canonical) text: the script parses it itself.
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(serde_json::to_string_pretty(&value).unwrap().as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let theirs = String::from_utf8(out.stdout).unwrap();
+    if theirs != ours {
+        let at = ours
+            .bytes()
+            .zip(theirs.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        panic!(
+            "the implementations differ at byte {at}: ours …{}… theirs …{}…",
+            &ours[at.saturating_sub(40)..(at + 40).min(ours.len())],
+            &theirs[at.saturating_sub(40)..(at + 40).min(theirs.len())]
+        );
+    }
+}
+
+/// Lone UTF-16 surrogates (RFC 8785 §3.2.2.2 leaves them out of I-JSON): a Rust string cannot
+/// hold one, so the writer never produces one; an export line carrying `\ud800` (its hash
+/// recomputed) is refused by the import, never silently replaced.
+#[test]
+fn a_lone_surrogate_in_an_export_line_does_not_import() {
+    let store = AuditStore::memory(options()).unwrap();
+    let stream = StreamId::new("release-train").unwrap();
+    let event = verdict(json!({ "note": "SURROGATE" }));
+    block_on(store.append(&stream, ExpectedVersion::NoStream, &[event])).unwrap();
+    let exported = block_on(store.with_reader(|b| {
+        let mut out = Vec::new();
+        promotion_audit::jsonl::export(b, &mut out)?;
+        Ok(out)
+    }))
+    .unwrap();
+    let text = String::from_utf8(exported).unwrap();
+    let line = text.lines().next().unwrap();
+    let inner = line.strip_prefix("{\"entry\":").unwrap();
+    let end = inner.rfind(",\"hash\":\"").unwrap();
+    let entry = inner[..end].replacen("SURROGATE", "\\ud800", 1);
+    let forged = format!(
+        "{{\"entry\":{entry},\"hash\":\"{}\",\"seq\":0}}\n",
+        leaf_hash(entry.as_bytes())
+    );
+    let err = promotion_audit::jsonl::import(
+        &mut BufReader::new(forged.as_bytes()),
+        &mut MemoryBackend::new(),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    // serde_json's words: "lone leading surrogate" or "unexpected end of hex escape".
+    assert!(
+        err.starts_with("line 1") && (err.contains("surrogate") || err.contains("hex escape")),
+        "{err}"
+    );
 }

@@ -175,6 +175,7 @@ impl App {
                         trusted_checkpoint,
                         witness_vkeys,
                         min_witnesses,
+                        expect_empty,
                         json,
                     },
             } => {
@@ -182,6 +183,7 @@ impl App {
                     trusted_checkpoint,
                     witness_vkeys,
                     min_witnesses,
+                    expect_empty,
                 };
                 self.verify(vkey_file.as_deref(), &anchors, json).await
             }
@@ -210,15 +212,24 @@ impl App {
                 checkpoint,
                 proof,
                 out,
-            } => crate::anchors::witness(&crate::anchors::WitnessArgs {
-                state,
-                key,
-                name,
-                log_vkey,
-                checkpoint,
-                proof,
-                out,
-            }),
+                from_log,
+            } => {
+                let args = crate::anchors::WitnessArgs {
+                    state,
+                    key,
+                    name,
+                    log_vkey,
+                    checkpoint,
+                    proof,
+                    out,
+                    from_log,
+                };
+                if args.from_log {
+                    self.witness_log(&args).await
+                } else {
+                    crate::anchors::witness(&args)
+                }
+            }
             Cmd::WhatIf {
                 template,
                 template_version,

@@ -240,12 +240,21 @@ pub(crate) enum Cmd {
         /// The log's checkpoint verifier key.
         #[arg(long, value_name = "FILE")]
         log_vkey: PathBuf,
-        /// The signed checkpoint to cosign (`promote log checkpoint --out`).
-        checkpoint: PathBuf,
+        /// The signed checkpoint to cosign (`promote log checkpoint --out`); not with
+        /// --from-log.
+        #[arg(required_unless_present = "from_log")]
+        checkpoint: Option<PathBuf>,
         /// A consistency proof from the last cosigned checkpoint's size to this one's
-        /// (`promote log proof consistency OLD NEW`).
-        #[arg(long, value_name = "FILE")]
+        /// (`promote log proof consistency OLD NEW`). It is checked against the witness's own
+        /// saved checkpoint, never trusted; --from-log computes it from the log instead.
+        #[arg(long, value_name = "FILE", conflicts_with = "from_log")]
         proof: Option<PathBuf>,
+        /// Read the log itself (the service's --dir or --database): cosign its latest
+        /// checkpoint after computing the consistency proof from the log and checking it
+        /// against the witness's saved state, and store the cosignature beside the checkpoint
+        /// in the log.
+        #[arg(long, conflicts_with = "checkpoint")]
+        from_log: bool,
         /// Write the cosigned checkpoint here instead of printing it.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -331,9 +340,15 @@ pub(crate) enum LogCmd {
         /// --min-witnesses.
         #[arg(long = "witness-vkey", value_name = "FILE")]
         witness_vkeys: Vec<PathBuf>,
-        /// Cosignatures required on the trusted checkpoint (or, without one, on the latest).
+        /// Cosignatures required on the trusted checkpoint (or, without one, on the latest
+        /// stored checkpoint, with the cosignatures stored beside it by `witness --from-log`).
         #[arg(long, default_value_t = 0)]
         min_witnesses: usize,
+        /// With a trusted key, accept an empty log that has no checkpoint yet (a new log).
+        /// Without it an empty, unsigned log is refused: it is what deleting every entry and
+        /// checkpoint leaves.
+        #[arg(long)]
+        expect_empty: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -446,3 +446,107 @@ fn log_export_imports_into_a_new_log_that_verifies_and_a_damaged_line_imports_no
     assert!(r.stderr.contains("line 2"), "{}", r.stderr);
     assert!(!s.path("bad.db").exists(), "nothing imported, no file left");
 }
+
+/// `witness --from-log`: the witness reads the log itself, computes the consistency proof
+/// from its own saved checkpoint, and stores its cosignature beside the log's checkpoint,
+/// where `log verify --min-witnesses` finds it with no file passed. It refuses a rolled-back
+/// log and a fork (another history from the same prefix, signed by the same key).
+#[test]
+fn the_witness_reads_the_log_stores_its_cosignature_and_refuses_rollback_and_fork() {
+    let s = Service::new();
+    s.register();
+    let (state, key, vkey) = (
+        s.p("witness"),
+        s.p("witness/key"),
+        s.p(".promotion/checkpoint.vkey"),
+    );
+    let witness_in = |svc: &Service, code| {
+        svc.expect(
+            &[
+                "witness",
+                "--state",
+                &state,
+                "--key",
+                &key,
+                "--name",
+                "witness.promotion.test/w1",
+                "--log-vkey",
+                &vkey,
+                "--from-log",
+            ],
+            code,
+        )
+    };
+    let w = s.p("witness/key.vkey");
+    let verify = |code| {
+        s.expect(
+            &[
+                "log",
+                "verify",
+                "--witness-vkey",
+                &w,
+                "--min-witnesses",
+                "1",
+            ],
+            code,
+        )
+    };
+    let r = witness_in(&s, 0);
+    assert!(
+        r.stdout.contains("stored beside the checkpoint"),
+        "{}",
+        r.stdout
+    );
+    let r = verify(0);
+    assert!(
+        r.stdout.contains("1 witness cosignatures verified"),
+        "{}",
+        r.stdout
+    );
+
+    // A fork: another service with the same log and key so far, then its own history.
+    let fork = Service::new();
+    copy_state(&s, &fork);
+
+    // The log grows: the new latest checkpoint is not cosigned until the witness runs again,
+    // and the witness proves the extension from the log itself (no --proof).
+    s.register();
+    let r = verify(1);
+    assert!(
+        r.stderr.contains("0 valid witness cosignatures"),
+        "{}",
+        r.stderr
+    );
+    witness_in(&s, 0);
+    verify(0);
+    let seen = s.size();
+
+    fork.register();
+    fork.register();
+    assert!(
+        fork.size() > seen,
+        "the fork is longer than what the witness saw"
+    );
+    let r = witness_in(&fork, 1);
+    assert!(r.stderr.contains("witness refuses"), "{}", r.stderr);
+
+    // Rolled back below what the witness cosigned: refused.
+    truncate_log(&s.path(".promotion/audit.db"), 2);
+    let r = witness_in(&s, 1);
+    assert!(r.stderr.contains("rollback"), "{}", r.stderr);
+    // --from-log takes no proof from anyone (a clap usage error).
+    let r = s.promote(&[
+        "witness",
+        "--state",
+        &state,
+        "--key",
+        &key,
+        "--log-vkey",
+        &vkey,
+        "--from-log",
+        "--proof",
+        &w,
+    ]);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("cannot be used with"), "{}", r.stderr);
+}

@@ -197,13 +197,23 @@ fn rename_stage4(bytes: &[u8]) -> Vec<u8> {
 /// A rewrite that re-chains and re-hashes everything after it and recomputes the Merkle
 /// nodes ([`forge`](super::forge)) is caught by the signed checkpoints, at the entry it
 /// rewrote; once every checkpoint is deleted as well, verifying with the trusted key fails
-/// because nothing signed is left, and so does verifying with the store's own key. (An empty
-/// log, before any append, verifies: it has nothing to vouch for.)
+/// because nothing signed is left, and so does verifying with the store's own key. An empty
+/// log, before any append, looks exactly like a log emptied of everything: under a key it
+/// fails unless an empty log is expected ([`Anchors::expect_empty`](crate::Anchors)).
 pub async fn rewrite_without_checkpoints(h: Harness) {
-    // An empty log has nothing to vouch for: it verifies with the key, no signature checked.
-    let empty = (h.open)(options()).verify(None).await.unwrap();
+    let fresh = (h.open)(options());
+    match fresh.verify(None).await {
+        Err(AuditError::NoCheckpoint { entries: 0 }) => {}
+        other => panic!("an empty, unsigned log verified under the store's key: {other:?}"),
+    }
+    let expected = crate::verify::Anchors {
+        expect_empty: true,
+        ..crate::verify::Anchors::default()
+    };
+    let empty = fresh.verify_anchored(None, expected).await.unwrap();
     assert_eq!((empty.entries, empty.checkpoints), (0, 0));
     assert!(!empty.signature_checked);
+    drop(fresh);
     let store = ten_entries(&h).await;
     assert_eq!(store.verify(None).await.unwrap().checkpoints, 10);
     super::forge(&store, h.tamper.as_ref(), 4, rename_stage4).await;
@@ -429,6 +439,7 @@ pub async fn anchors_refuse_rollback_and_fork(h: Harness) {
         trusted_checkpoint: Some(note.to_owned()),
         witnesses: vec![w1.verifier(), w2.verifier(), w1.verifier()],
         min_witnesses: min,
+        expect_empty: false,
     };
     store
         .verify_anchored(None, witnessed(&cosigned, 1))
@@ -524,4 +535,107 @@ pub async fn anchors_refuse_rollback_and_fork(h: Harness) {
         store.verify_against(&early, &verifier).await.unwrap().size,
         4
     );
+}
+
+/// Witness cosignatures stored beside the log's checkpoints
+/// ([`AuditStore::store_cosignatures`]): once stored they survive reopening and count toward
+/// `min_witnesses` with no note passed in; storing is idempotent; a forged line stored in a
+/// witness's name neither counts nor hides the real one; a cosigned note of another tree (a
+/// fork's root) or of a size with no checkpoint is refused and changes nothing; the log's own
+/// signature stays and the log still verifies.
+pub async fn cosignatures_stored_beside_checkpoints(h: Harness) {
+    let store = (h.open)(options());
+    for i in 0..3 {
+        append(&store, "c", ExpectedVersion::Any, i, 1).await;
+    }
+    let w1 = crate::cosign::Cosigner::from_seed("w1.promotion.test", [11u8; 32]).unwrap();
+    let w2 = crate::cosign::Cosigner::from_seed("w2.promotion.test", [12u8; 32]).unwrap();
+    let witnesses = |min: usize| crate::verify::Anchors {
+        trusted_checkpoint: None,
+        witnesses: vec![w1.verifier(), w2.verifier()],
+        min_witnesses: min,
+        expect_empty: false,
+    };
+    let latest = store.latest_checkpoint().await.unwrap().unwrap();
+    match store.verify_anchored(None, witnesses(1)).await {
+        Err(AuditError::Anchor(_)) => {}
+        other => panic!("no cosignature is stored yet, accepted: {other:?}"),
+    }
+    let by_w1 = w1.cosign(&latest, 1_700_000_000).unwrap();
+    assert_eq!(store.store_cosignatures(&by_w1).await.unwrap(), 1);
+    assert_eq!(store.store_cosignatures(&by_w1).await.unwrap(), 0);
+    drop(store);
+    let store = (h.open)(options());
+    let stored = store.latest_checkpoint().await.unwrap().unwrap();
+    assert!(
+        stored.starts_with(&latest),
+        "the log's note and signature are kept"
+    );
+    let report = store.verify_anchored(None, witnesses(1)).await.unwrap();
+    assert_eq!(report.cosignatures, 1);
+    assert!(report.signature_checked);
+    match store.verify_anchored(None, witnesses(2)).await {
+        Err(AuditError::Anchor(m)) => assert!(m.contains("1 valid witness"), "{m}"),
+        other => panic!("2 witnesses required, 1 stored, accepted: {other:?}"),
+    }
+
+    // A forged line in w2's name (w1's signature bytes under w2's name and key id): stored,
+    // never counted.
+    let w1_line = by_w1.lines().last().unwrap().to_owned();
+    let w2_line = w2
+        .cosign(&latest, 1_700_000_001)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let (w2_head, _) = w2_line.rsplit_once(' ').unwrap();
+    let (_, w1_blob) = w1_line.rsplit_once(' ').unwrap();
+    let mut blob =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, w1_blob).unwrap();
+    let w2_blob = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        w2_line.rsplit_once(' ').unwrap().1,
+    )
+    .unwrap();
+    blob[..4].copy_from_slice(&w2_blob[..4]);
+    let forged_line = format!(
+        "{w2_head} {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &blob)
+    );
+    let forged = format!("{latest}{forged_line}\n");
+    assert_eq!(store.store_cosignatures(&forged).await.unwrap(), 1);
+    match store.verify_anchored(None, witnesses(2)).await {
+        Err(AuditError::Anchor(m)) => assert!(m.contains("1 valid witness"), "{m}"),
+        other => panic!("a forged cosignature counted: {other:?}"),
+    }
+    // The real one, stored after the forgery, counts: the forgery does not hide it.
+    let by_w2 = w2.cosign(&latest, 1_700_000_002).unwrap();
+    assert_eq!(store.store_cosignatures(&by_w2).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .verify_anchored(None, witnesses(2))
+            .await
+            .unwrap()
+            .cosignatures,
+        2
+    );
+
+    // Another tree at the same size (a fork's checkpoint, signed by the log's key): refused.
+    let mut cp = crate::verify::unsigned_checkpoint(&latest).unwrap();
+    cp.root = [0xee; 32];
+    let other_tree = w1.cosign(&suite_signer().sign(&cp), 1).unwrap();
+    match store.store_cosignatures(&other_tree).await {
+        Err(AuditError::Anchor(m)) => assert!(m.contains("not the one the log stores"), "{m}"),
+        other => panic!("a cosignature of another tree was stored: {other:?}"),
+    }
+    cp.size = 99;
+    match store
+        .store_cosignatures(&w1.cosign(&suite_signer().sign(&cp), 1).unwrap())
+        .await
+    {
+        Err(AuditError::Anchor(m)) => assert!(m.contains("no checkpoint at size 99"), "{m}"),
+        other => panic!("a cosignature of no stored checkpoint was stored: {other:?}"),
+    }
+    verifies(&store, 3, Some(1)).await;
 }

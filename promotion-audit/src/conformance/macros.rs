@@ -81,7 +81,7 @@ macro_rules! audit_conformance {
             ordering_and_versions, conflicts, concurrent_appends, leases, reopen, two_writers,
             leases_survive_reopening, proofs, export_import, rewrite_without_checkpoints,
             checkpoints_pinpoint_a_rewrite, every_checkpoint_verified,
-            anchors_refuse_rollback_and_fork
+            anchors_refuse_rollback_and_fork, cosignatures_stored_beside_checkpoints
         );
 
         #[test]

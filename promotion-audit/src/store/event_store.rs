@@ -28,7 +28,7 @@ impl AuditStore {
             .map(|(i, event)| {
                 EncodedEvent::new(event).map_err(|e| {
                     StoreError::from(AuditError::InvalidRequest(format!(
-                        "event {} for {stream} could not be serialised: {e}",
+                        "event {} for {stream} cannot be written: {e}",
                         i + 1
                     )))
                 })

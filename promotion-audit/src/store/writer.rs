@@ -28,8 +28,14 @@ pub(super) struct AppendJob {
     pub(super) reply: Reply,
 }
 
-/// A lease operation, run by the writer between batches in a transaction of its own.
+/// A job on the writer's backend handle, run between batches.
+pub(super) type BackendJob = Box<dyn FnOnce(&mut dyn Backend) + Send>;
+
+/// A lease operation, or another job on the write handle (storing cosignatures), run by the
+/// writer between batches in a transaction of its own.
 pub(super) enum LeaseJob {
+    /// Runs on the write handle; it begins and ends its own transaction.
+    Run(BackendJob),
     Acquire {
         key: LeaseKey,
         holder: ReplicaId,
@@ -109,6 +115,7 @@ impl Writer {
     fn lease(&mut self, job: LeaseJob) {
         let now = self.options.clock.now();
         match job {
+            LeaseJob::Run(job) => job(self.backend.as_mut()),
             LeaseJob::Acquire {
                 key,
                 holder,
@@ -266,14 +273,40 @@ impl Writer {
                     Err(e) => return fail(e.into(), job.reply, accepted, jobs),
                 }
             }
-            for (i, event) in job.events.iter().enumerate() {
-                let version = current + 1 + i as u64;
-                let entry = encode_encoded(seq, &job.stream, version, at, &prev, event);
-                prev = entry.hash;
+            // Framed apart first: a job whose numbers RFC 8785 cannot hold (a `seq` or
+            // `version` beyond 2^53 - 1) is refused alone, leaving the others' chain intact.
+            let (mut job_seq, mut job_prev) = (seq, prev);
+            let framed = job
+                .events
+                .iter()
+                .enumerate()
+                .map(|(i, event)| {
+                    let version = current + 1 + i as u64;
+                    let entry = encode_encoded(job_seq, &job.stream, version, at, &job_prev, event)
+                        .map_err(|e| {
+                            AuditError::InvalidRequest(format!(
+                                "event {} for {} cannot be written: {e}",
+                                i + 1,
+                                job.stream
+                            ))
+                        })?;
+                    job_prev = entry.hash;
+                    job_seq += 1;
+                    Ok(entry)
+                })
+                .collect::<Result<Vec<_>, AuditError>>();
+            let framed = match framed {
+                Ok(framed) => framed,
+                Err(e) => {
+                    let _ = job.reply.send(Err(e.into()));
+                    continue;
+                }
+            };
+            for entry in framed {
                 nodes.extend(frontier.push(entry.hash));
                 entries.push(entry);
-                seq += 1;
             }
+            (seq, prev) = (job_seq, job_prev);
             let version = current + job.events.len() as u64;
             overlay.insert(job.stream.clone(), version);
             accepted.push((job.reply, version));

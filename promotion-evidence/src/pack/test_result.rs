@@ -111,6 +111,7 @@ pub(crate) fn plan_test_results(
             gate,
             outcome,
             evidence: Some(evidence),
+            evidence_digest,
             ..
         } = &e.event().body
         else {
@@ -132,7 +133,15 @@ pub(crate) fn plan_test_results(
         };
         let mut configuration = vec![ResourceDescriptor {
             name: Some(format!("{pipeline}/{stage}/{phase}/{gate}")),
-            digest: BTreeMap::from([("sha256".to_owned(), evidence.digest().to_hex())]),
+            // The digest the log recorded when the gate reported (what approvals bind to):
+            // recomputed from the evidence as read back it can differ, since RFC 8785 entries
+            // keep one number type (an evidence `1.0` reads back as `1`).
+            digest: BTreeMap::from([(
+                "sha256".to_owned(),
+                evidence_digest
+                    .unwrap_or_else(|| evidence.digest())
+                    .to_hex(),
+            )]),
             annotations: Some(GateAnnotations {
                 producer: evidence.producer.clone(),
                 observed_at: time(evidence.observed_at),
