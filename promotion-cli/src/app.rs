@@ -175,6 +175,7 @@ impl App {
                         trusted_checkpoint,
                         witness_vkeys,
                         min_witnesses,
+                        rosters,
                         json,
                     },
             } => {
@@ -183,7 +184,8 @@ impl App {
                     witness_vkeys,
                     min_witnesses,
                 };
-                self.verify(vkey_file.as_deref(), &anchors, json).await
+                self.verify(vkey_file.as_deref(), &anchors, &rosters, json)
+                    .await
             }
             Cmd::Log {
                 command: LogCmd::Checkpoint { out },

@@ -334,6 +334,10 @@ pub(crate) enum LogCmd {
         /// Cosignatures required on the trusted checkpoint (or, without one, on the latest).
         #[arg(long, default_value_t = 0)]
         min_witnesses: usize,
+        /// A roster file SSH-signed decisions may have been made under, besides the service's
+        /// (repeatable): the roster as it was then, e.g. `git show REV:roster.toml`.
+        #[arg(long = "roster", value_name = "FILE")]
+        rosters: Vec<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

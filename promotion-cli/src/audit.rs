@@ -191,14 +191,35 @@ impl App {
         &self,
         vkey: Option<&Path>,
         anchors: &crate::anchors::Anchors,
+        rosters: &[PathBuf],
         json: bool,
     ) -> Result<u8, Failure> {
         let place = self.place();
         let verifier = store::verifier(&place.dir, vkey)?;
         let anchors = anchors.open()?;
+        let reverifier = self.log_reverifier(rosters)?;
         let store = store::open_existing(&place)?;
         match store.verify_anchored(Some(&verifier), anchors).await {
             Ok(r) => {
+                let signed = crate::signatures::reverify_log(&store, &reverifier).await?;
+                if !signed.failures.is_empty() {
+                    let message = format!(
+                        "{} of {} signed decisions do not re-verify: {}",
+                        signed.failures.len(),
+                        signed.signed,
+                        signed
+                            .failures
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    );
+                    if json {
+                        println!("{}", json!({ "ok": false, "error": message }));
+                    }
+                    return Err(Failure::Refused(message));
+                }
+                let rosters: Vec<String> = reverifier.digests().map(ToString::to_string).collect();
                 let root: String = r.root.iter().map(|b| format!("{b:02x}")).collect();
                 let size = r.checkpoint.as_ref().map_or(0, |c| c.size);
                 let anchor = r.anchor.as_ref().map(|a| a.size);
@@ -211,6 +232,7 @@ impl App {
                             "signature_checked": r.signature_checked, "key": verifier.name(),
                             "trusted_checkpoint_size": anchor,
                             "witness_cosignatures": r.cosignatures,
+                            "signed_decisions": signed.signed, "rosters": rosters,
                         })
                     );
                 } else {
@@ -223,6 +245,13 @@ impl App {
                     }
                     if r.cosignatures > 0 {
                         println!("{} witness cosignatures verified", r.cosignatures);
+                    }
+                    if signed.signed > 0 {
+                        println!(
+                            "{} SSH-signed decisions re-verified against roster {}",
+                            signed.signed,
+                            rosters.join(", ")
+                        );
                     }
                 }
                 Ok(OK)

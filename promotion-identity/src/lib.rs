@@ -54,7 +54,7 @@ pub mod sshsig;
 pub mod statement;
 
 pub use oidc::{Jwks, OidcError, DEFAULT_LEEWAY};
-pub use reverify::{Failure, Problem, Report, Reverifier};
+pub use reverify::{Failure, Problem, Replay, Report, Reverifier};
 pub use roster::{Location, Machine, Person, Roster, RosterError, RosterProblem};
 pub use sshsig::{sign, sign_with_key_file, SignatureError, DEFAULT_NAMESPACE};
 pub use statement::{Decision, Statement, StatementError, STATEMENT_TYPE};

@@ -119,6 +119,9 @@ pub enum Problem {
         /// The roster's groups, comma-separated.
         roster: String,
     },
+    /// A signed decision in a stream that registers no release.
+    #[error("a signed decision in a stream that registers no release")]
+    NotARelease,
     /// A signed principal on an entry kind whose decision this verifier cannot re-derive.
     #[error("a signed principal on a `{0}` entry, whose decision cannot be re-derived")]
     UnknownDecision(&'static str),
@@ -130,8 +133,8 @@ pub struct Failure {
     /// Where the caller says the entry is (the audit log's sequence number, or the stream
     /// version).
     pub position: u64,
-    /// The release.
-    pub release: ReleaseId,
+    /// The release (`None` for a stream that registers none).
+    pub release: Option<ReleaseId>,
     /// The stage the entry is about, when it names one.
     pub stage: Option<StageName>,
     /// The entry's kind (`approval_given`).
@@ -144,12 +147,11 @@ pub struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "entry {}: release {}",
-            self.position,
-            self.release.short()
-        )?;
+        write!(f, "entry {}: ", self.position)?;
+        match &self.release {
+            Some(r) => write!(f, "release {}", r.short())?,
+            None => f.write_str("no release")?,
+        }
         if let Some(stage) = &self.stage {
             write!(f, ", stage {stage}")?;
         }
@@ -230,17 +232,14 @@ impl Reverifier {
         events: impl IntoIterator<Item = (u64, &'a Event)>,
     ) -> Report {
         let mut report = Report::default();
-        let mut state = ReleaseState::default();
+        let mut replay = Replay::of(*release);
         for (position, event) in events {
-            if let Some((principal, signed)) = signed_by(event) {
+            if let Some(checked) = replay.next(self, position, event) {
                 report.signed += 1;
-                if let Err(problem) = self.check(release, Some(&state), event, principal, signed) {
-                    report
-                        .failures
-                        .push(failure(position, release, event, principal, problem));
+                if let Err(f) = checked {
+                    report.failures.push(*f);
                 }
             }
-            promotion_core::machine::apply_mut(&mut state, event);
         }
         report
     }
@@ -248,14 +247,20 @@ impl Reverifier {
     /// Re-verifies a refused attempt of the security stream ([`EventBody::AttemptRefused`])
     /// that was signed, at the position the caller gives it: `None` for any other entry, or an
     /// unsigned attempt.
-    pub fn refused_attempt(&self, position: u64, event: &Event) -> Option<Result<(), Failure>> {
+    pub fn refused_attempt(
+        &self,
+        position: u64,
+        event: &Event,
+    ) -> Option<Result<(), Box<Failure>>> {
         let EventBody::AttemptRefused { release, .. } = &event.body else {
             return None;
         };
         let (principal, signed) = signed_by(event)?;
         Some(
             self.check(release, None, event, principal, signed)
-                .map_err(|problem| failure(position, release, event, principal, problem)),
+                .map_err(|problem| {
+                    Box::new(failure(position, Some(*release), event, principal, problem))
+                }),
         )
     }
 
@@ -328,6 +333,58 @@ impl Reverifier {
     }
 }
 
+/// One stream being re-verified event by event, for a caller that reads a whole log whose
+/// streams interleave (`promote log verify`): keep one per stream and feed it the stream's
+/// events in order. It holds the stream's folded state, not its events.
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    release: Option<ReleaseId>,
+    state: ReleaseState,
+}
+
+impl Replay {
+    /// A replay of `release`'s stream, from its first event.
+    pub fn of(release: ReleaseId) -> Self {
+        Replay {
+            release: Some(release),
+            state: ReleaseState::default(),
+        }
+    }
+
+    /// Folds `event` (at `position`) into the stream's state after re-verifying it: `None`
+    /// when it records no SSH-signed decision. The release is the one given to [`of`](Self::of),
+    /// or, for a replay made with `default()`, the one the stream's registration names; a
+    /// signed decision in a stream that registers no release fails.
+    pub fn next(
+        &mut self,
+        reverifier: &Reverifier,
+        position: u64,
+        event: &Event,
+    ) -> Option<Result<(), Box<Failure>>> {
+        if let EventBody::Registered { release, .. } = &event.body {
+            self.release.get_or_insert_with(|| release.id());
+        }
+        let checked = signed_by(event).map(|(principal, signed)| {
+            let Some(release) = self.release else {
+                return Err(Box::new(failure(
+                    position,
+                    None,
+                    event,
+                    principal,
+                    Problem::NotARelease,
+                )));
+            };
+            reverifier
+                .check(&release, Some(&self.state), event, principal, signed)
+                .map_err(|problem| {
+                    Box::new(failure(position, Some(release), event, principal, problem))
+                })
+        });
+        promotion_core::machine::apply_mut(&mut self.state, event);
+        checked
+    }
+}
+
 /// The parts of a recorded SSH signature.
 struct Signed<'a> {
     roster: &'a Digest,
@@ -367,14 +424,14 @@ fn signed_by(event: &Event) -> Option<(&Principal, Signed<'_>)> {
 
 fn failure(
     position: u64,
-    release: &ReleaseId,
+    release: Option<ReleaseId>,
     event: &Event,
     principal: &Principal,
     problem: Problem,
 ) -> Failure {
     Failure {
         position,
-        release: *release,
+        release,
         stage: event.body.stage().cloned(),
         kind: event.body.kind(),
         principal: principal.id.clone(),
