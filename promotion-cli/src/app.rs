@@ -232,8 +232,9 @@ impl App {
                         release,
                         out,
                         archive,
+                        rosters,
                     },
-            } => self.export(&release, &out, archive).await,
+            } => self.export(&release, &out, archive, &rosters).await,
             Cmd::Evidence {
                 command:
                     EvidenceCmd::Verify {

@@ -299,6 +299,10 @@ pub(crate) enum EvidenceCmd {
         /// Also write the pack as one tar archive.
         #[arg(long)]
         archive: Option<PathBuf>,
+        /// A roster file SSH-signed decisions may have been made under, besides the service's
+        /// (repeatable); the pack carries each roster a decision names.
+        #[arg(long = "roster", value_name = "FILE")]
+        rosters: Vec<PathBuf>,
     },
     /// Verify a pack (directory or tar archive) offline, with the public keys alone.
     Verify {

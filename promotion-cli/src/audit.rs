@@ -18,8 +18,10 @@ impl App {
         reference: &str,
         out: &Path,
         archive: Option<PathBuf>,
+        rosters: &[PathBuf],
     ) -> Result<u8, Failure> {
         let loaded = self.load(false)?;
+        let rosters = crate::signatures::roster_bytes(&loaded, rosters)?;
         let place = self.place();
         let store = store::open(&place)?;
         let rows = show::releases(&store, loaded.pipeline.name()).await?;
@@ -29,6 +31,7 @@ impl App {
         let options = promotion_evidence::ExportOptions {
             archive,
             attachments: Some(&files),
+            rosters,
             ..promotion_evidence::ExportOptions::default()
         };
         let summary =
@@ -47,6 +50,12 @@ impl App {
         );
         if let Some(a) = &summary.archive {
             println!("archive: {}", a.display());
+        }
+        if summary.signed_decisions > 0 {
+            println!(
+                "{} SSH-signed decisions with their statements, signatures and rosters",
+                summary.signed_decisions
+            );
         }
         if !summary.attachments_missing.is_empty() {
             println!(
@@ -93,6 +102,12 @@ impl App {
                         r.attestations.len(),
                         r.files
                     );
+                    if r.signed_decisions > 0 {
+                        println!(
+                            "{} SSH-signed decisions re-verified against the rosters in the pack",
+                            r.signed_decisions
+                        );
+                    }
                     for (stage, status) in &r.stages {
                         println!("  {stage:<14} {status}");
                     }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use promotion_audit::entry::decode;
 use promotion_audit::AuditStore;
+use promotion_config::{IdentitySource, Loaded};
 use promotion_core::{StreamId, Verification};
 use promotion_identity::{Replay, Report, Reverifier, Roster, DEFAULT_NAMESPACE};
 
@@ -113,6 +114,23 @@ impl App {
         };
         reverifier(service.roster(), rosters)
     }
+}
+
+/// The bytes of the service file's roster (when it names one) and of every `files` roster,
+/// for an evidence pack to carry.
+pub(crate) fn roster_bytes(loaded: &Loaded, files: &[PathBuf]) -> Result<Vec<Vec<u8>>, Failure> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    if let Some(IdentitySource::Roster(path)) = loaded.service.as_ref().map(|s| s.identity()) {
+        paths.push(path);
+    }
+    paths.extend(files.iter().cloned());
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::read(p)
+                .map_err(|e| Failure::Usage(format!("roster {}: cannot read: {e}", p.display())))
+        })
+        .collect()
 }
 
 /// A reverifier for the `promotion` namespace holding `current` and every roster in `files`.

@@ -73,10 +73,13 @@ use serde::{Deserialize, Serialize};
 use crate::intoto::{ResourceDescriptor, Statement};
 
 mod decision;
+mod signatures;
 mod test_result;
 
 pub(crate) use decision::plan_decisions;
 use decision::VsaPredicate;
+pub(crate) use signatures::{plan_signatures, reverify, roster_files};
+pub use signatures::{ManifestRoster, ManifestSignedDecision, ROSTERS_DIR, SIGNATURES_DIR};
 pub(crate) use test_result::plan_test_results;
 use test_result::TestResultPredicate;
 
@@ -96,6 +99,12 @@ pub const ENTRIES: &str = "log/entries.jsonl";
 pub const ATTESTATIONS_DIR: &str = "attestations";
 /// The directory of attachments.
 pub const ATTACHMENTS_DIR: &str = "attachments";
+/// The directory of the public keys the pack carries.
+pub const KEYS_DIR: &str = "keys";
+/// The checkpoint verifier key file.
+pub const CHECKPOINT_KEY_FILE: &str = "keys/checkpoint.vkey";
+/// The attestation public key file.
+pub const ATTESTATION_KEY_FILE: &str = "keys/attestation.pub.pem";
 /// The VSA extension field holding the decision in full.
 pub const DECISION_FIELD: &str = "https://example.invalid/promotion/evidence/decision/v1";
 /// `verifiedLevels` of a promotion.
@@ -173,8 +182,33 @@ pub struct Manifest {
     pub attestations: Vec<ManifestAttestation>,
     /// Every attachment the evidence references, present or missing.
     pub attachments: Vec<ManifestAttachment>,
+    /// Every SSH-signed decision of the release, with its statement, signature and roster
+    /// files (see [`signatures`]). Absent in packs made before signed decisions were carried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signed_decisions: Vec<ManifestSignedDecision>,
+    /// The rosters the signed decisions were made under.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rosters: Vec<ManifestRoster>,
+    /// The public keys that verify the pack, carried in it (see [`KEYS_DIR`]). Absent in
+    /// packs made before keys were carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<ManifestKeys>,
     /// Every file of the pack but the manifest and its signature, with its digest.
     pub files: Vec<ManifestFile>,
+}
+
+/// The public keys a pack carries, so that an auditor holding only the pack has every key
+/// needed: each must still be compared with a value the auditor trusts (the key the
+/// organisation publishes), since a key taken from the pack proves only that the pack is
+/// consistent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestKeys {
+    /// The log's checkpoint verifier key file (a signed-note verifier key line).
+    pub checkpoint: String,
+    /// The attestation public key file (SPKI PEM), which signed the manifest and the
+    /// attestations.
+    pub attestation: String,
 }
 
 /// The release a pack is about.

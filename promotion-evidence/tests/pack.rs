@@ -29,6 +29,7 @@ fn options(log: &PackLog) -> ExportOptions<'_> {
         },
         attachments: Some(&log.attachments),
         archive: Some(log.path("pack.tar")),
+        rosters: Vec::new(),
     }
 }
 

@@ -164,6 +164,7 @@ fn the_pack_statements_are_pinned() {
         },
         attachments: Some(&log.attachments),
         archive: None,
+        rosters: Vec::new(),
     };
     // The JUnit report lives in a fresh temporary directory: its path, and so the digest of the
     // evidence naming it, differ from run to run. Everything else is pinned as it is.
