@@ -40,7 +40,9 @@
 //!   `policy` is the pipeline version in force (`<base>/pipelines/<pipeline>/versions/<v>`,
 //!   digest: SHA-256 of the canonical JSON `{"pipeline":…,"version":…}`);
 //!   `verificationResult` is `PASSED` for a promotion and `FAILED` otherwise, `verifiedLevels`
-//!   `["PROMOTION_STAGE_PROMOTED"]` or `["FAILED"]`; `inputAttestations` are the stage's
+//!   `["FAILED"]`, or for a promotion `SLSA_BUILD_LEVEL_2` when the log shows SLSA provenance
+//!   verified for every artifact, followed by [`STAGE_PROMOTED_LEVEL`] (see
+//!   [`VerifiedLevels`]); `inputAttestations` are the stage's
 //!   test-result attestations (path and sha256 of their envelope files). The field
 //!   [`DECISION_FIELD`] (a URI, as the VSA allows for extensions) holds the decision in full:
 //!   the log entries of the stage up to the decision, each gate's latest verdict with its
@@ -73,11 +75,13 @@ use serde::{Deserialize, Serialize};
 use crate::intoto::{ResourceDescriptor, Statement};
 
 mod decision;
+mod levels;
 mod signatures;
 mod test_result;
 
 pub(crate) use decision::plan_decisions;
 use decision::VsaPredicate;
+pub use levels::{VerifiedLevels, LEGACY_PROMOTED_LEVEL, SLSA_BUILD_LEVEL_2, STAGE_PROMOTED_LEVEL};
 pub(crate) use signatures::{plan_signatures, reverify, roster_files};
 pub use signatures::{ManifestRoster, ManifestSignedDecision, ROSTERS_DIR, SIGNATURES_DIR};
 pub(crate) use test_result::plan_test_results;
@@ -107,8 +111,9 @@ pub const CHECKPOINT_KEY_FILE: &str = "keys/checkpoint.vkey";
 pub const ATTESTATION_KEY_FILE: &str = "keys/attestation.pub.pem";
 /// The VSA extension field holding the decision in full.
 pub const DECISION_FIELD: &str = "https://example.invalid/promotion/evidence/decision/v1";
-/// `verifiedLevels` of a promotion.
-pub const PROMOTED_LEVEL: &str = "PROMOTION_STAGE_PROMOTED";
+/// `verifiedLevels` of a promotion in packs written before SLSA levels (see
+/// [`VerifiedLevels`]); [`STAGE_PROMOTED_LEVEL`] is today's custom value.
+pub const PROMOTED_LEVEL: &str = LEGACY_PROMOTED_LEVEL;
 
 /// How statements name the verifier and the resources; recorded in the manifest so that a
 /// verifier derives the same statements.
@@ -119,6 +124,10 @@ pub struct StatementOptions {
     pub verifier_id: String,
     /// The base URL of `resourceUri` and `policy.uri`.
     pub resource_base: String,
+    /// What `verifiedLevels` says. A manifest that does not name it was written before SLSA
+    /// levels, [`VerifiedLevels::Legacy`].
+    #[serde(default = "VerifiedLevels::legacy")]
+    pub verified_levels: VerifiedLevels,
 }
 
 impl Default for StatementOptions {
@@ -128,6 +137,7 @@ impl Default for StatementOptions {
         StatementOptions {
             verifier_id: "https://promotion.invalid/verifier".to_owned(),
             resource_base: "https://promotion.invalid/".to_owned(),
+            verified_levels: VerifiedLevels::Slsa,
         }
     }
 }
@@ -471,6 +481,7 @@ mod tests {
         let o = StatementOptions {
             verifier_id: "https://deploy.example/verifier".into(),
             resource_base: "https://deploy.example/promotion/".into(),
+            verified_levels: VerifiedLevels::Slsa,
         };
         o.check().unwrap();
         assert_eq!(

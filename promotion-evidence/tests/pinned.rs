@@ -161,6 +161,8 @@ fn the_pack_statements_are_pinned() {
         statements: StatementOptions {
             verifier_id: "https://deploy.example.com/promotion".into(),
             resource_base: "https://deploy.example.com/".into(),
+            // Packs written before SLSA levels: their statements must still derive exactly.
+            verified_levels: promotion_evidence::pack::VerifiedLevels::Legacy,
         },
         attachments: Some(&log.attachments),
         archive: None,
