@@ -315,6 +315,13 @@ impl EvidencePack {
         files.insert(CHECKPOINT.to_owned(), note.into_bytes());
         files.insert(ENTRIES.to_owned(), lines);
         let keys = pack_keys(store, signer, &mut files)?;
+        let mut provenance_keys = Vec::new();
+        for planned in pack::plan_provenance_keys(&entries) {
+            if let (Some(path), Some(pem)) = (&planned.manifest.path, &planned.pem) {
+                files.insert(path.clone(), pem.clone().into_bytes());
+            }
+            provenance_keys.push(planned.manifest);
+        }
         let (signed_decisions, rosters) = pack_signatures(&entries, &options.rosters, &mut files)?;
 
         let test_results = pack::plan_test_results(&registered, &pipeline, &entries);
@@ -395,6 +402,7 @@ impl EvidencePack {
             signed_decisions,
             rosters,
             keys,
+            provenance_keys,
             files: files
                 .iter()
                 .map(|(path, bytes)| ManifestFile {

@@ -76,12 +76,15 @@ use crate::intoto::{ResourceDescriptor, Statement};
 
 mod decision;
 mod levels;
+mod provenance;
 mod signatures;
 mod test_result;
 
 pub(crate) use decision::plan_decisions;
 use decision::VsaPredicate;
 pub use levels::{VerifiedLevels, LEGACY_PROMOTED_LEVEL, SLSA_BUILD_LEVEL_2, STAGE_PROMOTED_LEVEL};
+pub use provenance::ManifestProvenanceKey;
+pub(crate) use provenance::{check_envelopes, plan_provenance_keys};
 pub(crate) use signatures::{plan_signatures, reverify, roster_files};
 pub use signatures::{ManifestRoster, ManifestSignedDecision, ROSTERS_DIR, SIGNATURES_DIR};
 pub(crate) use test_result::plan_test_results;
@@ -203,6 +206,11 @@ pub struct Manifest {
     /// packs made before keys were carried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<ManifestKeys>,
+    /// The keys the log's signature gates trusted for build-provenance envelopes, from their
+    /// evidence, each with its PEM file in `keys/provenance/` when the log records it (see
+    /// [`ManifestProvenanceKey`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provenance_keys: Vec<ManifestProvenanceKey>,
     /// Every file of the pack but the manifest and its signature, with its digest.
     pub files: Vec<ManifestFile>,
 }

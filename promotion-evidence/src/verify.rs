@@ -23,14 +23,16 @@
 //!    and signature bytes; every roster hashes to its digest and its `allowed_signers` file is
 //!    its rendering; every signature re-verifies against its roster and says what its entry
 //!    says ([`promotion_identity::Reverifier`]; layout in [`crate::pack`]);
-//! 8. the public keys the pack carries (`keys/`) are the trusted keys it was verified with.
+//! 8. the build-provenance keys in `keys/provenance/` are those the signature gates' evidence
+//!    records, and every envelope a gate verified that the pack holds verifies with its key;
+//! 9. the public keys the pack carries (`keys/`) are the trusted keys it was verified with.
 //!
 //! What a pack does not prove: that the log holds no *later* entries of the release than the
 //! ones included (entries appended after the checkpoint, or left out by the exporter after the
 //! last one included). A verifier who needs that compares the checkpoint with a newer one from
 //! the log (a consistency proof) or asks for a newer pack.
 //!
-//! Problems of steps 2 to 8 are collected, not stopped at: [`PackError::Invalid`] lists each one
+//! Problems of steps 2 to 9 are collected, not stopped at: [`PackError::Invalid`] lists each one
 //! with the file, the log entry where one is concerned, and what was expected and found.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,7 +56,7 @@ mod signatures;
 use attestations::{check_attachments, check_attestations};
 use log::{check_checkpoint, check_entries, check_release};
 use read::{read_dir, read_tar};
-use signatures::{check_keys, check_signatures};
+use signatures::{check_keys, check_provenance, check_signatures};
 
 /// The largest file a pack may hold, in bytes (1 GiB).
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
@@ -211,6 +213,12 @@ pub struct PackReport {
     pub attachments_missing: Vec<Digest>,
     /// SSH-signed decisions re-verified against the rosters in the pack.
     pub signed_decisions: usize,
+    /// Build-provenance envelopes a signature gate verified, re-verified with the key its
+    /// evidence records (carried in `keys/provenance/`).
+    pub provenance_envelopes: usize,
+    /// Envelopes a signature gate verified that the pack does not hold (their attachment is
+    /// missing, or the log records the key's id but not its material).
+    pub provenance_not_in_pack: usize,
     /// Where the release stands in each stage, replayed from the verified entries, in the
     /// order the entries first mention the stages.
     pub stages: Vec<(String, String)>,
@@ -407,7 +415,11 @@ fn verify_files(
         0
     };
 
-    // 8. The keys the pack carries are the trusted ones.
+    // 8. The provenance keys, and the provenance envelopes re-checked with them.
+    let (provenance_envelopes, provenance_not_in_pack) =
+        check_provenance(files, &manifest, &entries, problems);
+
+    // 9. The keys the pack carries are the trusted ones.
     check_keys(files, &manifest, checkpoint_key, attestation_key, problems);
 
     if !problems.is_empty() {
@@ -430,6 +442,8 @@ fn verify_files(
         attachments,
         attachments_missing: missing,
         signed_decisions,
+        provenance_envelopes,
+        provenance_not_in_pack,
         stages: stage_order(&entries)
             .into_iter()
             .map(|name| {

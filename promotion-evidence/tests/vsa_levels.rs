@@ -29,6 +29,19 @@ const BUILDER: &str = "https://github.com/slsa-framework/slsa-github-generator/.
 /// signature gate, requiring SLSA provenance or not, and whose `production` stage's entry
 /// gate passes or fails.
 fn levels(require_provenance: bool, production_passes: bool) -> Vec<(String, Value)> {
+    exported(require_provenance, production_passes).levels
+}
+
+struct Exported {
+    levels: Vec<(String, Value)>,
+    pack: std::path::PathBuf,
+    ci_pem: String,
+    checkpoint_key: promotion_audit::CheckpointVerifier,
+    signer: AttestationSigner,
+    _dir: tempfile::TempDir,
+}
+
+fn exported(require_provenance: bool, production_passes: bool) -> Exported {
     let dir = tempfile::tempdir().unwrap();
     let ci = AttestationSigner::generate().unwrap();
     let digest = promotion_core::Digest::of(b"api image");
@@ -51,13 +64,13 @@ fn levels(require_provenance: bool, production_passes: bool) -> Vec<(String, Val
     .unwrap();
     let envelopes = dir.path().join("att");
     std::fs::create_dir(&envelopes).unwrap();
-    std::fs::write(
-        envelopes.join("api.dsse.json"),
-        ci.sign("application/vnd.in-toto+json", &statement)
-            .to_json()
-            .unwrap(),
-    )
-    .unwrap();
+    let envelope = ci
+        .sign("application/vnd.in-toto+json", &statement)
+        .to_json()
+        .unwrap();
+    std::fs::write(envelopes.join("api.dsse.json"), &envelope).unwrap();
+    let mut attachments = promotion_evidence::MemoryAttachments::new();
+    attachments.insert(envelope);
     let mut gate = SignatureGate::builder(EnvelopeDir::new(&envelopes))
         .name("provenance")
         .trusted_key_pem("ci", ci.verifier().public_key_pem().unwrap())
@@ -105,9 +118,21 @@ fn levels(require_provenance: bool, production_passes: bool) -> Vec<(String, Val
     block_on(engine.run_until_blocked(&id)).unwrap();
     let signer = AttestationSigner::generate().unwrap();
     let pack = dir.path().join("pack");
-    let summary = block_on(EvidencePack::export(&store, &id, &signer, &pack)).unwrap();
-    verify_pack(&pack, &checkpoint_key, &signer.verifier()).unwrap();
-    summary
+    let options = promotion_evidence::ExportOptions {
+        attachments: Some(&attachments),
+        ..promotion_evidence::ExportOptions::default()
+    };
+    let summary = block_on(EvidencePack::export_with(
+        &store, &id, &signer, &pack, &options,
+    ))
+    .unwrap();
+    let report = verify_pack(&pack, &checkpoint_key, &signer.verifier()).unwrap();
+    assert_eq!(
+        report.provenance_envelopes, 1,
+        "the envelope re-verified offline"
+    );
+    assert_eq!(report.provenance_not_in_pack, 0);
+    let levels = summary
         .attestations
         .iter()
         .filter(|p| p.contains("-vsa-"))
@@ -117,7 +142,15 @@ fn levels(require_provenance: bool, production_passes: bool) -> Vec<(String, Val
             let s: Value = serde_json::from_slice(&payload).unwrap();
             (p.clone(), s["predicate"]["verifiedLevels"].clone())
         })
-        .collect()
+        .collect();
+    Exported {
+        levels,
+        pack,
+        ci_pem: ci.verifier().public_key_pem().unwrap(),
+        checkpoint_key,
+        signer,
+        _dir: dir,
+    }
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
@@ -168,4 +201,67 @@ fn a_failed_stage_says_failed_alone_even_with_provenance() {
         of(&l, "-vsa-build-promoted.dsse.json"),
         &json!([SLSA_BUILD_LEVEL_2, STAGE_PROMOTED_LEVEL])
     );
+}
+
+/// Issue 16, item 6: the key that signed the build-provenance envelope travels in the pack
+/// (taken from the signature gate's evidence in the log), and the pack's verification
+/// re-checks the envelope with it; a swapped key or a changed envelope is named.
+#[test]
+fn the_provenance_key_travels_in_the_pack_and_its_envelope_is_re_checked() {
+    let e = exported(true, true);
+    let m: promotion_evidence::Manifest =
+        serde_json::from_slice(&std::fs::read(e.pack.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m.provenance_keys.len(), 1, "{:?}", m.provenance_keys);
+    let key = &m.provenance_keys[0];
+    assert_eq!(key.id, "ci");
+    assert_eq!(key.algorithm, "ed25519");
+    let path = key.path.clone().unwrap();
+    assert!(path.starts_with("keys/provenance/"), "{path}");
+    assert_eq!(
+        std::fs::read_to_string(e.pack.join(&path)).unwrap(),
+        e.ci_pem
+    );
+
+    // another key put in its place, the manifest re-signed: named
+    let stranger = AttestationSigner::generate().unwrap();
+    let original = std::fs::read(e.pack.join(&path)).unwrap();
+    std::fs::write(
+        e.pack.join(&path),
+        stranger.verifier().public_key_pem().unwrap(),
+    )
+    .unwrap();
+    resign_manifest(&e.pack, &e.signer);
+    let err = verify_pack(&e.pack, &e.checkpoint_key, &e.signer.verifier()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is not the key the log's gate evidence records"),
+        "{err}"
+    );
+    std::fs::write(e.pack.join(&path), original).unwrap();
+
+    // the envelope's payload changed in the pack's attachment (manifest re-signed): the
+    // attachment no longer hashes to its digest, and the signature no longer verifies
+    let att = m.attachments.iter().find_map(|a| a.path.clone()).unwrap();
+    let mut env: Value =
+        serde_json::from_slice(&std::fs::read(e.pack.join(&att)).unwrap()).unwrap();
+    env["payloadType"] = "application/vnd.in-toto+json; v=2".into();
+    std::fs::write(e.pack.join(&att), serde_json::to_vec(&env).unwrap()).unwrap();
+    resign_manifest(&e.pack, &e.signer);
+    let err = verify_pack(&e.pack, &e.checkpoint_key, &e.signer.verifier()).unwrap_err();
+    assert!(err.to_string().contains(&att), "{err}");
+}
+
+fn resign_manifest(dir: &std::path::Path, signer: &AttestationSigner) {
+    let mut manifest: promotion_evidence::Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    for f in &mut manifest.files {
+        let bytes = std::fs::read(dir.join(&f.path)).unwrap();
+        f.sha256 = promotion_core::Digest::of(&bytes).to_hex();
+        f.size = bytes.len() as u64;
+    }
+    let mut bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(dir.join("manifest.json"), &bytes).unwrap();
+    let env = signer.sign(promotion_evidence::pack::MANIFEST_PAYLOAD_TYPE, &bytes);
+    std::fs::write(dir.join("manifest.dsse.json"), env.to_json().unwrap()).unwrap();
 }

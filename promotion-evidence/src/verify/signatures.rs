@@ -1,5 +1,5 @@
-//! Steps 7 and 8 of a verification: the SSH-signed decisions with their rosters, and the
-//! public keys the pack carries.
+//! Steps 7 to 9 of a verification: the SSH-signed decisions with their rosters, the
+//! build-provenance keys and envelopes, and the public keys the pack carries.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,7 +7,8 @@ use promotion_audit::CheckpointVerifier;
 
 use crate::dsse::AttestationVerifier;
 use crate::pack::{
-    plan_signatures, reverify, roster_files, Entry, Manifest, MANIFEST, ROSTERS_DIR, SIGNATURES_DIR,
+    check_envelopes, plan_provenance_keys, plan_signatures, reverify, roster_files, Entry,
+    Manifest, KEYS_DIR, MANIFEST, ROSTERS_DIR, SIGNATURES_DIR,
 };
 
 use super::{Files, Problem};
@@ -127,6 +128,63 @@ pub(super) fn check_signatures(
 fn list(digests: &BTreeSet<promotion_core::Digest>) -> String {
     let all: Vec<String> = digests.iter().map(ToString::to_string).collect();
     format!("[{}]", all.join(", "))
+}
+
+/// Checks that the provenance keys the pack carries are the ones the entries' gate evidence
+/// records, and re-checks every verified provenance envelope the pack holds with its key.
+/// Returns (envelopes re-verified, verified envelopes the pack does not hold).
+pub(super) fn check_provenance(
+    files: &Files,
+    manifest: &Manifest,
+    entries: &[Entry],
+    problems: &mut Vec<Problem>,
+) -> (usize, usize) {
+    let planned = plan_provenance_keys(entries);
+    let expected: Vec<_> = planned.iter().map(|p| p.manifest.clone()).collect();
+    if manifest.provenance_keys != expected {
+        problems.push(Problem::new(
+            MANIFEST,
+            "its provenance keys are not the ones the log's gate evidence records",
+        ));
+    }
+    let mut wanted = BTreeSet::new();
+    for p in &planned {
+        if let (Some(path), Some(pem)) = (&p.manifest.path, &p.pem) {
+            wanted.insert(path.as_str());
+            if files.get(path).map(Vec::as_slice) != Some(pem.as_bytes()) {
+                problems.push(Problem::new(
+                    path,
+                    "is not the key the log's gate evidence records",
+                ));
+            }
+        }
+    }
+    for path in files.keys() {
+        if path.starts_with(&format!("{KEYS_DIR}/provenance/")) && !wanted.contains(path.as_str()) {
+            problems.push(Problem::new(
+                path,
+                "not a key the log's gate evidence records",
+            ));
+        }
+    }
+    let by_digest: BTreeMap<_, _> = manifest
+        .attachments
+        .iter()
+        .filter_map(|a| Some((a.digest, a.path.as_ref()?)))
+        .collect();
+    let checks = check_envelopes(entries, &|digest| {
+        by_digest.get(digest).and_then(|p| files.get(*p)).cloned()
+    });
+    for (seq, artifact, problem) in checks.failures {
+        problems.push(
+            Problem::new(
+                crate::pack::ENTRIES,
+                format!("artifact `{artifact}`: {problem}"),
+            )
+            .entry(seq),
+        );
+    }
+    (checks.verified, checks.not_in_pack)
 }
 
 /// Checks that the keys the pack carries are the trusted ones the pack was verified with, so
