@@ -258,3 +258,92 @@ pub(crate) fn check_envelopes(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsse::AttestationSigner;
+    use promotion_audit::entry::DecodedEntry;
+    use promotion_core::{Actor, Event, Evidence, Outcome, PhaseId, StreamId};
+    use serde_json::json;
+
+    /// A signature gate's evaluation recording `envelope` as verified by key `ci`, whose
+    /// public key the evidence gives as `recorded_pem`.
+    fn entry(envelope: &[u8], recorded_pem: &str) -> Entry {
+        let at = "2026-12-08T09:00:00Z".parse().unwrap();
+        let evidence = Evidence::new("provenance", at, "all 1 artifacts signed")
+            .with_data(json!({
+                "trusted_keys": [{"id": "ci", "algorithm": "ed25519", "public_key": recorded_pem}],
+                "artifacts": [{"name": "api", "verified": true,
+                               "envelope_sha256": Digest::of(envelope).to_string(), "key_id": "ci"}],
+            }))
+            .with_attachment("att/api.dsse.json", envelope);
+        let event = Event {
+            at,
+            actor: Actor::Engine,
+            request: None,
+            body: EventBody::GateEvaluated {
+                stage: "build".parse().unwrap(),
+                phase: PhaseId::Entry,
+                round: 1,
+                gate: "provenance".parse().unwrap(),
+                outcome: Outcome::Pass,
+                attempts: 1,
+                evidence_digest: None,
+                evidence: Some(Box::new(evidence)),
+            },
+        };
+        Entry {
+            seq: 7,
+            decoded: DecodedEntry {
+                seq: 7,
+                stream: StreamId::new("release-x").unwrap(),
+                version: 3,
+                at,
+                prev: [0; 32],
+                event,
+            },
+        }
+    }
+
+    #[test]
+    fn an_envelope_recorded_as_verified_by_a_key_that_did_not_sign_it_fails() {
+        let ci = AttestationSigner::from_seed([3; 32]);
+        let other = AttestationSigner::from_seed([4; 32]);
+        let envelope = ci
+            .sign("application/vnd.in-toto+json", b"{}")
+            .to_json()
+            .unwrap();
+        let held = |d: &Digest| (*d == Digest::of(&envelope)).then(|| envelope.clone());
+
+        let good = entry(&envelope, &ci.verifier().public_key_pem().unwrap());
+        let checks = check_envelopes(std::slice::from_ref(&good), &held);
+        assert_eq!((checks.verified, checks.failures.len()), (1, 0));
+
+        // the log (forged, or a gate bug) says `ci` verified it, but gives another key
+        let forged = entry(&envelope, &other.verifier().public_key_pem().unwrap());
+        let checks = check_envelopes(std::slice::from_ref(&forged), &held);
+        assert_eq!(checks.verified, 0);
+        assert_eq!(checks.failures.len(), 1, "{:?}", checks.failures);
+        let (seq, artifact, problem) = &checks.failures[0];
+        assert_eq!((*seq, artifact.as_str()), (7, "api"));
+        assert!(
+            problem.contains("does not verify with the recorded key `ci`"),
+            "{problem}"
+        );
+
+        // not in the pack: counted, not passed
+        let checks = check_envelopes(std::slice::from_ref(&good), &|_| None);
+        assert_eq!((checks.verified, checks.not_in_pack), (0, 1));
+
+        // the keys are planned once, with their file
+        let planned = plan_provenance_keys(&[good, forged]);
+        assert_eq!(planned.len(), 2);
+        assert!(planned[0]
+            .manifest
+            .path
+            .as_deref()
+            .unwrap()
+            .starts_with("keys/provenance/ci-"));
+    }
+}
