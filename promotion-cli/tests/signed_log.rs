@@ -277,6 +277,24 @@ fn a_clean_signed_log_verifies_and_says_so() {
     let v: serde_json::Value =
         serde_json::from_str(&s.promote(&["log", "verify", "--json"]).expect(0).stdout()).unwrap();
     assert_eq!(v["signed_decisions"], 1);
+
+    // the evidence pack carries the signature and the roster, and its verification re-checks it
+    let out = s
+        .promote(&["evidence", "export", "latest", "--out", "pack"])
+        .expect(0)
+        .stdout();
+    assert!(
+        out.contains("1 SSH-signed decisions with their statements, signatures and rosters"),
+        "{out}"
+    );
+    let out = s
+        .promote(&["evidence", "verify", "pack"])
+        .expect(0)
+        .stdout();
+    assert!(
+        out.contains("1 SSH-signed decisions re-verified against the rosters in the pack"),
+        "{out}"
+    );
 }
 
 #[test]
