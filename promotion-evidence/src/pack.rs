@@ -11,7 +11,20 @@
 //! attestations/<n>-vsa-<stage>-<decision>.dsse.json           one per stage decision
 //! attestations/<n>-test-result-<stage>-<gate>.dsse.json       one per test-report evaluation
 //! attachments/sha256-<hex> the raw evidence (reports, logs) by digest
+//! signatures/<n>.statement.json      a signed decision's statement, as the log entry holds it
+//! signatures/<n>.statement.json.sig  its SSHSIG signature (`ssh-keygen -Y sign`'s output)
+//! rosters/<hex>.toml                 the roster the decisions were made under, byte for byte
+//! rosters/<hex>.allowed_signers      its keys as an OpenSSH allowed_signers file
+//! keys/checkpoint.vkey               the log's checkpoint verifier key
+//! keys/attestation.pub.pem           the attestation public key (SPKI PEM)
+//! keys/provenance/<id>-<sha>.pem     each key a signature gate trusted for build provenance
 //! ```
+//!
+//! For a signed decision in log entry `<n>`, an auditor runs, in the pack's directory,
+//! `ssh-keygen -Y verify -f rosters/<hex>.allowed_signers -I <id> -n promotion -s
+//! signatures/<n>.statement.json.sig < signatures/<n>.statement.json`; `<hex>` is the hex of
+//! the roster digest the entry records, the roster file's SHA-256. The keys in `keys/` let an
+//! auditor holding only the pack verify it, once compared with the published ones.
 //!
 //! `<n>` is the six-digit sequence number of the log entry the attestation is about; stage and
 //! gate names are shortened to file-name-safe slugs (the statements hold the real names).
@@ -196,7 +209,7 @@ pub struct Manifest {
     /// Every attachment the evidence references, present or missing.
     pub attachments: Vec<ManifestAttachment>,
     /// Every SSH-signed decision of the release, with its statement, signature and roster
-    /// files (see [`signatures`]). Absent in packs made before signed decisions were carried.
+    /// files (see [`ManifestSignedDecision`] and the layout above). Absent in packs made before signed decisions were carried.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signed_decisions: Vec<ManifestSignedDecision>,
     /// The rosters the signed decisions were made under.
