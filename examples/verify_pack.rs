@@ -1,6 +1,8 @@
 //! Verifies an evidence pack offline, with the audit log's checkpoint key and the attestation
-//! key alone: every signature, digest and inclusion proof, and that every attestation says what
-//! the log entries say.
+//! key alone: every signature, digest and inclusion proof, that every attestation says what
+//! the log entries say, and every SSH-signed decision against the roster the pack carries for
+//! it. The pack carries both keys too (`keys/checkpoint.vkey`, `keys/attestation.pub.pem`): an
+//! auditor holding only the pack passes those, once compared with the published ones.
 //!
 //! `cargo run --example verify_pack -- <pack dir or pack.tar> --checkpoint-key-file <file>
 //! --attestation-key-file <file>`
@@ -100,6 +102,12 @@ fn main() -> ExitCode {
                 "  {} attachments verified, {} referenced but not included",
                 report.attachments,
                 report.attachments_missing.len()
+            );
+            println!(
+                "  {} SSH-signed decisions re-verified against the rosters in the pack \
+                 (ssh-keygen -Y verify -f rosters/<digest>.allowed_signers -I <id> -n promotion \
+                 -s signatures/<entry>.statement.json.sig < signatures/<entry>.statement.json)",
+                report.signed_decisions
             );
             for (stage, status) in &report.stages {
                 println!("  {stage}: {status}");

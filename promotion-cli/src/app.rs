@@ -176,6 +176,7 @@ impl App {
                         witness_vkeys,
                         min_witnesses,
                         expect_empty,
+                        rosters,
                         json,
                     },
             } => {
@@ -185,7 +186,8 @@ impl App {
                     min_witnesses,
                     expect_empty,
                 };
-                self.verify(vkey_file.as_deref(), &anchors, json).await
+                self.verify(vkey_file.as_deref(), &anchors, &rosters, json)
+                    .await
             }
             Cmd::Log {
                 command: LogCmd::Checkpoint { out },
@@ -241,8 +243,9 @@ impl App {
                         release,
                         out,
                         archive,
+                        rosters,
                     },
-            } => self.export(&release, &out, archive).await,
+            } => self.export(&release, &out, archive, &rosters).await,
             Cmd::Evidence {
                 command:
                     EvidenceCmd::Verify {

@@ -308,6 +308,10 @@ pub(crate) enum EvidenceCmd {
         /// Also write the pack as one tar archive.
         #[arg(long)]
         archive: Option<PathBuf>,
+        /// A roster file SSH-signed decisions may have been made under, besides the service's
+        /// (repeatable); the pack carries each roster a decision names.
+        #[arg(long = "roster", value_name = "FILE")]
+        rosters: Vec<PathBuf>,
     },
     /// Verify a pack (directory or tar archive) offline, with the public keys alone.
     Verify {
@@ -349,6 +353,10 @@ pub(crate) enum LogCmd {
         /// checkpoint leaves.
         #[arg(long)]
         expect_empty: bool,
+        /// A roster file SSH-signed decisions may have been made under, besides the service's
+        /// (repeatable): the roster as it was then, e.g. `git show REV:roster.toml`.
+        #[arg(long = "roster", value_name = "FILE")]
+        rosters: Vec<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

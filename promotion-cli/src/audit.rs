@@ -18,8 +18,10 @@ impl App {
         reference: &str,
         out: &Path,
         archive: Option<PathBuf>,
+        rosters: &[PathBuf],
     ) -> Result<u8, Failure> {
         let loaded = self.load(false)?;
+        let rosters = crate::signatures::roster_bytes(&loaded, rosters)?;
         let place = self.place();
         let store = store::open(&place)?;
         let rows = show::releases(&store, loaded.pipeline.name()).await?;
@@ -29,6 +31,7 @@ impl App {
         let options = promotion_evidence::ExportOptions {
             archive,
             attachments: Some(&files),
+            rosters,
             ..promotion_evidence::ExportOptions::default()
         };
         let summary =
@@ -47,6 +50,12 @@ impl App {
         );
         if let Some(a) = &summary.archive {
             println!("archive: {}", a.display());
+        }
+        if summary.signed_decisions > 0 {
+            println!(
+                "{} SSH-signed decisions with their statements, signatures and rosters",
+                summary.signed_decisions
+            );
         }
         if !summary.attachments_missing.is_empty() {
             println!(
@@ -93,6 +102,12 @@ impl App {
                         r.attestations.len(),
                         r.files
                     );
+                    if r.signed_decisions > 0 {
+                        println!(
+                            "{} SSH-signed decisions re-verified against the rosters in the pack",
+                            r.signed_decisions
+                        );
+                    }
                     for (stage, status) in &r.stages {
                         println!("  {stage:<14} {status}");
                     }
@@ -191,14 +206,35 @@ impl App {
         &self,
         vkey: Option<&Path>,
         anchors: &crate::anchors::Anchors,
+        rosters: &[PathBuf],
         json: bool,
     ) -> Result<u8, Failure> {
         let place = self.place();
         let verifier = store::verifier(&place.dir, vkey)?;
         let anchors = anchors.open()?;
+        let reverifier = self.log_reverifier(rosters)?;
         let store = store::open_existing(&place)?;
         match store.verify_anchored(Some(&verifier), anchors).await {
             Ok(r) => {
+                let signed = crate::signatures::reverify_log(&store, &reverifier).await?;
+                if !signed.failures.is_empty() {
+                    let message = format!(
+                        "{} of {} signed decisions do not re-verify: {}",
+                        signed.failures.len(),
+                        signed.signed,
+                        signed
+                            .failures
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    );
+                    if json {
+                        println!("{}", json!({ "ok": false, "error": message }));
+                    }
+                    return Err(Failure::Refused(message));
+                }
+                let rosters: Vec<String> = reverifier.digests().map(ToString::to_string).collect();
                 let root: String = r.root.iter().map(|b| format!("{b:02x}")).collect();
                 let size = r.checkpoint.as_ref().map_or(0, |c| c.size);
                 let anchor = r.anchor.as_ref().map(|a| a.size);
@@ -211,6 +247,7 @@ impl App {
                             "signature_checked": r.signature_checked, "key": verifier.name(),
                             "trusted_checkpoint_size": anchor,
                             "witness_cosignatures": r.cosignatures,
+                            "signed_decisions": signed.signed, "rosters": rosters,
                         })
                     );
                 } else {
@@ -223,6 +260,13 @@ impl App {
                     }
                     if r.cosignatures > 0 {
                         println!("{} witness cosignatures verified", r.cosignatures);
+                    }
+                    if signed.signed > 0 {
+                        println!(
+                            "{} SSH-signed decisions re-verified against roster {}",
+                            signed.signed,
+                            rosters.join(", ")
+                        );
                     }
                 }
                 Ok(OK)

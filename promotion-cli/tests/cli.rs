@@ -1293,7 +1293,7 @@ fn a_signed_approval_verifies_with_ssh_keygen_and_another_s_key_is_refused() {
         .expect(1);
     assert!(
         r.stdout()
-            .contains("FAILED: the statement's comment is not the log entry's"),
+            .contains("FAILED: the signed statement's comment is \"checked the canary\", the log entry's is \"waved through\""),
         "{}",
         r.stdout()
     );

@@ -22,9 +22,9 @@ use crate::attachments::{self, AttachmentSource};
 use crate::dsse::AttestationSigner;
 use crate::intoto::IN_TOTO_PAYLOAD_TYPE;
 use crate::pack::{
-    self, Entry, EntryLineOut, Manifest, ManifestArtifact, ManifestFile, ManifestLog,
-    ManifestRelease, StatementOptions, ATTACHMENTS_DIR, CHECKPOINT, ENTRIES, FORMAT, MANIFEST,
-    MANIFEST_PAYLOAD_TYPE, MANIFEST_SIGNATURE,
+    self, Entry, EntryLineOut, Manifest, ManifestArtifact, ManifestFile, ManifestKeys, ManifestLog,
+    ManifestRelease, StatementOptions, ATTACHMENTS_DIR, ATTESTATION_KEY_FILE, CHECKPOINT,
+    CHECKPOINT_KEY_FILE, ENTRIES, FORMAT, MANIFEST, MANIFEST_PAYLOAD_TYPE, MANIFEST_SIGNATURE,
 };
 
 /// Why a pack could not be exported.
@@ -103,6 +103,33 @@ pub enum ExportError {
         digest: Digest,
         source: std::io::Error,
     },
+    /// A signed decision was made under a roster the export was not given, so the pack could
+    /// not carry what checks its signature.
+    #[error(
+        "log entry {seq} is signed under roster {digest}, which the export was not given: \
+         pass that roster file as it was then (its sha256 is the digest)"
+    )]
+    RosterMissing {
+        seq: u64,
+        /// The roster digest the entry records.
+        digest: Digest,
+    },
+    /// A roster given to the export is not a valid roster.
+    #[error("roster {index} given to the export: {problem}")]
+    InvalidRoster {
+        /// Its position among [`ExportOptions::rosters`].
+        index: usize,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A key could not be written into the pack.
+    #[error("the pack's {what}: {problem}")]
+    Key {
+        /// Which key.
+        what: &'static str,
+        /// What went wrong.
+        problem: String,
+    },
     /// The export options are unusable.
     #[error("export options: {0}")]
     InvalidOptions(String),
@@ -143,6 +170,11 @@ pub struct ExportOptions<'a> {
     pub attachments: Option<&'a dyn AttachmentSource>,
     /// Also write the pack as one tar archive at this path.
     pub archive: Option<PathBuf>,
+    /// Roster files (their bytes, as in version control) the release's SSH-signed decisions
+    /// may have been made under: the pack carries each one a decision names, with its
+    /// `allowed_signers` rendering. A signed decision under a roster not given fails the
+    /// export ([`ExportError::RosterMissing`]).
+    pub rosters: Vec<Vec<u8>>,
 }
 
 /// What an export wrote.
@@ -165,6 +197,8 @@ pub struct PackSummary {
     pub attachments: usize,
     /// Attachments referenced by evidence that the source did not have.
     pub attachments_missing: Vec<Digest>,
+    /// SSH-signed decisions carried, each with its statement, signature and roster.
+    pub signed_decisions: usize,
     /// Files in the pack, manifest and signature included.
     pub files: usize,
 }
@@ -280,6 +314,15 @@ impl EvidencePack {
         let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         files.insert(CHECKPOINT.to_owned(), note.into_bytes());
         files.insert(ENTRIES.to_owned(), lines);
+        let keys = pack_keys(store, signer, &mut files)?;
+        let mut provenance_keys = Vec::new();
+        for planned in pack::plan_provenance_keys(&entries) {
+            if let (Some(path), Some(pem)) = (&planned.manifest.path, &planned.pem) {
+                files.insert(path.clone(), pem.clone().into_bytes());
+            }
+            provenance_keys.push(planned.manifest);
+        }
+        let (signed_decisions, rosters) = pack_signatures(&entries, &options.rosters, &mut files)?;
 
         let test_results = pack::plan_test_results(&registered, &pipeline, &entries);
         for planned in &test_results {
@@ -356,6 +399,10 @@ impl EvidencePack {
             statements: options.statements.clone(),
             attestations: all.iter().map(|p| p.manifest_entry()).collect(),
             attachments,
+            signed_decisions,
+            rosters,
+            keys,
+            provenance_keys,
             files: files
                 .iter()
                 .map(|(path, bytes)| ManifestFile {
@@ -509,6 +556,7 @@ impl EvidencePack {
                 .filter(|a| a.path.is_none())
                 .map(|a| a.digest)
                 .collect(),
+            signed_decisions: m.signed_decisions.len(),
             files: self.files.len(),
         }
     }
@@ -526,4 +574,65 @@ fn sign_statement(
         .sign(IN_TOTO_PAYLOAD_TYPE, &payload)
         .to_json()
         .map_err(json_err(planned.path.clone()))
+}
+
+/// Writes the keys that verify the pack into it: the checkpoint verifier key (when the store
+/// has one) and the attestation public key.
+fn pack_keys(
+    store: &AuditStore,
+    signer: &AttestationSigner,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<Option<ManifestKeys>, ExportError> {
+    let Some(checkpoint) = store.verifier() else {
+        return Ok(None);
+    };
+    let pem = signer
+        .verifier()
+        .public_key_pem()
+        .map_err(|e| ExportError::Key {
+            what: "attestation public key",
+            problem: e.to_string(),
+        })?;
+    files.insert(
+        CHECKPOINT_KEY_FILE.to_owned(),
+        format!("{}\n", checkpoint.verifier_key()).into_bytes(),
+    );
+    files.insert(ATTESTATION_KEY_FILE.to_owned(), pem.into_bytes());
+    Ok(Some(ManifestKeys {
+        checkpoint: CHECKPOINT_KEY_FILE.to_owned(),
+        attestation: ATTESTATION_KEY_FILE.to_owned(),
+    }))
+}
+
+/// Writes every signed decision's statement and signature, and each roster they name with its
+/// `allowed_signers` rendering, into the pack.
+fn pack_signatures(
+    entries: &[Entry],
+    given: &[Vec<u8>],
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<(Vec<pack::ManifestSignedDecision>, Vec<pack::ManifestRoster>), ExportError> {
+    let mut known = BTreeMap::new();
+    for (index, bytes) in given.iter().enumerate() {
+        let (entry, _, signers) = pack::roster_files(bytes)
+            .map_err(|problem| ExportError::InvalidRoster { index, problem })?;
+        known.insert(entry.digest, (entry, bytes, signers));
+    }
+    let mut decisions = Vec::new();
+    let mut rosters = BTreeMap::new();
+    for planned in pack::plan_signatures(entries) {
+        let m = planned.manifest;
+        let Some((entry, bytes, signers)) = known.get(&m.roster) else {
+            return Err(ExportError::RosterMissing {
+                seq: m.entry,
+                digest: m.roster,
+            });
+        };
+        files.insert(m.statement.clone(), planned.statement.into_bytes());
+        files.insert(m.signature.clone(), planned.signature.into_bytes());
+        files.insert(entry.path.clone(), bytes.to_vec());
+        files.insert(entry.allowed_signers.clone(), signers.clone().into_bytes());
+        rosters.insert(m.roster, entry.clone());
+        decisions.push(m);
+    }
+    Ok((decisions, rosters.into_values().collect()))
 }

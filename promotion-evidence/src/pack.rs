@@ -11,7 +11,20 @@
 //! attestations/<n>-vsa-<stage>-<decision>.dsse.json           one per stage decision
 //! attestations/<n>-test-result-<stage>-<gate>.dsse.json       one per test-report evaluation
 //! attachments/sha256-<hex> the raw evidence (reports, logs) by digest
+//! signatures/<n>.statement.json      a signed decision's statement, as the log entry holds it
+//! signatures/<n>.statement.json.sig  its SSHSIG signature (`ssh-keygen -Y sign`'s output)
+//! rosters/<hex>.toml                 the roster the decisions were made under, byte for byte
+//! rosters/<hex>.allowed_signers      its keys as an OpenSSH allowed_signers file
+//! keys/checkpoint.vkey               the log's checkpoint verifier key
+//! keys/attestation.pub.pem           the attestation public key (SPKI PEM)
+//! keys/provenance/<id>-<sha>.pem     each key a signature gate trusted for build provenance
 //! ```
+//!
+//! For a signed decision in log entry `<n>`, an auditor runs, in the pack's directory,
+//! `ssh-keygen -Y verify -f rosters/<hex>.allowed_signers -I <id> -n promotion -s
+//! signatures/<n>.statement.json.sig < signatures/<n>.statement.json`; `<hex>` is the hex of
+//! the roster digest the entry records, the roster file's SHA-256. The keys in `keys/` let an
+//! auditor holding only the pack verify it, once compared with the published ones.
 //!
 //! `<n>` is the six-digit sequence number of the log entry the attestation is about; stage and
 //! gate names are shortened to file-name-safe slugs (the statements hold the real names).
@@ -40,7 +53,9 @@
 //!   `policy` is the pipeline version in force (`<base>/pipelines/<pipeline>/versions/<v>`,
 //!   digest: SHA-256 of the canonical JSON `{"pipeline":…,"version":…}`);
 //!   `verificationResult` is `PASSED` for a promotion and `FAILED` otherwise, `verifiedLevels`
-//!   `["PROMOTION_STAGE_PROMOTED"]` or `["FAILED"]`; `inputAttestations` are the stage's
+//!   `["FAILED"]`, or for a promotion `SLSA_BUILD_LEVEL_2` when the log shows SLSA provenance
+//!   verified for every artifact, followed by [`STAGE_PROMOTED_LEVEL`] (see
+//!   [`VerifiedLevels`]); `inputAttestations` are the stage's
 //!   test-result attestations (path and sha256 of their envelope files). The field
 //!   [`DECISION_FIELD`] (a URI, as the VSA allows for extensions) holds the decision in full:
 //!   the log entries of the stage up to the decision, each gate's latest verdict with its
@@ -73,10 +88,18 @@ use serde::{Deserialize, Serialize};
 use crate::intoto::{ResourceDescriptor, Statement};
 
 mod decision;
+mod levels;
+mod provenance;
+mod signatures;
 mod test_result;
 
 pub(crate) use decision::plan_decisions;
 use decision::VsaPredicate;
+pub use levels::{VerifiedLevels, LEGACY_PROMOTED_LEVEL, SLSA_BUILD_LEVEL_2, STAGE_PROMOTED_LEVEL};
+pub use provenance::ManifestProvenanceKey;
+pub(crate) use provenance::{check_envelopes, plan_provenance_keys};
+pub(crate) use signatures::{plan_signatures, reverify, roster_files};
+pub use signatures::{ManifestRoster, ManifestSignedDecision, ROSTERS_DIR, SIGNATURES_DIR};
 pub(crate) use test_result::plan_test_results;
 use test_result::TestResultPredicate;
 
@@ -96,10 +119,17 @@ pub const ENTRIES: &str = "log/entries.jsonl";
 pub const ATTESTATIONS_DIR: &str = "attestations";
 /// The directory of attachments.
 pub const ATTACHMENTS_DIR: &str = "attachments";
+/// The directory of the public keys the pack carries.
+pub const KEYS_DIR: &str = "keys";
+/// The checkpoint verifier key file.
+pub const CHECKPOINT_KEY_FILE: &str = "keys/checkpoint.vkey";
+/// The attestation public key file.
+pub const ATTESTATION_KEY_FILE: &str = "keys/attestation.pub.pem";
 /// The VSA extension field holding the decision in full.
 pub const DECISION_FIELD: &str = "https://example.invalid/promotion/evidence/decision/v1";
-/// `verifiedLevels` of a promotion.
-pub const PROMOTED_LEVEL: &str = "PROMOTION_STAGE_PROMOTED";
+/// `verifiedLevels` of a promotion in packs written before SLSA levels (see
+/// [`VerifiedLevels`]); [`STAGE_PROMOTED_LEVEL`] is today's custom value.
+pub const PROMOTED_LEVEL: &str = LEGACY_PROMOTED_LEVEL;
 
 /// How statements name the verifier and the resources; recorded in the manifest so that a
 /// verifier derives the same statements.
@@ -110,6 +140,10 @@ pub struct StatementOptions {
     pub verifier_id: String,
     /// The base URL of `resourceUri` and `policy.uri`.
     pub resource_base: String,
+    /// What `verifiedLevels` says. A manifest that does not name it was written before SLSA
+    /// levels, [`VerifiedLevels::Legacy`].
+    #[serde(default = "VerifiedLevels::legacy")]
+    pub verified_levels: VerifiedLevels,
 }
 
 impl Default for StatementOptions {
@@ -119,6 +153,7 @@ impl Default for StatementOptions {
         StatementOptions {
             verifier_id: "https://promotion.invalid/verifier".to_owned(),
             resource_base: "https://promotion.invalid/".to_owned(),
+            verified_levels: VerifiedLevels::Slsa,
         }
     }
 }
@@ -173,8 +208,38 @@ pub struct Manifest {
     pub attestations: Vec<ManifestAttestation>,
     /// Every attachment the evidence references, present or missing.
     pub attachments: Vec<ManifestAttachment>,
+    /// Every SSH-signed decision of the release, with its statement, signature and roster
+    /// files (see [`ManifestSignedDecision`] and the layout above). Absent in packs made before signed decisions were carried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signed_decisions: Vec<ManifestSignedDecision>,
+    /// The rosters the signed decisions were made under.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rosters: Vec<ManifestRoster>,
+    /// The public keys that verify the pack, carried in it (see [`KEYS_DIR`]). Absent in
+    /// packs made before keys were carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<ManifestKeys>,
+    /// The keys the log's signature gates trusted for build-provenance envelopes, from their
+    /// evidence, each with its PEM file in `keys/provenance/` when the log records it (see
+    /// [`ManifestProvenanceKey`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provenance_keys: Vec<ManifestProvenanceKey>,
     /// Every file of the pack but the manifest and its signature, with its digest.
     pub files: Vec<ManifestFile>,
+}
+
+/// The public keys a pack carries, so that an auditor holding only the pack has every key
+/// needed: each must still be compared with a value the auditor trusts (the key the
+/// organisation publishes), since a key taken from the pack proves only that the pack is
+/// consistent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestKeys {
+    /// The log's checkpoint verifier key file (a signed-note verifier key line).
+    pub checkpoint: String,
+    /// The attestation public key file (SPKI PEM), which signed the manifest and the
+    /// attestations.
+    pub attestation: String,
 }
 
 /// The release a pack is about.
@@ -437,6 +502,7 @@ mod tests {
         let o = StatementOptions {
             verifier_id: "https://deploy.example/verifier".into(),
             resource_base: "https://deploy.example/promotion/".into(),
+            verified_levels: VerifiedLevels::Slsa,
         };
         o.check().unwrap();
         assert_eq!(

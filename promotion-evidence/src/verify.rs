@@ -1,4 +1,5 @@
-//! Offline verification of an evidence pack, with the two public keys alone.
+//! Offline verification of an evidence pack, with the two public keys alone (which the pack
+//! also carries, to be compared with the published ones).
 //!
 //! [`verify_pack`] reads a pack directory (or its tar archive) and checks, in order:
 //!
@@ -17,14 +18,21 @@
 //! 5. every attestation is signed by the trusted attestation key, is an in-toto statement, and is
 //!    exactly the statement the log entries imply (see [`crate::pack`]); none is missing or
 //!    extra;
-//! 6. every attachment is referenced by the evidence in the log and its bytes hash to its name.
+//! 6. every attachment is referenced by the evidence in the log and its bytes hash to its name;
+//! 7. the SSH-signed decisions are exactly those the entries record, with the entries' statement
+//!    and signature bytes; every roster hashes to its digest and its `allowed_signers` file is
+//!    its rendering; every signature re-verifies against its roster and says what its entry
+//!    says ([`promotion_identity::Reverifier`]; layout in [`crate::pack`]);
+//! 8. the build-provenance keys in `keys/provenance/` are those the signature gates' evidence
+//!    records, and every envelope a gate verified that the pack holds verifies with its key;
+//! 9. the public keys the pack carries (`keys/`) are the trusted keys it was verified with.
 //!
 //! What a pack does not prove: that the log holds no *later* entries of the release than the
 //! ones included (entries appended after the checkpoint, or left out by the exporter after the
 //! last one included). A verifier who needs that compares the checkpoint with a newer one from
 //! the log (a consistency proof) or asks for a newer pack.
 //!
-//! Problems of steps 2 to 6 are collected, not stopped at: [`PackError::Invalid`] lists each one
+//! Problems of steps 2 to 9 are collected, not stopped at: [`PackError::Invalid`] lists each one
 //! with the file, the log entry where one is concerned, and what was expected and found.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,10 +51,12 @@ use crate::pack::{
 mod attestations;
 mod log;
 mod read;
+mod signatures;
 
 use attestations::{check_attachments, check_attestations};
 use log::{check_checkpoint, check_entries, check_release};
 use read::{read_dir, read_tar};
+use signatures::{check_keys, check_provenance, check_signatures};
 
 /// The largest file a pack may hold, in bytes (1 GiB).
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
@@ -201,6 +211,14 @@ pub struct PackReport {
     /// Attachments the evidence references that the pack does not hold (their digests are
     /// still proven by the log).
     pub attachments_missing: Vec<Digest>,
+    /// SSH-signed decisions re-verified against the rosters in the pack.
+    pub signed_decisions: usize,
+    /// Build-provenance envelopes a signature gate verified, re-verified with the key its
+    /// evidence records (carried in `keys/provenance/`).
+    pub provenance_envelopes: usize,
+    /// Envelopes a signature gate verified that the pack does not hold (their attachment is
+    /// missing, or the log records the key's id but not its material).
+    pub provenance_not_in_pack: usize,
     /// Where the release stands in each stage, replayed from the verified entries, in the
     /// order the entries first mention the stages.
     pub stages: Vec<(String, String)>,
@@ -390,6 +408,20 @@ fn verify_files(
     // 6. The attachments.
     let (attachments, missing) = check_attachments(files, &manifest, &entries, problems);
 
+    // 7. The SSH-signed decisions, against the rosters the pack carries.
+    let signed_decisions = if release.is_some() {
+        check_signatures(files, &manifest, &entries, problems)
+    } else {
+        0
+    };
+
+    // 8. The provenance keys, and the provenance envelopes re-checked with them.
+    let (provenance_envelopes, provenance_not_in_pack) =
+        check_provenance(files, &manifest, &entries, problems);
+
+    // 9. The keys the pack carries are the trusted ones.
+    check_keys(files, &manifest, checkpoint_key, attestation_key, problems);
+
     if !problems.is_empty() {
         return Err(PackError::Invalid {
             problems: std::mem::take(problems),
@@ -409,6 +441,9 @@ fn verify_files(
         attestations,
         attachments,
         attachments_missing: missing,
+        signed_decisions,
+        provenance_envelopes,
+        provenance_not_in_pack,
         stages: stage_order(&entries)
             .into_iter()
             .map(|name| {

@@ -26,9 +26,11 @@ fn options(log: &PackLog) -> ExportOptions<'_> {
         statements: StatementOptions {
             verifier_id: "https://deploy.example.com/promotion".into(),
             resource_base: "https://deploy.example.com/".into(),
+            ..StatementOptions::default()
         },
         attachments: Some(&log.attachments),
         archive: Some(log.path("pack.tar")),
+        rosters: Vec::new(),
     }
 }
 
@@ -189,9 +191,11 @@ fn an_exported_pack_verifies_offline_and_holds_every_decision_with_its_evidence(
         "https://deploy.example.com/pipelines/shop/versions/2026.11"
     );
     assert_eq!(p["verificationResult"], "PASSED");
+    // no gate verified SLSA provenance here, so no SLSA level is claimed: only the
+    // namespaced custom value (SLSA VSA v1: custom values must not start with `SLSA_`)
     assert_eq!(
         p["verifiedLevels"],
-        serde_json::json!(["PROMOTION_STAGE_PROMOTED"])
+        serde_json::json!([promotion_evidence::pack::STAGE_PROMOTED_LEVEL])
     );
     let d = &p["https://example.invalid/promotion/evidence/decision/v1"];
     assert_eq!(d["decision"], "promoted");

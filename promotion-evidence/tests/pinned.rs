@@ -161,9 +161,12 @@ fn the_pack_statements_are_pinned() {
         statements: StatementOptions {
             verifier_id: "https://deploy.example.com/promotion".into(),
             resource_base: "https://deploy.example.com/".into(),
+            // Packs written before SLSA levels: their statements must still derive exactly.
+            verified_levels: promotion_evidence::pack::VerifiedLevels::Legacy,
         },
         attachments: Some(&log.attachments),
         archive: None,
+        rosters: Vec::new(),
     };
     // The JUnit report lives in a fresh temporary directory: its path, and so the digest of the
     // evidence naming it, differ from run to run. Everything else is pinned as it is.

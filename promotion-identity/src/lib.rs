@@ -10,6 +10,9 @@
 //!   encoding;
 //! - [`sshsig`]: SSH signatures (SSHSIG, `ssh-keygen -Y sign`) over statements, verified
 //!   against the roster's keys ([`Roster::verify_signed`]);
+//! - [`reverify`]: a [`Reverifier`] holding rosters by digest re-checks, long after, every
+//!   SSH-signed decision a release's log entries record (statement against the entry,
+//!   signature against the roster's key, groups against the roster);
 //! - [`oidc`]: OIDC ID tokens (JWT) for machines, verified against a [`Jwks`] and mapped by the
 //!   roster's claim rules ([`Roster::verify_oidc`]).
 //!
@@ -45,11 +48,13 @@
 //! ```
 
 pub mod oidc;
+pub mod reverify;
 pub mod roster;
 pub mod sshsig;
 pub mod statement;
 
 pub use oidc::{Jwks, OidcError, DEFAULT_LEEWAY};
+pub use reverify::{Failure, Problem, Replay, Report, Reverifier};
 pub use roster::{Location, Machine, Person, Roster, RosterError, RosterProblem};
 pub use sshsig::{sign, sign_with_key_file, SignatureError, DEFAULT_NAMESPACE};
 pub use statement::{Decision, Statement, StatementError, STATEMENT_TYPE};

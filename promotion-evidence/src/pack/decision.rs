@@ -15,10 +15,7 @@ use serde::Serialize;
 
 use crate::intoto::{ResourceDescriptor, Statement, VSA_V1};
 
-use super::{
-    slug, subjects, time, Entry, Planned, Predicate, StatementOptions, ATTESTATIONS_DIR,
-    PROMOTED_LEVEL,
-};
+use super::{slug, subjects, time, Entry, Planned, Predicate, StatementOptions, ATTESTATIONS_DIR};
 
 /// What a decision event decided: (decision, passed, reason); `None` for an event that decides
 /// nothing.
@@ -522,7 +519,7 @@ pub(crate) struct VsaPredicate {
     policy: Policy,
     /// `PASSED` or `FAILED`.
     verification_result: &'static str,
-    verified_levels: [&'static str; 1],
+    verified_levels: Vec<&'static str>,
     slsa_version: &'static str,
     /// Under the [`DECISION_FIELD`](super::DECISION_FIELD) URI (checked by a unit test).
     #[serde(rename = "https://example.invalid/promotion/evidence/decision/v1")]
@@ -588,8 +585,10 @@ pub(crate) fn plan_decisions(
     let mut out = Vec::new();
     let mut version = String::new();
     let mut stages: BTreeMap<StageName, StageLog> = BTreeMap::new();
+    let mut provenance = false;
     for e in entries {
         let event = e.event();
+        provenance |= super::levels::verifies_provenance(&event.body);
         if let Some(v) = pipeline_version(&event.body) {
             version.clone_from(v);
         }
@@ -626,7 +625,7 @@ pub(crate) fn plan_decisions(
                 },
             },
             verification_result: result,
-            verified_levels: [if passed { PROMOTED_LEVEL } else { "FAILED" }],
+            verified_levels: options.verified_levels.values(passed, provenance),
             slsa_version: "1.0",
             decision: Decision {
                 release: ReleaseRef {
@@ -763,7 +762,7 @@ mod tests {
                 },
             },
             verification_result: "PASSED",
-            verified_levels: [PROMOTED_LEVEL],
+            verified_levels: vec![super::super::STAGE_PROMOTED_LEVEL],
             slsa_version: "1.0",
             decision: Decision {
                 release: ReleaseRef {

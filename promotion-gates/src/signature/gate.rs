@@ -526,6 +526,7 @@ impl Gate for SignatureGate {
             "trusted_keys": self.keys.iter().map(|k| json!({
                 "id": k.id,
                 "algorithm": k.key.algorithm().as_str(),
+                "public_key": k.key.to_pem(),
             })).collect::<Vec<_>>(),
             "require_slsa_provenance": self.require_provenance,
             "trusted_builders": self.trusted_builders(),

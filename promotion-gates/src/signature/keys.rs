@@ -64,6 +64,16 @@ impl PublicKey {
         }
     }
 
+    /// The key as a PEM `PUBLIC KEY` (SPKI) block, as the evidence records it so that an
+    /// auditor can check the envelopes with the log alone; `None` if it cannot be encoded.
+    pub(super) fn to_pem(&self) -> Option<String> {
+        use p256::pkcs8::{EncodePublicKey as _, LineEnding};
+        match self {
+            PublicKey::Ed25519(key) => key.to_public_key_pem(LineEnding::LF).ok(),
+            PublicKey::P256(key) => key.to_public_key_pem(LineEnding::LF).ok(),
+        }
+    }
+
     /// Whether `other` is the same key material (whatever id each is configured under).
     pub(super) fn same_key(&self, other: &PublicKey) -> bool {
         match (self, other) {

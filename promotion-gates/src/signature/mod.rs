@@ -101,7 +101,8 @@
 //!   `envelope_sha256`, `key_id`, `builder_id` (of the envelope that verified it), `problems`,
 //!   and `envelopes` (for each envelope looked at: `origin`, `sha256`, `signatures`,
 //!   `keyid_hints`, `key_id`, `algorithm`, `payload_type`, `statement_type`, `predicate_type`,
-//!   `build_type`, `builder_id`, `source_commits`, `problems`); `trusted_keys` (`id`, `algorithm`),
+//!   `build_type`, `builder_id`, `source_commits`, `problems`); `trusted_keys` (`id`, `algorithm`,
+//!   `public_key`: the key as SPKI PEM, so an evidence pack carries what checks the envelopes),
 //!   `require_slsa_provenance`, `trusted_builders`, `check_source_commit`, `release_commit`,
 //!   `verified`, `failed`. With a threshold above one, also `signature_threshold`, and in each
 //!   envelope `key_ids`, every trusted key that verified (`key_id` and `algorithm` are the
