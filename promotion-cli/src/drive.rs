@@ -18,16 +18,19 @@ use promotion_identity::{Decision, Statement};
 use crate::app::App;
 use crate::args::{OnStage, Who};
 use crate::failure::{Failure, HUMAN, OK, REFUSED, TIME};
-use crate::identity::Identities;
+use crate::identity::{Identities, Registrant};
 use crate::manifest;
 use crate::show;
 use crate::store;
 
 impl App {
-    pub(crate) async fn register(&self, manifest: &Path, who: &Who) -> Result<u8, Failure> {
+    /// Registers the release in `manifest` on behalf of `who` (see
+    /// [`Identities::registrant`]); the pipeline's `register` rule decides which
+    /// verifications it accepts.
+    pub(crate) async fn register(&self, manifest: &Path, who: &Registrant) -> Result<u8, Failure> {
         let loaded = self.load(false)?;
-        let release = manifest::read(manifest, &who.id)?;
-        let principal = who.principal()?;
+        let principal = Identities::of(&loaded)?.registrant(who)?;
+        let release = manifest::read(manifest, principal.id.as_str())?;
         let store: Arc<dyn EventStore> = Arc::new(store::open(&self.place())?);
         let engine = self.engine(&loaded, store.clone());
         let id = engine.register(release, &principal).await?;
