@@ -57,7 +57,7 @@ pub(crate) struct Who {
     pub(crate) groups: Vec<String>,
     /// Sign the decision with this OpenSSH private key (unencrypted Ed25519 or ECDSA); the
     /// roster must list its public key for the --as person. The signed statement and the
-    /// signature are recorded (see `promote signatures`). Not for start and rollback yet.
+    /// signature are recorded with the decision (see `promote signatures`).
     #[arg(long, value_name = "FILE", env = "PROMOTION_KEY")]
     pub(crate) key: Option<PathBuf>,
 }

@@ -103,16 +103,10 @@ impl App {
         let principal = match &who.key {
             None => principal,
             Some(key) => {
+                // Every decision, start and rollback included, records its principal with the
+                // verification (`stage_started.by`, `rollback_started.by`), so the signature
+                // is kept with the log entry it is for.
                 let (decision, comment) = what;
-                if matches!(decision, Decision::Start | Decision::RollBack) {
-                    // Their events record who asked only as the actor's id, so a signature
-                    // would be checked here and then lost: refuse it rather than drop it.
-                    return Err(Failure::Usage(
-                        "--key is not kept for start and rollback yet (their log entries do \
-                         not record the principal's verification); run without --key"
-                            .to_owned(),
-                    ));
-                }
                 let statement = Statement {
                     release: row.id,
                     stage: StageName::new(&on.stage).map_err(EngineError::from)?,

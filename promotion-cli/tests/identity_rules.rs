@@ -335,3 +335,151 @@ fn where_the_template_wants_a_signature_the_roster_is_not_enough() {
     assert!(out.contains("approved by alice (SSH-signed)"), "{out}");
     s.promote(&["run", "latest"]).expect(0);
 }
+
+/// `start` and `rollback` take `--key` like the other decisions: the signed statement and the
+/// signature are kept in `stage_started` and `rollback_started`, where the template can demand
+/// them, and the real `ssh-keygen -Y verify` accepts what the log holds.
+#[test]
+fn signed_starts_and_rollbacks_are_kept_and_verify_with_ssh_keygen() {
+    let probe = tempfile::tempdir().unwrap();
+    let Some(alice_pub) = keygen(&probe.path().join("alice.key")) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "ssh-keygen is required under CI"
+        );
+        eprintln!("SKIPPED: ssh-keygen (openssh-client) not found; signed starts did not run");
+        return;
+    };
+    let template = r#"[template]
+name = "signed"
+version = "1.0.0"
+
+[[stages]]
+name = "production"
+manual_start = true
+
+[stages.accept]
+start = ["ssh_signature"]
+roll_back = ["ssh_signature"]
+"#;
+    let s = Sandbox::new(template, "");
+    std::fs::copy(probe.path().join("alice.key"), s.path("alice.key")).unwrap();
+    s.write(
+        "roster.toml",
+        &ROSTER.replace(
+            "groups = [\"sre\"]\n",
+            &format!("groups = [\"sre\"]\nssh_keys = [\"{alice_pub}\"]\n"),
+        ),
+    );
+    s.register(&["--as", "ci-web"]).expect(0);
+    s.promote(&["run", "latest"]).expect(4);
+    let r = s
+        .promote(&["start", "latest", "production", "--as", "alice"])
+        .expect(1);
+    assert!(
+        r.stderr().contains("start requires ssh_signature"),
+        "{}",
+        r.stderr()
+    );
+    s.promote(&[
+        "start",
+        "latest",
+        "production",
+        "--as",
+        "alice",
+        "--key",
+        "alice.key",
+    ])
+    .expect(0);
+    s.promote(&["run", "latest"]).expect(0);
+    let r = s
+        .promote(&[
+            "rollback",
+            "latest",
+            "production",
+            "--as",
+            "alice",
+            "--reason",
+            "errors up",
+        ])
+        .expect(1);
+    assert!(
+        r.stderr().contains("roll_back requires ssh_signature"),
+        "{}",
+        r.stderr()
+    );
+    s.promote(&[
+        "rollback",
+        "latest",
+        "production",
+        "--as",
+        "alice",
+        "--reason",
+        "errors up",
+        "--key",
+        "alice.key",
+    ])
+    .expect(0);
+
+    let allowed = s.path("allowed_signers");
+    std::fs::write(
+        &allowed,
+        format!("alice namespaces=\"promotion\" {alice_pub}\n"),
+    )
+    .unwrap();
+    for kind in ["stage_started", "rollback_started"] {
+        let lines = s.logged(kind);
+        let line = lines
+            .iter()
+            .find(|l| l.contains("ssh_signature"))
+            .unwrap_or_else(|| panic!("no signed {kind}: {lines:?}"));
+        // The export line holds the stored event; find the principal's verification in it.
+        let v: Value = serde_json::from_str(line).unwrap();
+        let event = find_key(&v, "by").unwrap_or_else(|| panic!("no `by` in {line}"));
+        let how = &event["verified"];
+        assert_eq!(how["method"], "ssh_signature", "{line}");
+        let statement = how["statement"].as_str().unwrap();
+        let decision = if kind == "stage_started" {
+            "start"
+        } else {
+            "roll_back"
+        };
+        assert!(statement.contains(decision), "{statement}");
+        let stmt = s.path(&format!("{kind}.json"));
+        std::fs::write(&stmt, statement).unwrap();
+        std::fs::write(
+            s.path(&format!("{kind}.json.sig")),
+            how["signature"].as_str().unwrap(),
+        )
+        .unwrap();
+        let verify = |file: &Path| {
+            Command::new("ssh-keygen")
+                .args(["-Y", "verify", "-f"])
+                .arg(&allowed)
+                .args(["-I", "alice", "-n", "promotion", "-s"])
+                .arg(s.path(&format!("{kind}.json.sig")))
+                .stdin(std::fs::File::open(file).unwrap())
+                .output()
+                .unwrap()
+        };
+        let ok = verify(&stmt);
+        assert!(ok.status.success(), "{kind}: {ok:?}");
+        // One changed byte and OpenSSH refuses it.
+        let tampered = s.path(&format!("{kind}.tampered"));
+        let changed = statement.replacen("production", "productiom", 1);
+        assert_ne!(changed, statement);
+        std::fs::write(&tampered, changed).unwrap();
+        assert!(!verify(&tampered).status.success(), "{kind} tampered");
+    }
+}
+
+/// The first value under `key` anywhere in `v` (the export line nests the stored event).
+fn find_key<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
+    match v {
+        Value::Object(m) => m
+            .get(key)
+            .or_else(|| m.values().find_map(|x| find_key(x, key))),
+        Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
+}
