@@ -1191,25 +1191,6 @@ fn a_signed_approval_verifies_with_ssh_keygen_and_another_s_key_is_refused() {
         .expect(0)
         .stdout();
     assert!(out.contains("approved by alice (SSH-signed)"), "{out}");
-    // a rollback's log entry keeps no verification: a key for it is refused, not dropped
-    let r = s
-        .promote(&[
-            "rollback",
-            "latest",
-            "prod",
-            "--as",
-            "alice",
-            "--key",
-            alice_key.to_str().unwrap(),
-            "--reason",
-            "x",
-        ])
-        .expect(2);
-    assert!(
-        r.stderr().contains("not kept for start and rollback"),
-        "{}",
-        r.stderr()
-    );
 
     let listing = s
         .promote(&["signatures", "latest", "--out", "sigs"])
