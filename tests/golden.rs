@@ -695,7 +695,29 @@ fn the_generator_still_produces_the_golden_log() {
     // Not required for compatibility (v1 is frozen either way), but when it holds it proves
     // decide() still makes the same decisions as when v1 was written.
     let streams = golden();
-    for (stream, events) in write_streams() {
+    let mut principal_rollbacks = 0;
+    for (stream, mut events) in write_streams() {
+        // Since v1, a principal's start and rollback also record the principal (`by`, with
+        // how they were verified): an optional field v1 lacks, and the only decision that
+        // differs. Compared without it, the rest must be what v1 recorded.
+        for e in &mut events {
+            match &mut e.body {
+                EventBody::StageStarted { by, .. } => {
+                    if let Actor::Principal { id } = &e.actor {
+                        assert_eq!(by.as_ref().map(|p| &p.id), Some(id));
+                    }
+                    *by = None;
+                }
+                EventBody::RollbackStarted { by, .. } => {
+                    if let Actor::Principal { id } = &e.actor {
+                        assert_eq!(by.as_ref().map(|p| &p.id), Some(id));
+                        principal_rollbacks += 1;
+                    }
+                    *by = None;
+                }
+                _ => {}
+            }
+        }
         let expected: Vec<&Event> = streams[&stream].iter().map(|(_, e)| e).collect();
         assert_eq!(
             events.iter().collect::<Vec<_>>(),
@@ -703,6 +725,10 @@ fn the_generator_still_produces_the_golden_log() {
             "stream {stream}"
         );
     }
+    assert!(
+        principal_rollbacks > 0,
+        "the golden log has a principal's rollback"
+    );
 }
 
 /// A release-train-style log (every stream `write_streams` drives, each gate verdict carrying

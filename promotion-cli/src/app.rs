@@ -9,9 +9,10 @@ use promotion_core::layer::layer_fn;
 use promotion_core::{Engine, EventStore, GateName, HostCommand, SystemClock};
 use promotion_identity::Decision;
 
-use crate::args::{Cmd, EvidenceCmd, Global, LogCmd, Who};
+use crate::args::{Cmd, EvidenceCmd, Global, LogCmd};
 use crate::deployer;
 use crate::failure::Failure;
+use crate::identity::Registrant;
 use crate::show::{self, Row};
 use crate::store::{self, Place};
 
@@ -92,13 +93,14 @@ impl App {
                 manifest,
                 id,
                 groups,
+                id_token,
+                jwks,
             } => {
-                let who = Who {
-                    id,
-                    groups,
-                    key: None,
+                let registrant = match (id_token, jwks) {
+                    (Some(token), Some(jwks)) => Registrant::Token { token, jwks },
+                    _ => Registrant::As { id, groups },
                 };
-                self.register(&manifest, &who).await
+                self.register(&manifest, &registrant).await
             }
             Cmd::Run { release, max_wait } => {
                 let max = match max_wait {

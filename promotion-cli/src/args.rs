@@ -57,7 +57,7 @@ pub(crate) struct Who {
     pub(crate) groups: Vec<String>,
     /// Sign the decision with this OpenSSH private key (unencrypted Ed25519 or ECDSA); the
     /// roster must list its public key for the --as person. The signed statement and the
-    /// signature are recorded (see `promote signatures`). Not for start and rollback yet.
+    /// signature are recorded with the decision (see `promote signatures`).
     #[arg(long, value_name = "FILE", env = "PROMOTION_KEY")]
     pub(crate) key: Option<PathBuf>,
 }
@@ -104,12 +104,20 @@ pub(crate) enum Cmd {
         /// The manifest file.
         #[arg(long)]
         manifest: PathBuf,
-        /// Who registers it [default: promote].
-        #[arg(long = "as", env = "PROMOTION_AS", default_value = "promote")]
-        id: String,
-        /// Their groups, comma-separated.
+        /// Who registers it: with a roster, an id it lists (recorded as verified by the
+        /// roster); with `identity = "unverified"`, anyone [default: promote].
+        #[arg(long = "as", env = "PROMOTION_AS", conflicts_with = "id_token")]
+        id: Option<String>,
+        /// Their groups, comma-separated; only with `identity = "unverified"`.
         #[arg(long, value_delimiter = ',', env = "PROMOTION_GROUPS")]
         groups: Vec<String>,
+        /// A CI system's OIDC ID token (a JWT) in FILE: the registrant is the roster machine
+        /// whose claim rules it matches, recorded as OIDC-verified. Needs --jwks and a roster.
+        #[arg(long = "id-token", value_name = "FILE", requires = "jwks")]
+        id_token: Option<PathBuf>,
+        /// The token issuer's public keys (a JWKS, JSON) in FILE.
+        #[arg(long, value_name = "FILE", requires = "id_token")]
+        jwks: Option<PathBuf>,
     },
     /// Drive a release as far as its gates allow, waiting through pauses and soaks.
     Run {

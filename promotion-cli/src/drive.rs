@@ -18,16 +18,19 @@ use promotion_identity::{Decision, Statement};
 use crate::app::App;
 use crate::args::{OnStage, Who};
 use crate::failure::{Failure, HUMAN, OK, REFUSED, TIME};
-use crate::identity::Identities;
+use crate::identity::{Identities, Registrant};
 use crate::manifest;
 use crate::show;
 use crate::store;
 
 impl App {
-    pub(crate) async fn register(&self, manifest: &Path, who: &Who) -> Result<u8, Failure> {
+    /// Registers the release in `manifest` on behalf of `who` (see
+    /// [`Identities::registrant`]); the pipeline's `register` rule decides which
+    /// verifications it accepts.
+    pub(crate) async fn register(&self, manifest: &Path, who: &Registrant) -> Result<u8, Failure> {
         let loaded = self.load(false)?;
-        let release = manifest::read(manifest, &who.id)?;
-        let principal = who.principal()?;
+        let principal = Identities::of(&loaded)?.registrant(who)?;
+        let release = manifest::read(manifest, principal.id.as_str())?;
         let store: Arc<dyn EventStore> = Arc::new(store::open(&self.place())?);
         let engine = self.engine(&loaded, store.clone());
         let id = engine.register(release, &principal).await?;
@@ -100,16 +103,10 @@ impl App {
         let principal = match &who.key {
             None => principal,
             Some(key) => {
+                // Every decision, start and rollback included, records its principal with the
+                // verification (`stage_started.by`, `rollback_started.by`), so the signature
+                // is kept with the log entry it is for.
                 let (decision, comment) = what;
-                if matches!(decision, Decision::Start | Decision::RollBack) {
-                    // Their events record who asked only as the actor's id, so a signature
-                    // would be checked here and then lost: refuse it rather than drop it.
-                    return Err(Failure::Usage(
-                        "--key is not kept for start and rollback yet (their log entries do \
-                         not record the principal's verification); run without --key"
-                            .to_owned(),
-                    ));
-                }
                 let statement = Statement {
                     release: row.id,
                     stage: StageName::new(&on.stage).map_err(EngineError::from)?,

@@ -8,20 +8,40 @@
 //!   carry no verification and `promote status` marks them UNVERIFIED.
 //! - neither: a person's command is refused, naming both options.
 //!
+//! `register` names its registrant like the others with `--as` (checked against the roster, or
+//! believed with `identity = "unverified"`; without either setting, still the caller's word),
+//! or with `--id-token FILE --jwks FILE`: a CI system's OIDC ID token, verified against the
+//! issuer's keys and mapped by the roster's machine rules to a principal recorded as
+//! [`Verification::Oidc`].
+//!
 //! With a roster, `--key FILE` (an OpenSSH private key) signs the decision's canonical
 //! [`Statement`] in the SSHSIG namespace `promotion`; the signature must verify against the
 //! roster's keys for the `--as` person, and the principal is recorded as
 //! [`Verification::SshSignature`] with the statement's bytes, so that `promote signatures`
 //! can hand an auditor what `ssh-keygen -Y verify` needs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use promotion_config::{IdentitySource, Loaded};
 use promotion_core::{Principal, Verification};
-use promotion_identity::{Roster, Statement, DEFAULT_NAMESPACE};
+use promotion_identity::{Jwks, Roster, Statement, DEFAULT_LEEWAY, DEFAULT_NAMESPACE};
 
 use crate::args::Who;
 use crate::failure::Failure;
+
+/// Who registers a release, as `register` was told.
+pub(crate) enum Registrant {
+    /// `--as` (and `--groups`, believed only with `identity = "unverified"`).
+    As {
+        id: Option<String>,
+        groups: Vec<String>,
+    },
+    /// `--id-token FILE --jwks FILE`: a machine, by its OIDC ID token.
+    Token { token: PathBuf, jwks: PathBuf },
+}
+
+/// The id `register` records when `--as` is not given and nothing checks it.
+const DEFAULT_REGISTRANT: &str = "promote";
 
 /// Where the acting person comes from, as the service file says.
 pub(crate) enum Identities {
@@ -85,6 +105,58 @@ impl Identities {
 }
 
 impl Identities {
+    /// The principal registering a release: a roster person or machine by `--as` (verified
+    /// by the roster), a machine by its OIDC token (verified by OIDC), or, with
+    /// `identity = "unverified"` or no setting, the caller's word.
+    pub(crate) fn registrant(&self, who: &Registrant) -> Result<Principal, Failure> {
+        match (who, self) {
+            (Registrant::Token { token, jwks }, Identities::Roster(roster)) => {
+                let read = |path: &Path, what: &str| {
+                    std::fs::read_to_string(path).map_err(|e| {
+                        Failure::Usage(format!("cannot read {what} {}: {e}", path.display()))
+                    })
+                };
+                let keys = Jwks::from_json(&read(jwks, "--jwks")?)
+                    .map_err(|e| Failure::Usage(format!("--jwks {}: {e}", jwks.display())))?;
+                roster
+                    .verify_oidc(
+                        &read(token, "--id-token")?,
+                        &keys,
+                        chrono::Utc::now(),
+                        DEFAULT_LEEWAY,
+                    )
+                    .map_err(|e| {
+                        Failure::Refused(format!(
+                            "--id-token {} is refused: {e} (roster {})",
+                            token.display(),
+                            roster.digest()
+                        ))
+                    })
+            }
+            (Registrant::Token { .. }, _) => Err(Failure::Usage(
+                "--id-token needs a roster whose machine rules map tokens to principals: add \
+                 `roster = \"roster.toml\"` under [service]"
+                    .to_owned(),
+            )),
+            (Registrant::As { id: None, .. }, Identities::Roster(_)) => Err(Failure::Usage(
+                "say who registers the release: --as ID (a person or machine the roster lists) \
+                 or --id-token FILE --jwks FILE (a CI system's OIDC token)"
+                    .to_owned(),
+            )),
+            (Registrant::As { id, groups }, _) => {
+                let who = Who {
+                    id: id.clone().unwrap_or_else(|| DEFAULT_REGISTRANT.to_owned()),
+                    groups: groups.clone(),
+                    key: None,
+                };
+                match self {
+                    Identities::Unset => who.principal(),
+                    _ => self.principal(&who),
+                }
+            }
+        }
+    }
+
     /// `principal` (from [`principal`](Self::principal)) signing `statement` with the key in
     /// `key`: the statement gets the roster's digest, is signed, and the signature is verified
     /// against the roster, whose key it must be the principal's.

@@ -115,6 +115,17 @@ id = "carol"
 name = "Carol"
 groups = ["qa"]
 ssh_keys = []
+
+# The CI system that registers releases: `register --as ci-bot`, or, from a GitHub Actions job,
+# `register --id-token FILE --jwks FILE` with the job's OIDC token, whose claims must all match.
+[[machines]]
+id = "ci-bot"
+groups = ["ci"]
+issuer = "https://token.actions.githubusercontent.com"
+audience = "promotion"
+[machines.claims]
+repository = "example/app"
+ref = "refs/heads/main"
 "#;
 
 /// A release manifest to start from.

@@ -61,13 +61,32 @@
 //! of a `deployment-window` gate), `rollout` (`steps = [{ weight, pause, analysis = [gates],
 //! analysis_policy }]` or `weights = [...]` with a shared `pause`, `analysis` and
 //! `analysis_policy`; `auto_rollback`), `verification` (gates) and `verification_policy`, and
-//! `soak`. A phase policy has `delay`, `interval`, `timeout`, `all_pass_in_same_round`,
+//! `soak`, and `accept` (below). A phase policy has `delay`, `interval`, `timeout`, `all_pass_in_same_round`,
 //! `min_success`, `fail_fast`, `consecutive_error_limit` and `retry_interval`. `[pipeline]`
 //! has `name` (default: the service's), `break_glass` and `operators` (groups),
 //! `allow_self_override` (let a release's builder, contributors and initiator override and
 //! judge its gates; off by default) and `max_text_len` (the bound on comments,
 //! justifications and reasons in bytes; default 4096) and `require_verified` (refuse a
 //! person's command unless the host says how it verified them; off by default).
+//!
+//! `[pipeline.accept]` and a stage's `[stages.accept]` map an action (`register`, `start`,
+//! `approve`, `reject`, `override`, `judge`, `abort`, `roll_back`) to the verifications
+//! accepted for it (`roster`, `ssh_signature`, `oidc`); a stage's rule for an action replaces
+//! the pipeline's, `register` is pipeline-wide only, and an empty list is refused:
+//!
+//! ```toml
+//! [pipeline.accept]
+//! register = ["oidc", "roster"]     # CI by its OIDC token, or a person from the roster
+//!
+//! [[stages]]
+//! name = "production"
+//! [stages.accept]
+//! approve = ["ssh_signature"]       # people sign production approvals…
+//! override = ["ssh_signature"]      # …and break glass
+//! ```
+//!
+//! The rules are part of the template, whose digest is in the pipeline's version: changing
+//! them changes the version, and approvals given under the old rules stop counting.
 //!
 //! ## Supported Rust versions
 //!

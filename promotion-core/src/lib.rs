@@ -56,6 +56,7 @@ mod principal;
 mod release;
 mod store;
 mod vecmap;
+mod verification;
 
 // A host embedding the engine.
 pub use approval::{ApprovalPolicy, ApprovalRule, Unsatisfiable};
@@ -74,6 +75,7 @@ pub use pipeline::{
 };
 pub use principal::{Principal, Verification};
 pub use release::{Artifact, Release, ReleaseBuilder, ReleaseError, ReleaseId, SourceRef};
+pub use verification::{AcceptedVerifications, ActionKind, UnknownKind, VerificationKind};
 
 // A gate author.
 pub use gate::{

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::approval::ApprovalPolicy;
 use crate::gate::{GateSpec, Phase, PhaseId, PhasePolicy};
 use crate::name::{check_name, GateName, Group, InvalidName, PipelineName, StageName};
+use crate::verification::{AcceptedVerifications, ActionKind, VerificationKind};
 
 /// A traffic weight in percent, 1 to 100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -143,6 +144,9 @@ pub struct StageSpec {
     pub verification: Phase,
     /// Time the release must stay healthy before it counts as promoted.
     pub soak: Option<Duration>,
+    /// The verifications this stage accepts per action, replacing the pipeline's rule for
+    /// the actions it names ([`StageSpec::accept`]).
+    pub accepted: AcceptedVerifications,
 }
 
 impl StageSpec {
@@ -158,6 +162,7 @@ impl StageSpec {
             rollout: None,
             verification: Phase::default(),
             soak: None,
+            accepted: AcceptedVerifications::new(),
         }
     }
     /// Adds an upstream stage.
@@ -208,6 +213,18 @@ impl StageSpec {
     /// Sets the soak time.
     pub fn soak(mut self, d: Duration) -> Self {
         self.soak = Some(d);
+        self
+    }
+    /// In this stage, `action` is accepted only from a principal verified by one of `kinds`
+    /// (e.g. production approvals need an SSH signature), whatever the pipeline accepts for it
+    /// elsewhere. [`ActionKind::Register`] has no stage and is refused here when the pipeline
+    /// is built, as is an empty `kinds`.
+    pub fn accept(
+        mut self,
+        action: ActionKind,
+        kinds: impl IntoIterator<Item = VerificationKind>,
+    ) -> Self {
+        self.accepted = self.accepted.accept(action, kinds);
         self
     }
 }
@@ -262,6 +279,7 @@ pub struct Pipeline {
     allow_self_override: bool,
     max_text_len: usize,
     require_verified: bool,
+    accepted: AcceptedVerifications,
 }
 
 /// Why a pipeline definition was refused. Every variant names the stage.
@@ -312,6 +330,15 @@ pub enum PipelineError {
     /// A rollout plan is malformed.
     #[error("stage `{stage}`: rollout plan {reason}")]
     BadRollout { stage: String, reason: String },
+    /// A rule of accepted verifications accepts none, or names an action a stage cannot have.
+    #[error("{context}: `{action}` {reason}")]
+    BadVerificationRule {
+        /// Where the rule is (`pipeline`, `stage \`prod\``).
+        context: String,
+        action: ActionKind,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A phase policy is contradictory.
     #[error("stage `{stage}`: {phase} policy {reason}")]
     BadPolicy {
@@ -332,6 +359,7 @@ pub struct PipelineBuilder {
     allow_self_override: bool,
     max_text_len: usize,
     require_verified: bool,
+    accepted: AcceptedVerifications,
 }
 
 impl Pipeline {
@@ -346,6 +374,7 @@ impl Pipeline {
             allow_self_override: false,
             max_text_len: crate::text::DEFAULT_MAX_TEXT_LEN,
             require_verified: false,
+            accepted: AcceptedVerifications::new(),
         }
     }
     /// The pipeline's name.
@@ -390,6 +419,25 @@ impl Pipeline {
     pub fn requires_verified(&self) -> bool {
         self.require_verified
     }
+    /// The verifications the pipeline accepts per action, everywhere a stage has no rule of
+    /// its own for the action ([`PipelineBuilder::accept`]).
+    pub fn accepted_verifications(&self) -> &AcceptedVerifications {
+        &self.accepted
+    }
+    /// The verification kinds accepted for `action` in `stage` (`None` for
+    /// [`ActionKind::Register`], which has no stage): the stage's rule for it, else the
+    /// pipeline's; `None` when neither has one, and then only
+    /// [`requires_verified`](Self::requires_verified) applies.
+    pub fn accepted_for(
+        &self,
+        stage: Option<&str>,
+        action: ActionKind,
+    ) -> Option<&BTreeSet<VerificationKind>> {
+        stage
+            .and_then(|s| self.stage(s))
+            .and_then(|s| s.spec.accepted.for_action(action))
+            .or_else(|| self.accepted.for_action(action))
+    }
 }
 
 impl PipelineBuilder {
@@ -421,6 +469,21 @@ impl PipelineBuilder {
         self.require_verified = true;
         self
     }
+    /// Accepts `action` only from a principal verified by one of `kinds`, in every stage that
+    /// has no rule of its own for it ([`StageSpec::accept`]): e.g. registering needs
+    /// [`Oidc`](VerificationKind::Oidc) or [`Roster`](VerificationKind::Roster). A refused
+    /// command is a [`Refusal::VerificationNotAccepted`](crate::Refusal::VerificationNotAccepted),
+    /// recorded in the security stream. The rules are part of the definition: change the
+    /// pipeline's version with them (the TOML loader's version carries the template's digest,
+    /// so it does), and approvals given under the old rules stop counting.
+    pub fn accept(
+        mut self,
+        action: ActionKind,
+        kinds: impl IntoIterator<Item = VerificationKind>,
+    ) -> Self {
+        self.accepted = self.accepted.accept(action, kinds);
+        self
+    }
     /// Bounds comments, justifications and reasons to `bytes` (default
     /// [`DEFAULT_MAX_TEXT_LEN`](crate::text::DEFAULT_MAX_TEXT_LEN), 4 KiB).
     pub fn max_text_len(mut self, bytes: usize) -> Self {
@@ -448,6 +511,10 @@ impl PipelineBuilder {
         };
         let break_glass = group_set(self.break_glass, "break-glass group")?;
         let operators = group_set(self.operators, "operator group")?;
+        check_rules("pipeline".into(), &self.accepted, true)?;
+        for spec in &self.stages {
+            check_rules(format!("stage `{}`", spec.name), &spec.accepted, false)?;
+        }
 
         let mut index = BTreeMap::new();
         let mut names = Vec::new();
@@ -520,8 +587,32 @@ impl PipelineBuilder {
             allow_self_override: self.allow_self_override,
             max_text_len: self.max_text_len,
             require_verified: self.require_verified,
+            accepted: self.accepted,
         })
     }
+}
+
+/// Refuses a rule that accepts nothing, and a stage's rule for registering.
+fn check_rules(
+    context: String,
+    rules: &AcceptedVerifications,
+    pipeline_wide: bool,
+) -> Result<(), PipelineError> {
+    for (action, kinds) in rules.rules() {
+        let reason = if kinds.is_empty() {
+            "accepts no verification, so nobody could do it"
+        } else if action == ActionKind::Register && !pipeline_wide {
+            "is pipeline-wide: a release is registered before any stage"
+        } else {
+            continue;
+        };
+        return Err(PipelineError::BadVerificationRule {
+            context,
+            action,
+            reason,
+        });
+    }
+    Ok(())
 }
 
 fn topological_order(

@@ -78,6 +78,15 @@ impl Verification {
             Verification::Oidc { .. } => "OIDC",
         }
     }
+    /// The kind of verification, without its particulars: what a pipeline's
+    /// [accepted verifications](crate::AcceptedVerifications) name.
+    pub fn kind(&self) -> crate::VerificationKind {
+        match self {
+            Verification::Roster { .. } => crate::VerificationKind::Roster,
+            Verification::SshSignature { .. } => crate::VerificationKind::SshSignature,
+            Verification::Oidc { .. } => crate::VerificationKind::Oidc,
+        }
+    }
     /// The digest of the roster that vouched for the principal.
     pub fn roster(&self) -> &Digest {
         match self {

@@ -300,6 +300,7 @@ fn phase_state(at: DateTime<Utc>, gate: &str, errors: u32) -> ReleaseState {
         request: None,
         body: EventBody::StageStarted {
             stage: stage.clone(),
+            by: None,
         },
     }];
     for round in 1..=errors {

@@ -16,7 +16,8 @@
 //! 5. `exp` is present and `now` is not past it, `nbf` and `iat` are not after `now`, each with
 //!    the given leeway. `now` is passed in, never read from the clock;
 //! 6. every claim rule of the machine matches exactly (string claims only). Exactly one machine
-//!    must match; that machine's [`Principal`] is the answer.
+//!    must match; that machine's [`Principal`] is the answer, marked
+//!    [`Verification::Oidc`] with the roster's digest and the token's `iss` and `sub`.
 //!
 //! The key set is read from JSON (the issuer's `/.well-known/jwks` document, saved to a file);
 //! symmetric (`oct`) keys in it are refused.
@@ -27,7 +28,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use promotion_core::Principal;
+use promotion_core::{Principal, Verification};
 use serde_json::{Map, Value};
 
 use crate::roster::Machine;
@@ -365,7 +366,15 @@ impl Roster {
         }
         match matched.as_slice() {
             [] => Err(OidcError::NoMatchingRule { mismatches }),
-            [one] => Ok(one.principal()),
+            [one] => Ok(one.principal().verified_by(Verification::Oidc {
+                roster: self.digest(),
+                issuer: issuer.to_owned(),
+                subject: claims
+                    .get("sub")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            })),
             many => Err(OidcError::Ambiguous(
                 many.iter().map(|m| m.id.to_string()).collect(),
             )),

@@ -179,6 +179,15 @@ fn a_github_actions_token_maps_to_its_machine_with_the_roster_groups() {
         .unwrap();
     assert_eq!(who.id, "ci-web-prod");
     assert!(who.in_group("deployers"));
+    // recorded as OIDC-verified, naming the roster, the issuer and the token's subject
+    assert_eq!(
+        who.verified,
+        Some(promotion_core::Verification::Oidc {
+            roster: roster().digest(),
+            issuer: GITHUB.into(),
+            subject: "repo:acme/web:environment:production".into(),
+        })
+    );
 }
 
 #[test]

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use promotion_core::{
-    ApprovalPolicy, Availability, Group, PhaseId, Pipeline, StageName, StageSpec,
+    ActionKind, ApprovalPolicy, Availability, Group, PhaseId, Pipeline, StageName, StageSpec,
+    VerificationKind,
 };
 
 use super::locate::{phase_path, StageLocs};
@@ -126,6 +127,10 @@ impl Instantiation<'_> {
         }
         if pipeline_doc.require_verified {
             builder = builder.require_verified();
+        }
+        let pipeline_path = [key("pipeline")];
+        for (action, kinds) in self.accept_rules(&pipeline_path, &pipeline_doc.accept, true)? {
+            builder = builder.accept(action, kinds);
         }
 
         let stages = match self.section("stages")? {
@@ -352,7 +357,40 @@ impl Instantiation<'_> {
         if let Some(s) = doc.soak {
             spec = spec.soak(s.0);
         }
+        for (action, kinds) in self.accept_rules(&path, &doc.accept, false)? {
+            spec = spec.accept(action, kinds);
+        }
         self.stages.push(locs);
         Ok(spec)
+    }
+
+    /// The `accept` table under `at` (`[pipeline]` or a stage), refused with its location when
+    /// a rule accepts nothing or a stage names `register`.
+    fn accept_rules(
+        &self,
+        at: &[Seg],
+        rules: &BTreeMap<ActionKind, Vec<VerificationKind>>,
+        pipeline_wide: bool,
+    ) -> Result<Vec<(ActionKind, Vec<VerificationKind>)>, ConfigError> {
+        let mut out = Vec::new();
+        for (action, kinds) in rules {
+            let problem = if kinds.is_empty() {
+                "accepts no verification, so nobody could do it; list some of `roster`, \
+                 `ssh_signature`, `oidc`"
+            } else if *action == ActionKind::Register && !pipeline_wide {
+                "is pipeline-wide (a release is registered before any stage); put it in \
+                 `[pipeline.accept]`"
+            } else {
+                out.push((*action, kinds.clone()));
+                continue;
+            };
+            let path = phase_path(at, &["accept", action.as_str()]);
+            return Err(self.doc.error(
+                ErrorKind::InvalidValue,
+                &path,
+                format!("`accept.{action}` {problem}"),
+            ));
+        }
+        Ok(out)
     }
 }

@@ -1,7 +1,9 @@
 //! The template's `[pipeline]` and `[[stages]]` sections as serde reads them: the shapes
 //! and defaults of every key, before the values are checked against the core types.
 
-use promotion_core::PhasePolicy;
+use std::collections::BTreeMap;
+
+use promotion_core::{ActionKind, PhasePolicy, VerificationKind};
 use serde::Deserialize;
 
 use crate::duration::DurationValue;
@@ -25,6 +27,9 @@ pub(super) struct PipelineDoc {
     pub(super) max_text_len: Option<usize>,
     #[serde(default)]
     pub(super) require_verified: bool,
+    /// `[pipeline.accept]`: action → the verifications accepted for it.
+    #[serde(default)]
+    pub(super) accept: BTreeMap<ActionKind, Vec<VerificationKind>>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -125,6 +130,9 @@ pub(super) struct StageDoc {
     pub(super) verification_policy: Option<PolicyDoc>,
     #[serde(default)]
     pub(super) soak: Option<DurationValue>,
+    /// `[stages.accept]`: action → the verifications accepted for it in this stage.
+    #[serde(default)]
+    pub(super) accept: BTreeMap<ActionKind, Vec<VerificationKind>>,
 }
 
 #[derive(Deserialize)]

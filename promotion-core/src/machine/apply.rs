@@ -331,6 +331,7 @@ mod tests {
             at: at(60),
             ..ev(EventBody::StageStarted {
                 stage: stage("dev"),
+                by: None,
             })
         };
         apply_mut(&mut s, &started);
@@ -343,6 +344,7 @@ mod tests {
 
         let by_engine = folded(vec![EventBody::StageStarted {
             stage: stage("dev"),
+            by: None,
         }]);
         assert_eq!(by_engine.stage("dev").started_by, None);
     }
@@ -356,6 +358,7 @@ mod tests {
         let s = folded(vec![
             EventBody::StageStarted {
                 stage: stage("dev"),
+                by: None,
             },
             gate_evaluated(PhaseId::Entry, 1, error()),
             gate_evaluated(PhaseId::Entry, 2, error()),
@@ -389,6 +392,7 @@ mod tests {
         let s = folded(vec![
             EventBody::StageStarted {
                 stage: stage("dev"),
+                by: None,
             },
             EventBody::PhaseWaiting {
                 stage: stage("dev"),
@@ -408,6 +412,7 @@ mod tests {
         let s = folded(vec![
             EventBody::StageStarted {
                 stage: stage("dev"),
+                by: None,
             },
             gate_evaluated(PhaseId::Entry, 1, Outcome::Inconclusive),
             EventBody::PhasePaused {
@@ -442,6 +447,7 @@ mod tests {
             folded(vec![
                 EventBody::StageStarted {
                     stage: stage("dev"),
+                    by: None,
                 },
                 gate_evaluated(phase, 1, Outcome::Fail),
                 EventBody::PhaseFailed {
@@ -650,6 +656,7 @@ mod tests {
             EventBody::RollbackStarted {
                 stage: stage("prod"),
                 reason: "errors".into(),
+                by: None,
             },
             EventBody::RollbackFailed {
                 stage: stage("prod"),
@@ -679,6 +686,7 @@ mod tests {
         let s = folded(vec![
             EventBody::StageStarted {
                 stage: stage("dev"),
+                by: None,
             },
             EventBody::StageAborted {
                 stage: stage("dev"),

@@ -237,6 +237,25 @@ pub enum Refusal {
         /// What they tried.
         action: &'static str,
     },
+    /// The pipeline accepts `action` in `stage` only from principals verified in another way
+    /// than the command's ([`Pipeline::accepted_for`](crate::Pipeline::accepted_for)).
+    #[error("`{principal}` may not {} {}: {} requires {}, and the command carries {}",
+        action.describe(),
+        stage.as_ref().map_or_else(|| "here".to_owned(), |s| format!("in stage `{s}`")),
+        action,
+        crate::verification::kind_list(required),
+        presented.map_or("no verification (the caller's word)", |k| k.as_str()),
+    )]
+    VerificationNotAccepted {
+        principal: PrincipalId,
+        action: crate::ActionKind,
+        /// `None` for registering, which has no stage.
+        stage: Option<StageName>,
+        /// How the command's principal was verified, if at all.
+        presented: Option<crate::VerificationKind>,
+        /// The kinds the pipeline accepts here.
+        required: std::collections::BTreeSet<crate::VerificationKind>,
+    },
     /// A comment, justification or reason is too long or holds a terminal control character.
     #[error(transparent)]
     Text(#[from] crate::text::TextError),
@@ -284,6 +303,7 @@ impl Refusal {
                 | Refusal::NotPrivileged { .. }
                 | Refusal::SelfDecision { .. }
                 | Refusal::Unverified { .. }
+                | Refusal::VerificationNotAccepted { .. }
         )
     }
 }

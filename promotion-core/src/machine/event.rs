@@ -218,7 +218,14 @@ pub enum EventBody {
     /// Every required upstream has promoted the release.
     StageReady { stage: StageName },
     /// Promotion into the stage began (entry gates start).
-    StageStarted { stage: StageName },
+    StageStarted {
+        stage: StageName,
+        /// The principal who started it, with how they were verified (an SSH-signed start
+        /// keeps its statement and signature here); `None` for the engine, and in logs
+        /// written before starts recorded it (the actor still names the person).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Principal>,
+    },
     /// A gate was evaluated.
     GateEvaluated {
         stage: StageName,
@@ -374,7 +381,15 @@ pub enum EventBody {
     /// The release is promoted in the stage.
     StagePromoted { stage: StageName },
     /// A rollback began.
-    RollbackStarted { stage: StageName, reason: String },
+    RollbackStarted {
+        stage: StageName,
+        reason: String,
+        /// The principal who asked for the rollback, with how they were verified; `None` for
+        /// the engine's own rollbacks (a failed gate or deployment, an abort, which records
+        /// its principal in `stage_aborted`) and in logs written before rollbacks recorded it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Principal>,
+    },
     /// The deployer failed to roll back; it is retried.
     RollbackFailed {
         stage: StageName,
@@ -581,7 +596,7 @@ impl EventBody {
         match self {
             Registered { .. } | PipelineVersionAdopted { .. } | AttemptRefused { .. } => None,
             StageReady { stage }
-            | StageStarted { stage }
+            | StageStarted { stage, .. }
             | GateEvaluated { stage, .. }
             | PhaseWaiting { stage, .. }
             | PhasePaused { stage, .. }

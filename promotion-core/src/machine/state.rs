@@ -361,7 +361,7 @@ impl OverrideRecord {
 ///     at: chrono::DateTime::UNIX_EPOCH,
 ///     actor: Actor::Engine,
 ///     request: None,
-///     body: EventBody::StageStarted { stage: StageName::new("test").unwrap() },
+///     body: EventBody::StageStarted { stage: StageName::new("test").unwrap(), by: None },
 /// };
 /// let state = ReleaseState::replay([&started]);
 /// let test = state.stage("test");

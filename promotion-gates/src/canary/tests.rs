@@ -493,6 +493,7 @@ fn the_gate_waits_until_the_window_holds_only_data_from_the_phase() {
         request: None,
         body: EventBody::StageStarted {
             stage: StageName::new("test").unwrap(),
+            by: None,
         },
     };
     let state = ReleaseState::replay([&ev]);

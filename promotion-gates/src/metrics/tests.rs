@@ -39,6 +39,7 @@ fn started(at: DateTime<Utc>) -> ReleaseState {
         request: None,
         body: EventBody::StageStarted {
             stage: StageName::new("test").unwrap(),
+            by: None,
         },
     };
     ReleaseState::replay([&ev])

@@ -78,6 +78,7 @@ fn state_with_change_record(risk: &str) -> ReleaseState {
             Actor::Engine,
             EventBody::StageStarted {
                 stage: stage.clone(),
+                by: None,
             },
         ),
         event(

@@ -26,6 +26,8 @@ mod approvals;
 mod attacks;
 mod phases;
 mod rollout;
+#[cfg(test)]
+mod verifications;
 
 pub use approvals::{approvals_under, ApprovalCheck};
 pub(crate) use approvals::{entry_digest, facts_of, valid_approvals};
@@ -47,6 +49,7 @@ pub fn decide(
         if let Some(r) = &state.release {
             return Err(Refusal::AlreadyRegistered(r.id()));
         }
+        check_verified(pipeline, command)?;
         d.emit(
             Actor::principal(initiator),
             EventBody::Registered {
@@ -92,28 +95,51 @@ pub fn decide(
     Ok(d.events)
 }
 
-/// Refuses a person's command without a verification where the pipeline requires one.
+/// Refuses a person's command whose verification the pipeline does not accept for the action
+/// in the stage ([`Pipeline::accepted_for`]), or, where it has no rule for it, without a
+/// verification when the pipeline [requires one](Pipeline::requires_verified).
 fn check_verified(pipeline: &Pipeline, command: &Command) -> Result<(), Refusal> {
-    if !pipeline.requires_verified() {
-        return Ok(());
-    }
-    let (principal, action) = match command {
-        Command::Start { by: Some(p), .. } => (p, "start a stage"),
-        Command::Approve { principal, .. } => (principal, "approve"),
-        Command::Reject { principal, .. } => (principal, "reject"),
-        Command::Override { principal, .. } => (principal, "override a gate"),
-        Command::Judge { principal, .. } => (principal, "judge a gate"),
-        Command::Abort { principal, .. } => (principal, "abort"),
-        Command::RollBack { principal, .. } => (principal, "roll back"),
+    use crate::ActionKind as A;
+    let (principal, action, stage) = match command {
+        Command::Register { initiator, .. } => (initiator, A::Register, None),
+        Command::Start { by: Some(p), stage } => (p, A::Start, Some(stage)),
+        Command::Approve {
+            principal, stage, ..
+        } => (principal, A::Approve, Some(stage)),
+        Command::Reject {
+            principal, stage, ..
+        } => (principal, A::Reject, Some(stage)),
+        Command::Override {
+            principal, stage, ..
+        } => (principal, A::Override, Some(stage)),
+        Command::Judge {
+            principal, stage, ..
+        } => (principal, A::Judge, Some(stage)),
+        Command::Abort {
+            principal, stage, ..
+        } => (principal, A::Abort, Some(stage)),
+        Command::RollBack {
+            principal, stage, ..
+        } => (principal, A::RollBack, Some(stage)),
         _ => return Ok(()),
     };
-    if principal.verified.is_some() {
-        return Ok(());
+    let presented = principal.verified.as_ref().map(crate::Verification::kind);
+    match pipeline.accepted_for(stage.map(StageName::as_str), action) {
+        Some(required) if presented.is_some_and(|k| required.contains(&k)) => Ok(()),
+        Some(required) => Err(Refusal::VerificationNotAccepted {
+            principal: principal.id.clone(),
+            action,
+            stage: stage.cloned(),
+            presented,
+            required: required.clone(),
+        }),
+        None if presented.is_some() || !pipeline.requires_verified() => Ok(()),
+        None if action == A::Register => Ok(()),
+        None => Err(Refusal::Unverified {
+            principal: principal.id.clone(),
+            action: action.describe(),
+        }),
     }
-    Err(Refusal::Unverified {
-        principal: principal.id.clone(),
-        action,
-    })
 }
 
 /// Bounds the free text of a person's command and refuses terminal controls in it

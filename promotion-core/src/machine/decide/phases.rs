@@ -44,6 +44,7 @@ impl<'a> Decision<'a> {
             actor,
             EventBody::StageStarted {
                 stage: name.clone(),
+                by: by.cloned(),
             },
         );
         Ok(())
@@ -302,6 +303,7 @@ impl<'a> Decision<'a> {
                 EventBody::RollbackStarted {
                     stage: spec.name.clone(),
                     reason: text,
+                    by: None,
                 },
             );
         }
@@ -527,6 +529,7 @@ mod tests {
                 },
                 EventBody::StageStarted {
                     stage: stage("dev"),
+                    by: None,
                 },
             ]);
     }

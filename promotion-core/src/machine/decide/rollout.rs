@@ -109,6 +109,7 @@ impl<'a> Decision<'a> {
                         EventBody::RollbackStarted {
                             stage: name.clone(),
                             reason: format!("deployment of step {} failed: {error}", step + 1),
+                            by: None,
                         },
                     );
                 }
@@ -175,6 +176,7 @@ impl<'a> Decision<'a> {
                 EventBody::RollbackStarted {
                     stage: name.clone(),
                     reason: format!("aborted by {}: {reason}", p.id),
+                    by: None,
                 },
             );
         }
@@ -228,6 +230,7 @@ impl<'a> Decision<'a> {
             EventBody::RollbackStarted {
                 stage: name.clone(),
                 reason: format!("{}: {reason}", p.id),
+                by: Some(p.clone()),
             },
         );
         Ok(())
@@ -344,6 +347,7 @@ mod tests {
                 EventBody::RollbackStarted {
                     stage: stage("prod"),
                     reason: "deployment of step 1 failed: quota exceeded".into(),
+                    by: None,
                 },
             ]
         );
@@ -401,6 +405,7 @@ mod tests {
                     EventBody::RollbackStarted {
                         stage: stage("prod"),
                         reason: "gate `errors` failed in the analysis of step 1 phase".into(),
+                        by: None,
                     }
                 );
             });
@@ -531,6 +536,7 @@ mod tests {
                     EventBody::RollbackStarted {
                         stage: stage("prod"),
                         reason: "aborted by ann: wrong build".into(),
+                        by: None,
                     }
                 );
             });
@@ -590,6 +596,7 @@ mod tests {
             .then_events([EventBody::RollbackStarted {
                 stage: stage("prod"),
                 reason: "ann: latency".into(),
+                by: Some(sre("ann")),
             }]);
     }
 
