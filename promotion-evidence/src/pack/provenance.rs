@@ -301,6 +301,7 @@ mod tests {
                 version: 3,
                 at,
                 prev: [0; 32],
+                schema: promotion_audit::entry::SCHEMA_JCS,
                 event,
             },
         }
